@@ -1,0 +1,22 @@
+# One calibration set per recipe: C4 windows, MathR gold solutions, SGR, SSGR (eq. 1), ...
+
+
+rule calibrate:
+    input:
+        unpack(calibration_inputs),
+    output:
+        paths.calibration("{model}", "{recipe}"),
+    log:
+        log_path("calibrate", "{model}", "{recipe}"),
+    params:
+        spec=lambda w: json.dumps(RECIPE_DEFS[w.recipe], sort_keys=True),
+        sources=calibration_args,
+        cal=config["calibration"],
+        seed=config["seed"],
+        data_dir=DATA_DIR_ARG,
+    conda:
+        ENV
+    shell:
+        "prunebench calibrate --model {input.model} --recipe {wildcards.recipe} --spec {params.spec:q} "
+        "--sequences {params.cal[sequences]} --max-length {params.cal[max_length]} --seed {params.seed} "
+        "{params.sources} {params.data_dir} --out {output} 2> {log}"

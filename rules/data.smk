@@ -1,0 +1,28 @@
+# Normalized records of every dataset the run reads, from the local mirror or the hub.
+
+
+rule data:
+    output:
+        paths.data("{dataset}"),
+    log:
+        log_path("data", "{dataset}"),
+    params:
+        data_dir=DATA_DIR_ARG,
+    conda:
+        ENV
+    shell:
+        "prunebench data --dataset {wildcards.dataset} {params.data_dir} --out {output} 2> {log}"
+
+
+rule prepare_model:
+    output:
+        paths.model_json("{model}"),
+    log:
+        log_path("models", "{model}"),
+    params:
+        entry=model_output_entry,
+        out=lambda w: paths.model_dir(w.model),
+    conda:
+        ENV
+    shell:
+        "prunebench prepare-model --name {wildcards.model} --entry {params.entry:q} --out {params.out} 2> {log}"

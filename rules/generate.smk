@@ -1,0 +1,25 @@
+# The dense model answers each source problem n times (the pool SGR and SSGR select from).
+
+
+rule generate:
+    input:
+        data=paths.data("{dataset}"),
+        model=paths.model_json("{model}"),
+    output:
+        paths.generations("{model}", "{dataset}"),
+    log:
+        log_path("generate", "{model}", "{dataset}"),
+    params:
+        problems=lambda w: scaled(config["self_generation"]["sources"][w.dataset]),
+        gen=config["self_generation"],
+        seed=config["seed"],
+        runtime=runtime_args,
+        data_dir=DATA_DIR_ARG,
+    conda:
+        ENV
+    shell:
+        "prunebench generate --model {input.model} --dataset {wildcards.dataset} --data {input.data} "
+        "{params.data_dir} --count {params.problems} --samples {params.gen[samples]} "
+        "--temperature {params.gen[temperature]} --top-p {params.gen[top_p]} "
+        "--max-new-tokens {params.gen[max_new_tokens]} --seed {params.seed} {params.runtime} "
+        "--out {output} 2> {log}"

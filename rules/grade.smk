@@ -1,0 +1,20 @@
+# math-verify on the answer after the think span, plus the quality filters.
+
+
+rule grade:
+    input:
+        data=paths.data("{dataset}"),
+        generations=paths.generations("{model}", "{dataset}"),
+        model=paths.model_json("{model}"),
+    output:
+        paths.graded("{model}", "{dataset}"),
+    log:
+        log_path("grade", "{model}", "{dataset}"),
+    params:
+        grading=config["grading"],
+    conda:
+        ENV
+    shell:
+        "prunebench grade --model {input.model} --dataset {wildcards.dataset} --data {input.data} "
+        "--generations {input.generations} --timeout {params.grading[timeout_seconds]} "
+        "--workers {params.grading[workers]} --out {output} 2> {log}"

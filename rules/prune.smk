@@ -1,0 +1,19 @@
+# SparseGPT / Wanda / magnitude, layer by layer, on one calibration set.
+
+
+rule prune:
+    input:
+        model=paths.model_json("{model}"),
+        calibration=paths.calibration("{model}", "{recipe}"),
+    output:
+        directory(paths.pruned("{model}", "{method}", "{recipe}")),
+    log:
+        log_path("prune", "{model}", "{method}", "{recipe}"),
+    params:
+        blocksize=config["pruning"]["blocksize"],
+        percdamp=config["pruning"]["percdamp"],
+    conda:
+        ENV
+    shell:
+        "prunebench prune --model {input.model} --calibration {input.calibration} --method {wildcards.method} "
+        "--blocksize {params.blocksize} --percdamp {params.percdamp} --out {output} 2> {log}"

@@ -1,0 +1,81 @@
+# Tables and figures of the paper from the metrics, then the HTML page and the LaTeX paper.
+
+
+rule table:
+    input:
+        lambda w: pb_tables.required_metrics(config, int(w.n)),
+    output:
+        csv=paths.table("{n}", "csv"),
+        json=paths.table("{n}", "json"),
+    log:
+        log_path("tables", "table{n}"),
+    params:
+        config=config_json(),
+    conda:
+        ENV
+    shell:
+        "prunebench table --number {wildcards.n} --config-json {params.config:q} "
+        "--out-csv {output.csv} --out-json {output.json} 2> {log}"
+
+
+rule figure:
+    input:
+        lambda w: pb_tables.required_metrics(config, int(w.n), "figure"),
+    output:
+        svg=paths.figure("{n}", "svg"),
+        pdf=paths.figure("{n}", "pdf"),
+        json=paths.figure("{n}", "json"),
+    log:
+        log_path("figures", "figure{n}"),
+    params:
+        config=config_json(),
+    conda:
+        ENV
+    shell:
+        "prunebench figure --number {wildcards.n} --config-json {params.config:q} "
+        "--out-svg {output.svg} --out-pdf {output.pdf} --out-json {output.json} 2> {log}"
+
+
+rule report:
+    input:
+        tables=expand(paths.table("{n}", "{ext}"), n=pb_tables.ALL_TABLES, ext=["csv", "json"]),
+        figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
+        graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
+        calibration=expand(paths.calibration("{model}", "{recipe}"), model=MODELS, recipe=RECIPES),
+        templates=["report/templates/index.html.j2", "report/templates/paper.tex.j2"],
+        paper="report/paper.yaml",
+    output:
+        html=paths.report("index.html"),
+        tex=paths.report("paper.tex"),
+    log:
+        log_path("report"),
+    params:
+        config=config_json(),
+    conda:
+        ENV
+    shell:
+        "prunebench report --config-json {params.config:q} --templates report/templates "
+        "--paper {input.paper} --out-html {output.html} --out-tex {output.tex} 2> {log}"
+
+
+# One target per table and figure of the paper: `snakemake table2`, `snakemake figure1`, ...
+for _n in pb_tables.ALL_TABLES:
+
+    rule:
+        name:
+            f"table{_n}"
+        input:
+            paths.table(_n, "csv"),
+            paths.table(_n, "json"),
+        localrule: True
+
+
+for _n in pb_tables.ALL_FIGURES:
+
+    rule:
+        name:
+            f"figure{_n}"
+        input:
+            paths.figure(_n, "svg"),
+            paths.figure(_n, "pdf"),
+        localrule: True

@@ -1,0 +1,225 @@
+"""Calibration recipes: which token sequences a pruning method sees, and why each was chosen.
+
+Every recipe is a registry entry taking a `Context` and its config entry and returning
+`Sequence`s. The selection rules themselves (eq. 1 of the paper, difficulty from the correctness
+ratio) are pure functions over plain numbers so that they can be tested on crafted cases.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .io import InputError
+from .prompts import build_prompt, conversation, end_of_turn, without_thinking
+
+
+@dataclass
+class Sequence:
+    input_ids: list[int]
+    source: str
+    why: str
+    problem_id: str | None = None
+    sample: int | None = None
+    meta: dict = field(default_factory=dict)
+
+    def record(self, index: int, tokenizer) -> dict:
+        return {"index": index, "source": self.source, "problem_id": self.problem_id, "sample": self.sample,
+                "tokens": len(self.input_ids), "why": self.why, "meta": self.meta,
+                "text": tokenizer.decode(self.input_ids), "input_ids": self.input_ids}
+
+
+@dataclass
+class Context:
+    tokenizer: object
+    entry: dict  # the model's config entry (chat template, think tags, ...)
+    sequences: int
+    max_length: int
+    seed: int
+    problems: dict[str, list[dict]]  # dataset -> normalized records (with question text)
+    graded: dict[str, list[dict]]  # dataset -> graded self-generated samples
+    instructions: dict[str, str]  # dataset -> instruction appended to its questions
+
+    def tokens(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prompt_tokens(self, dataset: str, question: str) -> int:
+        return len(self.tokens(build_prompt(self.tokenizer, self.entry, question, self.instructions[dataset])))
+
+    def exchange(self, dataset: str, question: str, response: str) -> list[int]:
+        text = conversation(self.tokenizer, self.entry, question, self.instructions[dataset], response)
+        return self.tokens(text)[: self.max_length]
+
+
+# ---------------------------------------------------------------- pure selection rules
+
+def correctness_ratio(samples: list[dict]) -> float:
+    """c = k / n: correct responses over all responses of one problem."""
+    return sum(1 for s in samples if s["correct"]) / len(samples) if samples else 0.0
+
+
+def difficulty_band(c: float) -> str:
+    """The paper's bands by the dense model's own accuracy: Easy c = 1, Medium c > 0.5, Hard c <= 0.5."""
+    if c >= 1.0:
+        return "easy"
+    return "medium" if c > 0.5 else "hard"
+
+
+def select_by_length(lengths: list[int], budget: int) -> tuple[int, str]:
+    """Eq. 1: index of the response to keep among candidates of the given token lengths, and the case.
+
+    Candidates are ordered by length (ties by position); the median is the one at index floor(n/2)
+    of that order (0-based: the middle one for odd n, the upper middle for even n). It is kept if it
+    fits the budget l' = l - l_q; else the longest that fits; else the shortest of all.
+    """
+    if not lengths:
+        raise ValueError("select_by_length needs at least one candidate")
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    median = order[len(order) // 2]
+    if lengths[median] <= budget:
+        return median, "median fits"
+    fitting = [i for i in order if lengths[i] <= budget]
+    if fitting:
+        return fitting[-1], "median too long; longest that fits"
+    return order[0], "nothing fits; shortest"
+
+
+def choose(items: list, count: int, seed: int, salt: str) -> list:
+    """A seeded choice of `count` items (all of them, in order, if there are not more)."""
+    if len(items) <= count:
+        return list(items)
+    picked = sorted(random.Random(f"{seed}:{salt}").sample(range(len(items)), count))
+    return [items[i] for i in picked]
+
+
+# ---------------------------------------------------------------- recipes
+
+def _by_problem(ctx: Context) -> list[tuple[str, str, list[dict]]]:
+    """(dataset, problem id, samples sorted by sample index) for every self-generated problem."""
+    out = []
+    for dataset, samples in ctx.graded.items():
+        grouped: dict[str, list[dict]] = defaultdict(list)
+        for s in samples:
+            grouped[s["id"]].append(s)
+        for pid, group in grouped.items():  # problems in file order
+            out.append((dataset, pid, sorted(group, key=lambda s: s["sample"])))
+    return out
+
+
+def _questions(ctx: Context) -> dict[str, str]:
+    return {r["id"]: r["question"] for records in ctx.problems.values() for r in records}
+
+
+def recipe_pretraining(ctx: Context, spec: dict) -> list[Sequence]:
+    """Seeded random windows of exactly `max_length` tokens from documents long enough to hold one."""
+    rng = random.Random(f"{ctx.seed}:pretraining:{','.join(spec['datasets'])}")
+    docs = [(d, r) for d in spec["datasets"] for r in ctx.problems[d]]
+    tokenized: dict[int, list[int]] = {}
+    out, tries = [], 0
+    while len(out) < ctx.sequences:
+        tries += 1
+        if tries > 100 * ctx.sequences + 1000:
+            raise InputError(f"calibration: {', '.join(spec['datasets'])} has too few documents longer than "
+                             f"{ctx.max_length} tokens for {ctx.sequences} windows")
+        index = rng.randrange(len(docs))
+        if index not in tokenized:
+            tokenized[index] = ctx.tokens(docs[index][1]["text"])
+        ids = tokenized[index]
+        if len(ids) <= ctx.max_length:
+            continue
+        start = rng.randrange(len(ids) - ctx.max_length)
+        dataset, doc = docs[index]
+        out.append(Sequence(ids[start:start + ctx.max_length], dataset, f"random window at token {start}",
+                            problem_id=doc["id"]))
+    return out
+
+
+def recipe_gold(ctx: Context, spec: dict) -> list[Sequence]:
+    """MathR: gold worked solutions of the source problems in the model's chat format."""
+    pool = [(d, r) for d in spec["datasets"] for r in ctx.problems[d] if r.get("solution")]
+    out = []
+    for dataset, record in choose(pool, ctx.sequences, ctx.seed, "gold:" + ",".join(spec["datasets"])):
+        ids = ctx.exchange(dataset, record["question"], record["solution"])
+        out.append(Sequence(ids, dataset, "gold solution", problem_id=record["id"]))
+    return out
+
+
+def _first_valid_correct(samples: list[dict]) -> dict | None:
+    return next((s for s in samples if s["correct"] and not s["filters"]), None)
+
+
+def _self_generated(ctx: Context, spec: dict, transform: Callable[[str], str], label: str) -> list[Sequence]:
+    questions = _questions(ctx)
+    pool = [(d, pid, s) for d, pid, samples in _by_problem(ctx) if (s := _first_valid_correct(samples))]
+    out = []
+    for dataset, pid, sample in choose(pool, ctx.sequences, ctx.seed, label):
+        ids = ctx.exchange(dataset, questions[pid], transform(sample["text"]))
+        out.append(Sequence(ids, dataset, "first correct response", problem_id=pid, sample=sample["sample"]))
+    return out
+
+
+def recipe_sgr(ctx: Context, spec: dict) -> list[Sequence]:
+    """SGR: the first correct response (that passes the quality filters) of each problem."""
+    return _self_generated(ctx, spec, lambda text: text, "sgr")
+
+
+def recipe_sgr_without_thinking(ctx: Context, spec: dict) -> list[Sequence]:
+    """SGR with the thinking removed from each response (Table 3's ablation)."""
+    think, prefix = ctx.entry.get("think"), ctx.entry.get("response_prefix", "")
+    return _self_generated(ctx, spec, lambda text: without_thinking(text, think, prefix), "sgr_nothink")
+
+
+def recipe_ssgr(ctx: Context, spec: dict) -> list[Sequence]:
+    """SSGR: problems with c <= tau; among their valid correct responses, the one eq. 1 picks."""
+    tau = spec.get("tau", 0.75)
+    questions = _questions(ctx)
+    eot = len(ctx.tokens(end_of_turn(ctx.tokenizer)))
+    pool = []
+    for dataset, pid, samples in _by_problem(ctx):
+        c = correctness_ratio(samples)
+        candidates = [s for s in samples if s["correct"] and not s["filters"]]
+        if c > tau or not candidates:
+            continue
+        budget = ctx.max_length - ctx.prompt_tokens(dataset, questions[pid])
+        lengths = [len(ctx.tokens(s["text"])) + eot for s in candidates]
+        index, case = select_by_length(lengths, budget)
+        pool.append((dataset, pid, candidates[index],
+                     f"c={c:.2f} <= tau={tau:g} ({difficulty_band(c)}); {case} "
+                     f"({lengths[index]} of budget {budget} tokens, {len(candidates)} candidates)"))
+    out = []
+    for dataset, pid, sample, why in choose(pool, ctx.sequences, ctx.seed, f"ssgr:{tau}"):
+        ids = ctx.exchange(dataset, questions[pid], sample["text"])
+        out.append(Sequence(ids, dataset, why, problem_id=pid, sample=sample["sample"]))
+    return out
+
+
+RECIPES: dict[str, Callable[[Context, dict], list[Sequence]]] = {
+    "pretraining": recipe_pretraining,
+    "gold": recipe_gold,
+    "sgr": recipe_sgr,
+    "sgr_nothink": recipe_sgr_without_thinking,
+    "ssgr": recipe_ssgr,
+}
+
+
+def needs(spec: dict, self_generation_sources: list[str]) -> tuple[list[str], list[str]]:
+    """(datasets whose normalized records the recipe reads, datasets whose graded samples it reads)."""
+    if spec["type"] in ("pretraining", "gold"):
+        return list(spec["datasets"]), []
+    return list(self_generation_sources), list(self_generation_sources)
+
+
+def build(ctx: Context, name: str, spec: dict) -> list[Sequence]:
+    sequences = RECIPES[spec["type"]](ctx, spec)
+    if not sequences:
+        raise InputError(f"calibration recipe {name!r} selected no sequences (no eligible problems or documents)")
+    return sequences
+
+
+def summary(sequences: list[Sequence], requested: int) -> dict:
+    lengths = [len(s.input_ids) for s in sequences]
+    return {"requested": requested, "selected": len(sequences), "tokens": sum(lengths),
+            "mean_tokens": sum(lengths) / len(lengths), "sources": sorted({s.source for s in sequences})}
+

@@ -1,0 +1,399 @@
+"""`prunebench <stage>`: the commands the workflow's rules call, one per stage.
+
+Each command reads its inputs, calls the stage's pure core, and writes its outputs atomically with
+provenance. Bad input ends the command with one line naming the file, field or line, and no output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from . import datasets, paths
+from .io import InputError, iter_jsonl, require_fields, write_json, write_jsonl
+from .provenance import provenance
+
+log = logging.getLogger("prunebench")
+
+
+# ---------------------------------------------------------------- helpers
+
+def _json_arg(text: str, flag: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{flag}: not valid JSON ({err.msg})") from None
+
+
+def _named_paths(items: list[str] | None, flag: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise InputError(f"{flag} {item!r}: expected NAME=PATH")
+        out[name] = path
+    return out
+
+
+def _problems(dataset: str, data_path: str, count: int | None, seed: int, data_dir: str | None) -> list[dict]:
+    """A seeded subset of a normalized dataset file, with sealed question text restored in memory."""
+    records = [r for r in iter_jsonl(data_path)]
+    for lineno, record in enumerate(records, 2):
+        require_fields(record, ("id", "question", "answer"), f"{data_path}:{lineno}")
+    if count is not None:
+        records = datasets.subset(records, count, seed, dataset)
+    return [dict(r, dataset=dataset) for r in datasets.hydrate(dataset, records, data_dir)]
+
+
+def _generate(args, problems: list[dict], work_dir: str, label: str) -> list[dict]:
+    """Samples for every (problem, sample index), one pooled run over problems of any datasets."""
+    from .generation import Request, Sampling, make_backend, request_seed, run_sharded
+    from .models import load_tokenizer, model_info
+    from .prompts import build_prompt
+
+    info = model_info(args.model)
+    entry = dict(info["entry"], batch_size=args.batch_size, tensor_parallel=args.tensor_parallel)
+    tokenizer = load_tokenizer(args.model)
+    requests = [Request(p["id"], s, build_prompt(tokenizer, entry, p["question"],
+                                                 datasets.get(p["dataset"]).instruction),
+                        request_seed(args.seed, p["id"], s)) for p in problems for s in range(args.samples)]
+    sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
+    by_id = {p["id"]: p for p in problems}
+    return run_sharded(lambda: make_backend(args.backend, args.model, entry, args.device), requests, sampling,
+                       work_dir, model_key=json.dumps([info.get("path"), info.get("revision")]),
+                       extra=lambda r: {"dataset": by_id[r.id]["dataset"], "meta": by_id[r.id].get("meta", {})},
+                       label=label)
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a prepared model.json or a model/checkpoint directory")
+    p.add_argument("--data-dir", default=None, help="the local mirror (for sealed datasets)")
+    p.add_argument("--samples", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-new-tokens", type=int, default=32768)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="hf")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--tensor-parallel", type=int, default=1)
+    p.add_argument("--device", default=None)
+    p.add_argument("--label", default=None, help="name shown in progress lines")
+
+
+def _sampling_params(args, **extra) -> dict:
+    return {**extra, "samples": args.samples, "temperature": args.temperature, "top_p": args.top_p,
+            "max_new_tokens": args.max_new_tokens, "backend": args.backend}
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_validate_config(args) -> None:
+    from .config import load
+
+    config = load(args.config)
+    print(f"{args.config}: valid ({len(config['models'])} model(s))")
+
+
+def cmd_prepare_model(args) -> None:
+    from .models import prepare
+
+    entry = _json_arg(args.entry, "--entry")
+    info = prepare(args.name, entry, args.out)
+    log.info("model %s ready at %s (%s)", args.name, info["path"], info["revision"])
+
+
+def cmd_data(args) -> None:
+    records, origins = datasets.load(args.dataset, args.data_dir)
+    inputs = [o for o in origins if Path(o).exists()]
+    prov = provenance(inputs, params={"dataset": args.dataset, "origins": origins})
+    count = write_jsonl(args.out, records, provenance=prov)
+    log.info("%s: %d records from %s", args.dataset, count, ", ".join(origins))
+
+
+def cmd_generate(args) -> None:
+    from .models import model_info
+
+    problems = _problems(args.dataset, args.data, args.count, args.seed, args.data_dir)
+    work = args.out + ".parts"
+    samples = _generate(args, problems, work, args.label or args.dataset)
+    prov = provenance([args.data, args.model], model=model_info(args.model), seed=args.seed,
+                      params=_sampling_params(args, dataset=args.dataset, count=args.count))
+    write_jsonl(args.out, samples, provenance=prov)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _grade(args, samples: list[dict], problems: list[dict], where: str) -> list[dict]:
+    from .grading import grade_records
+    from .models import model_info
+
+    entry = model_info(args.model)["entry"]
+    gold = {p["id"]: str(p["answer"]) for p in problems}
+    kind = {p["id"]: datasets.get(p["dataset"]).kind for p in problems}
+    missing = sorted({s["id"] for s in samples} - set(gold))
+    if missing:
+        raise InputError(f"{where}: no problem with id {missing[0]!r} (and {len(missing) - 1} more) "
+                         f"that the samples refer to")
+    return grade_records(samples, gold, kind, think=entry.get("think"),
+                         response_prefix=entry.get("response_prefix", ""), timeout=args.timeout,
+                         workers=args.workers)
+
+
+def cmd_grade(args) -> None:
+    from .models import model_info
+
+    problems = [dict(r, dataset=args.dataset) for r in iter_jsonl(args.data)]
+    samples = list(iter_jsonl(args.generations))
+    for lineno, s in enumerate(samples, 2):
+        require_fields(s, ("id", "sample", "text", "tokens", "finish"), f"{args.generations}:{lineno}")
+    graded = _grade(args, samples, problems, args.data)
+    prov = provenance([args.data, args.generations], model=model_info(args.model),
+                      params={"timeout_seconds": args.timeout})
+    write_jsonl(args.out, graded, provenance=prov)
+    log.info("%s: %d of %d samples correct", args.dataset, sum(g["correct"] for g in graded), len(graded))
+
+
+def cmd_calibrate(args) -> None:
+    from . import calibration
+    from .models import load_tokenizer, model_info
+
+    spec = _json_arg(args.spec, "--spec")
+    data = _named_paths(args.data, "--data")
+    graded = _named_paths(args.graded, "--graded")
+    info = model_info(args.model)
+    ctx = calibration.Context(
+        tokenizer=load_tokenizer(args.model), entry=info["entry"], sequences=args.sequences,
+        max_length=args.max_length, seed=args.seed,
+        problems={d: datasets.hydrate(d, iter_jsonl(p), args.data_dir) for d, p in data.items()},
+        graded={d: list(iter_jsonl(p)) for d, p in graded.items()},
+        instructions={d: datasets.get(d).instruction for d in data},
+    )
+    sequences = calibration.build(ctx, args.recipe, spec)
+    summary = calibration.summary(sequences, args.sequences)
+    prov = provenance(list(data.values()) + list(graded.values()) + [args.model], model=info, seed=args.seed,
+                      params={"recipe": args.recipe, "spec": spec, "max_length": args.max_length, **summary})
+    write_jsonl(args.out, (s.record(i, ctx.tokenizer) for i, s in enumerate(sequences)), provenance=prov)
+    log.info("%s: %d of %d sequences, %d tokens", args.recipe, summary["selected"], args.sequences, summary["tokens"])
+
+
+def read_calibration(path: str, tokenizer) -> list:
+    """Token id tensors from a calibration JSONL whose lines hold `input_ids` or `text`."""
+    import torch
+
+    sequences = []
+    for lineno, record in enumerate(iter_jsonl(path), 1):
+        if "input_ids" in record:
+            ids = record["input_ids"]
+            if not isinstance(ids, list) or not ids or not all(isinstance(t, int) and t >= 0 for t in ids):
+                raise InputError(f"{path}: sequence {lineno}: input_ids must be a non-empty list of token ids")
+        elif isinstance(record.get("text"), str) and record["text"]:
+            ids = tokenizer(record["text"])["input_ids"]
+        else:
+            raise InputError(f"{path}: sequence {lineno}: needs 'input_ids' or a non-empty 'text'")
+        if max(ids) >= len(tokenizer) and max(ids) >= getattr(tokenizer, "vocab_size", 0):
+            raise InputError(f"{path}: sequence {lineno}: token id {max(ids)} is outside the vocabulary")
+        sequences.append(torch.tensor(ids, dtype=torch.long))
+    if not sequences:
+        raise InputError(f"{path}: no calibration sequences")
+    return sequences
+
+
+def cmd_prune(args) -> None:
+    from .io import atomic_dir
+    from .models import copy_tokenizer_files, load_model, load_tokenizer, model_dir, model_info
+    from .pruning import PruneSpec, parse_method, prune_model
+
+    name = args.method
+    if args.sparsity is not None and args.pattern is not None:
+        raise InputError("--sparsity and --pattern exclude each other")
+    if args.sparsity is not None:
+        name = f"{args.method}-{args.sparsity:g}"
+    elif args.pattern is not None:
+        n, _, m = args.pattern.partition(":")
+        name = f"{args.method}-{n}of{m}"
+    try:
+        spec: PruneSpec = parse_method(name)
+    except ValueError as err:
+        raise InputError(f"--method: {err}") from None
+    info = model_info(args.model)
+    entry = info["entry"]
+    tokenizer = load_tokenizer(args.model)
+    calibration = read_calibration(args.calibration, tokenizer)
+    model = load_model(args.model, args.dtype or entry["dtype"], args.device)
+    report = prune_model(model, calibration, spec, layers_path=args.layers or entry["layers"],
+                         skip_modules=entry.get("skip_modules", []), blocksize=args.blocksize,
+                         percdamp=args.percdamp, true_sequential=args.true_sequential, device=args.device,
+                         log=log.info)
+    with atomic_dir(args.out) as staging:
+        model.save_pretrained(staging)
+        copy_tokenizer_files(model_dir(args.model), staging)
+        base = {k: info[k] for k in ("name", "revision", "entry") if k in info}
+        write_json(staging / "sparsity.json", {
+            **report, "method": spec.name, "model": base,
+            "calibration_file": args.calibration,
+            "provenance": provenance([args.calibration, args.model], model=base,
+                                     params={"blocksize": args.blocksize, "percdamp": args.percdamp,
+                                             "true_sequential": args.true_sequential}),
+        })
+    log.info("%s: overall sparsity %.4f in %.1f s", spec.name, report["overall_sparsity"], report["wall_seconds"])
+
+
+def cmd_evaluate(args) -> None:
+    """All benchmarks of one model in one pooled run; samples and metrics written per benchmark."""
+    from .evaluation import metrics
+    from .models import model_info
+
+    data, counts = _named_paths(args.data, "--data"), _named_paths(args.count, "--count")
+    problems = [p for bench, path in data.items()
+                for p in _problems(bench, path, int(counts[bench]) if bench in counts else None, args.seed,
+                                   args.data_dir)]
+    out_dir = Path(args.out_dir)
+    work = str(out_dir) + ".parts"
+    samples = _generate(args, problems, work, args.label or str(out_dir))
+    graded = _grade(args, samples, problems, ", ".join(data.values()))
+    info = {k: v for k, v in model_info(args.model).items() if k != "entry"}
+    for bench, path in data.items():
+        bench_samples = [g for g in graded if g["dataset"] == bench]
+        prov = provenance([path, args.model], model=info, seed=args.seed,
+                          params=_sampling_params(args, benchmark=bench, count=counts.get(bench)))
+        write_jsonl(out_dir / f"{bench}.jsonl", bench_samples, provenance=prov)
+        result = metrics(bench_samples, group_by="level" if bench == "wordproblems" else None)
+        write_json(out_dir / f"{bench}.json", {"benchmark": bench, **result, "provenance": prov})
+        log.info("%s: pass@1 %.1f%% over %d problems", bench, result["pass@1"], result["problems"])
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def cmd_table(args) -> None:
+    from .tables import write_table
+
+    write_table(_json_arg(args.config_json, "--config-json"), args.number, args.out_csv, args.out_json)
+
+
+def cmd_figure(args) -> None:
+    from .figures import write_figure
+
+    write_figure(_json_arg(args.config_json, "--config-json"), args.number, args.out_svg, args.out_pdf,
+                 args.out_json)
+
+
+def cmd_report(args) -> None:
+    from .report import render
+
+    render(_json_arg(args.config_json, "--config-json"), ".", args.templates, args.paper, args.out_html,
+           args.out_tex)
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate-config", help="check a workflow config against the schema")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_validate_config)
+
+    p = sub.add_parser("prepare-model", help="resolve a model entry to a loadable checkpoint (model.json)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--entry", required=True, help="the model's config entry as JSON")
+    p.add_argument("--out", required=True, help="output directory (receives model.json)")
+    p.set_defaults(func=cmd_prepare_model)
+
+    p = sub.add_parser("data", help="normalize a dataset from the local mirror or the hub")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("generate", help="sample responses of the dense model (resumable)")
+    _add_sampling(p)
+    p.add_argument("--dataset", required=True, help="registry name of the dataset")
+    p.add_argument("--data", required=True, help="the dataset's normalized JSONL")
+    p.add_argument("--count", type=int, default=None, help="problems to take (a seeded subset)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("grade", help="grade generated responses and apply the quality filters")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--generations", required=True)
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("calibrate", help="build a calibration set with a recipe")
+    p.add_argument("--model", required=True)
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--spec", required=True, help="the recipe's config entry as JSON")
+    p.add_argument("--sequences", type=int, default=128)
+    p.add_argument("--max-length", type=int, default=16384)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", action="append", help="DATASET=normalized.jsonl (repeatable)")
+    p.add_argument("--graded", action="append", help="DATASET=graded.jsonl (repeatable)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("prune", help="prune a model layer by layer on calibration data")
+    p.add_argument("--model", required=True)
+    p.add_argument("--calibration", required=True, help="JSONL with input_ids or text per line")
+    p.add_argument("--method", required=True, help="sparsegpt | wanda | magnitude, or a full name like sparsegpt-0.5")
+    p.add_argument("--sparsity", type=float, default=None)
+    p.add_argument("--pattern", default=None, help="N:M, e.g. 2:4")
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--layers", default=None, help="attribute path of the decoder layers (default: the entry's)")
+    p.add_argument("--blocksize", type=int, default=128)
+    p.add_argument("--percdamp", type=float, default=0.01)
+    p.add_argument("--true-sequential", action="store_true")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("evaluate", help="generate, grade and score benchmarks (resumable)")
+    _add_sampling(p)
+    p.add_argument("--data", action="append", required=True, help="BENCHMARK=normalized.jsonl (repeatable)")
+    p.add_argument("--count", action="append", help="BENCHMARK=N problems, a seeded subset (default: all)")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--out-dir", required=True, help="receives BENCHMARK.jsonl (samples) and BENCHMARK.json (metrics)")
+    p.set_defaults(func=cmd_evaluate)
+
+    for name, func, outs in (("table", cmd_table, ("--out-csv", "--out-json")),
+                             ("figure", cmd_figure, ("--out-svg", "--out-pdf", "--out-json"))):
+        p = sub.add_parser(name, help=f"assemble a {name} of the paper from results")
+        p.add_argument("--number", type=int, required=True)
+        p.add_argument("--config-json", required=True)
+        for out in outs:
+            p.add_argument(out, required=True)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("report", help="render the HTML page and the LaTeX paper")
+    p.add_argument("--config-json", required=True)
+    p.add_argument("--templates", default="report/templates")
+    p.add_argument("--paper", default="report/paper.yaml")
+    p.add_argument("--out-html", default=paths.report("index.html"))
+    p.add_argument("--out-tex", default=paths.report("paper.tex"))
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except InputError as err:
+        print(f"prunebench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

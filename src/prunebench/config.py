@@ -1,0 +1,125 @@
+"""Load a workflow config, fill the schema's defaults, and reject a bad one naming the key."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .io import InputError
+
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
+
+
+def _with_defaults(validator_class):
+    """A validator that also writes each property's `default` into the instance (jsonschema FAQ)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = ["config"]
+    for part in error.absolute_path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts).replace(".[", "[")
+
+
+def validate(config: dict, source: str = "config") -> dict:
+    """Validate `config` in place (filling defaults) and return it; raise InputError naming the key."""
+    config = config if config is not None else {}
+    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        raise InputError(f"{source}: {_key_path(error)}: {error.message}")
+    _check_references(config, source)
+    return config
+
+
+def _check_references(config: dict, source: str) -> None:
+    """Cross-field rules that a JSON schema cannot say: names used must be defined."""
+    from .calibration import RECIPES
+    from .datasets import DATASETS
+    from .pruning.methods import parse_method
+
+    for name in config["calibration"]["recipes"]:
+        if name not in config["calibration"]["recipe_definitions"]:
+            raise InputError(f"{source}: config.calibration.recipes: {name!r} is not defined under "
+                             f"config.calibration.recipe_definitions")
+    for name, spec in config["calibration"]["recipe_definitions"].items():
+        if spec["type"] not in RECIPES:
+            raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.type: unknown recipe "
+                             f"type {spec['type']!r} (known: {', '.join(sorted(RECIPES))})")
+        for dataset in spec.get("datasets", []):
+            if dataset not in DATASETS:
+                raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.datasets: unknown "
+                                 f"dataset {dataset!r} (known: {', '.join(sorted(DATASETS))})")
+    for key in ("sources",):
+        for dataset in config["self_generation"][key]:
+            if dataset not in DATASETS:
+                raise InputError(f"{source}: config.self_generation.{key}: unknown dataset {dataset!r} "
+                                 f"(known: {', '.join(sorted(DATASETS))})")
+    for bench in config["evaluation"]["benchmarks"]:
+        if bench not in DATASETS or not DATASETS[bench].benchmark:
+            known = sorted(n for n, d in DATASETS.items() if d.benchmark)
+            raise InputError(f"{source}: config.evaluation.benchmarks: {bench!r} is not a benchmark "
+                             f"(known: {', '.join(known)})")
+    for index, method in enumerate(config["pruning"]["methods"]):
+        try:
+            canonical = parse_method(method).name
+        except ValueError as err:
+            raise InputError(f"{source}: config.pruning.methods[{index}]: {err}") from None
+        if canonical != method:  # names become paths: one spelling per method
+            raise InputError(f"{source}: config.pruning.methods[{index}]: write {method!r} as {canonical!r}")
+
+
+def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:
+    """Read a YAML config file, merge `overrides` (as Snakemake's --config does), validate it."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML: {err}") from None
+    if overrides:
+        config = merge(config, overrides)
+    return validate(config, str(path))
+
+
+def merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def scaled(count: int, scale: float) -> int:
+    """A problem count multiplied by the config's `scale`, never below one."""
+    return max(1, round(count * scale))
+
+
+def model_entry(config: dict, name: str) -> dict[str, Any]:
+    try:
+        return config["models"][name]
+    except KeyError:
+        raise InputError(f"config.models: no model named {name!r} (known: {', '.join(config['models'])})") from None

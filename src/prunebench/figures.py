@@ -1,0 +1,98 @@
+"""The paper's figures, drawn with matplotlib from the same table frames the tables use.
+
+SVG for the HTML page, PDF for LaTeX. Dates and element ids are pinned, so the same numbers give
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import paths  # noqa: E402
+from .io import atomic_path, write_json  # noqa: E402
+from .provenance import provenance  # noqa: E402
+from .tables import (BENCHMARK_LABELS, FIGURES, assemble, benchmarks, method_label, model_label,  # noqa: E402
+                     recipe_label, required_metrics)
+
+plt.rcParams.update({"svg.hashsalt": "prunebench", "font.size": 9, "axes.spines.top": False,
+                     "axes.spines.right": False})
+COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+
+
+def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]], ylabel: str) -> None:
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, values, width=width * 0.95, label=name, color=COLORS[i % len(COLORS)])
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False, fontsize=8, ncols=min(len(series), 4))
+
+
+def _first_method_rows(config: dict, frame):
+    """Rows of the first model and the first configured method (the paper's figures use SparseGPT)."""
+    model, method = next(iter(config["models"])), config["pruning"]["methods"][0]
+    dense = frame[(frame.model == model) & (frame.method == paths.DENSE)]
+    pruned = frame[(frame.model == model) & (frame.method == method)]
+    return model, method, dense, pruned
+
+
+def figure1(config: dict, frame, ax) -> str:
+    """Dense vs the pruned model calibrated on C4, MathR and SSGR, per benchmark."""
+    model, method, dense, pruned = _first_method_rows(config, frame)
+    benches = benchmarks(config)
+    series = {"Dense": [float(dense.iloc[0][b]) for b in benches]}
+    for recipe in FIGURES[1][1]:
+        row = pruned[pruned.recipe == recipe]
+        if len(row):
+            series[recipe_label(recipe)] = [float(row.iloc[0][b]) for b in benches]
+    _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches], series, "pass@1 (%)")
+    return f"{model_label(config, model)}, {method_label(method)}"
+
+
+def figure2(config: dict, frame, ax) -> str:
+    """Dense vs the three kinds of calibration data: pre-training (best per benchmark), MathR, SGR."""
+    model, method, dense, pruned = _first_method_rows(config, frame)
+    benches = benchmarks(config)
+    definitions = config["calibration"]["recipe_definitions"]
+    kinds = {"Pre-training": "pretraining", "Math reasoning": "gold", "Self-generated": "sgr"}
+    series = {"Dense": [float(dense.iloc[0][b]) for b in benches]}
+    for label, kind in kinds.items():
+        rows = pruned[pruned.recipe.map(lambda r: definitions.get(r, {}).get("type") == kind)]
+        if len(rows):
+            series[label] = [float(rows[b].max()) for b in benches]
+    _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches], series, "pass@1 (%)")
+    return f"{model_label(config, model)}, {method_label(method)}"
+
+
+DRAW = {1: figure1, 2: figure2}
+
+
+def write_figure(config: dict, number: int, out_svg: str | Path, out_pdf: str | Path, out_json: str | Path,
+                 root: str | Path = ".") -> None:
+    spec = FIGURES[number]
+    fig, ax = plt.subplots(figsize=(7.0, 3.2))
+    if spec is None:
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"Figure {number}: not yet built", ha="center", va="center", fontsize=12)
+        subtitle = ""
+    else:
+        subtitle = DRAW[number](config, assemble(config, spec[0], root), ax)
+        ax.set_title(subtitle, fontsize=9)
+    fig.tight_layout()
+    inputs = [Path(root) / p for p in required_metrics(config, number, "figure")]
+    prov = provenance(inputs)
+    description = json.dumps({"figure": number, "provenance": prov}, sort_keys=True)
+    for out, fmt, meta in ((out_svg, "svg", {"Date": None, "Description": description}),
+                           (out_pdf, "pdf", {"CreationDate": None, "Subject": description})):
+        with atomic_path(out, suffix="." + fmt) as tmp:
+            fig.savefig(tmp, format=fmt, metadata=meta)
+    plt.close(fig)
+    write_json(out_json, {"figure": number, "status": "built" if spec else "not yet built", "subtitle": subtitle,
+                          "provenance": prov})

@@ -1,0 +1,37 @@
+"""The vLLM backend (GPU): the same requests and seeds, with prefix caching across a prompt's samples.
+
+Prompts go in as token ids tokenized here, so vLLM adds no second BOS to a prompt whose chat
+template already wrote one.
+"""
+
+from __future__ import annotations
+
+from ..models import load_tokenizer, model_dir
+from . import Completion, Request, Sampling
+
+
+class VLLMBackend:
+    shard_size = 1024
+
+    def __init__(self, model, entry: dict, device: str | None = None):
+        from vllm import LLM
+
+        self.tokenizer = load_tokenizer(model)
+        self.llm = LLM(model=str(model_dir(model)), dtype=entry["dtype"], max_model_len=entry["max_model_len"],
+                       tensor_parallel_size=entry["tensor_parallel"], enable_prefix_caching=True, seed=0)
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"])
+                   for r in requests]
+        params = [SamplingParams(n=1, temperature=sampling.temperature, top_p=sampling.top_p,
+                                 max_tokens=sampling.max_new_tokens, seed=r.seed) for r in requests]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        completions = []
+        for output in outputs:
+            best = output.outputs[0]
+            finish = "length" if best.finish_reason == "length" else "stop"
+            completions.append(Completion(best.text, len(best.token_ids), finish))
+        return completions

@@ -1,0 +1,58 @@
+"""Where each stage's outputs live. The Snakemake rules and the Python code both use these, so the
+layout is written down once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = Path("results")
+DENSE = "dense"  # the method name of the unpruned model
+NO_RECIPE = "none"  # the recipe name of the unpruned model
+
+
+def data(dataset: str) -> str:
+    return f"{RESULTS}/data/{dataset}.jsonl"
+
+
+def model_dir(model: str) -> str:
+    return f"{RESULTS}/models/{model}"
+
+
+def model_json(model: str) -> str:
+    return f"{RESULTS}/models/{model}/model.json"
+
+
+def generations(model: str, dataset: str) -> str:
+    return f"{RESULTS}/generations/{model}/{dataset}.jsonl"
+
+
+def graded(model: str, dataset: str) -> str:
+    return f"{RESULTS}/graded/{model}/{dataset}.jsonl"
+
+
+def calibration(model: str, recipe: str) -> str:
+    return f"{RESULTS}/calibration/{model}/{recipe}.jsonl"
+
+
+def pruned(model: str, method: str, recipe: str) -> str:
+    return f"{RESULTS}/pruned/{model}/{method}/{recipe}"
+
+
+def eval_samples(model: str, method: str, recipe: str, bench: str) -> str:
+    return f"{RESULTS}/eval/{model}/{method}/{recipe}/{bench}.jsonl"
+
+
+def eval_metrics(model: str, method: str, recipe: str, bench: str) -> str:
+    return f"{RESULTS}/eval/{model}/{method}/{recipe}/{bench}.json"
+
+
+def table(number: int | str, ext: str = "csv") -> str:
+    return f"{RESULTS}/tables/table{number}.{ext}"
+
+
+def figure(number: int | str, ext: str = "svg") -> str:
+    return f"{RESULTS}/figures/figure{number}.{ext}"
+
+
+def report(name: str) -> str:
+    return f"{RESULTS}/report/{name}"

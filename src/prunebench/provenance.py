@@ -1,0 +1,93 @@
+"""Where a result came from: input hashes, model, seed, code commit and package versions."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterable
+
+TRACKED_PACKAGES = ("prunebench", "torch", "transformers", "math-verify", "snakemake", "vllm")
+_HASH_CHUNK = 1 << 22
+
+
+@functools.lru_cache(maxsize=None)
+def _hash_file_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    stat = os.stat(path)
+    return _hash_file_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def sha256_path(path: str | os.PathLike) -> str:
+    """sha256 of a file, or of a directory as the sorted list of its files' relative paths and hashes."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        digest.update(f"{child.relative_to(path).as_posix()}\0{sha256_file(child)}\n".encode())
+    return digest.hexdigest()
+
+
+def input_hashes(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
+    return {str(p): sha256_path(p) for p in paths if p is not None and Path(p).exists()}
+
+
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str:
+    """The git commit of the prunebench source tree, with '-dirty' when it has local changes."""
+    src = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def provenance(
+    inputs: Iterable[str | os.PathLike] = (),
+    *,
+    model: dict | None = None,
+    seed: int | None = None,
+    params: dict | None = None,
+) -> dict:
+    """The provenance block stored in every result file; no clock time, so reruns stay byte-identical."""
+    block = {
+        "code_commit": code_commit(),
+        "versions": package_versions(),
+        "inputs": input_hashes(inputs),
+    }
+    if model is not None:
+        block["model"] = model
+    if seed is not None:
+        block["seed"] = seed
+    if params:
+        block["params"] = params
+    return block

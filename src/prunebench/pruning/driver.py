@@ -1,0 +1,346 @@
+"""The sequential driver: prune a decoder-only model one layer at a time on calibration sequences.
+
+As in the SparseGPT and Wanda references, a layer's statistics come from its dense pass over the
+(already pruned) previous layers' outputs, and the next layer's inputs from the pruned layer. Each
+calibration sequence runs alone (batch of 1), so sequences of different lengths need no padding and
+no padding token ever enters a statistic.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import resource
+import time
+import weakref
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .magnitude import satisfies_nm
+from .methods import METHODS, PruneSpec
+
+
+class InputStatistic:
+    """Token-weighted running mean, in fp32, of a linear layer's input: H = (2/T) sum x x^T ("hessian")
+    or (1/T) sum x^2 per input channel ("norms"), T the number of tokens seen so far.
+
+    The running-mean update makes the result independent of how tokens are split into calls, so
+    sequences of any lengths weigh every token alike.
+    """
+
+    def __init__(self, kind: str, columns: int, device=None):
+        if kind not in ("hessian", "norms"):
+            raise ValueError(f"unknown statistic {kind!r}")
+        self.kind = kind
+        self.tokens = 0
+        shape = (columns, columns) if kind == "hessian" else (columns,)
+        self.value = torch.zeros(shape, dtype=torch.float32, device=device)
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.detach().reshape(-1, x.shape[-1]).to(device=self.value.device, dtype=torch.float32)
+        new = x.shape[0]
+        if new == 0:
+            return
+        self.value *= self.tokens / (self.tokens + new)
+        self.tokens += new
+        if self.kind == "hessian":
+            x = x * math.sqrt(2 / self.tokens)
+            self.value.addmm_(x.T, x)
+        else:
+            self.value += x.pow(2).sum(dim=0) / self.tokens
+
+
+class _Collector:
+    """Forward hooks feeding each Linear's input into a statistic, one per distinct input tensor.
+
+    Modules that read the very same tensor object in one forward (q/k/v; gate/up) share one
+    statistic (the first to run is its leader) instead of computing it again. The tensor is held
+    by a weak reference, so a freed tensor whose id() is reused is never taken for a shared one.
+    """
+
+    def __init__(self, modules: dict[str, nn.Linear], kind: str):
+        self.modules, self.kind = modules, kind
+        self.stats: dict[str, InputStatistic] = {}   # leader name -> statistic
+        self.leader: dict[str, str] = {}             # module name -> leader name
+        self._seen: dict[int, tuple[weakref.ref, str]] = {}
+        self._handles = []
+
+    def __enter__(self):
+        for name, module in self.modules.items():
+            self._handles.append(module.register_forward_hook(functools.partial(self._hook, name), with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._seen.clear()
+
+    def new_pass(self) -> None:
+        """Forget the tensors of the previous forward: sharing is decided within one forward."""
+        self._seen.clear()
+
+    def _hook(self, name, module, args, kwargs, output):
+        x = args[0] if args else kwargs["input"]
+        seen = self._seen.get(id(x))
+        leader = seen[1] if seen is not None and seen[0]() is x else name
+        if leader == name:
+            self._seen[id(x)] = (weakref.ref(x), name)
+        if self.leader.setdefault(name, leader) != leader:
+            raise RuntimeError(f"{name}: shares its input with {leader} in one forward but with "
+                               f"{self.leader[name]} in another; cannot share one statistic")
+        if leader == name:
+            if name not in self.stats:
+                self.stats[name] = InputStatistic(self.kind, x.shape[-1], device=module.weight.device)
+            self.stats[name].add(x)
+
+    def groups(self) -> list[list[str]]:
+        """Modules grouped by shared input, in the order the groups first ran."""
+        grouped: dict[str, list[str]] = {}
+        for name, leader in self.leader.items():
+            grouped.setdefault(leader, []).append(name)
+        return list(grouped.values())
+
+    def statistic(self, name: str) -> torch.Tensor | None:
+        leader = self.leader.get(name)
+        return None if leader is None else self.stats[leader].value
+
+
+class _Stop(Exception):
+    """Raised by the capture hook to end the model's forward once the layers' inputs are known."""
+
+
+def _move(obj, device):
+    """Tensors inside tuples, lists and dicts moved to ``device``; anything else unchanged."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_move(item, device) for item in obj)
+    if isinstance(obj, dict):
+        return {key: _move(value, device) for key, value in obj.items()}
+    return obj
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for tensor in module.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _input_device(model, fallback) -> torch.device:
+    """Where the token ids must go: the input embedding's device."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    return _device_of(embeddings) if embeddings is not None else fallback
+
+
+def _outside_tensors(model: nn.Module, layers: nn.Module):
+    """(module, kind, name, tensor) for every parameter and buffer not inside ``layers``."""
+    inside = {id(t) for t in (*layers.parameters(), *layers.buffers())}
+    for module in model.modules():
+        for kind in ("_parameters", "_buffers"):
+            for name, tensor in getattr(module, kind).items():
+                if tensor is not None and id(tensor) not in inside:
+                    yield module, kind, name, tensor
+
+
+def _move_outside(model, layers, device) -> list:
+    """Move the model except its decoder layers (embeddings, rotary, norm, head) to ``device``."""
+    moved = []
+    for module, kind, name, tensor in list(_outside_tensors(model, layers)):
+        moved.append((module, kind, name, tensor.device))
+        if kind == "_parameters":
+            tensor.data = tensor.data.to(device)          # keeps tied parameters tied
+        else:
+            module._buffers[name] = tensor.to(device)
+    return moved
+
+
+def _restore(moved) -> None:
+    for module, kind, name, device in moved:
+        if kind == "_parameters":
+            module._parameters[name].data = module._parameters[name].data.to(device)
+        else:
+            module._buffers[name] = module._buffers[name].to(device)
+
+
+def _layer_call_kwargs(layer: nn.Module, kwargs: dict) -> dict:
+    """The captured keyword arguments with the cache switched off, where the layer accepts those."""
+    kwargs = dict(kwargs)
+    kwargs.pop("hidden_states", None)
+    params = inspect.signature(layer.forward).parameters
+    open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key, value in (("use_cache", False), ("past_key_values", None)):
+        if key in kwargs or key in params or open_kwargs:
+            kwargs[key] = value
+    return kwargs
+
+
+def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], device):
+    """Run the model on each sequence and record each decoder layer's call (hidden states, kwargs).
+
+    Returns (hidden, calls): ``hidden[j]`` is layer 0's input on sequence j; ``calls[j][i]`` is
+    (extra positional args, kwargs) of layer i on sequence j. Keyword arguments are recorded per
+    layer because models may give layers different masks or rotary tables (Gemma 3's local and global
+    layers). The layers do not run: each is a pass-through during the capture, and the last one's
+    pre-hook stops the forward, so the capture costs the embeddings and nothing else.
+    """
+    hidden, calls = [], []
+    current: list = []
+
+    def hook(index, module, args, kwargs):
+        if index == 0:
+            hidden.append(args[0] if args else kwargs["hidden_states"])
+        current.append((tuple(args[1:]), {k: v for k, v in kwargs.items() if k != "hidden_states"}))
+        if index == len(layers) - 1:
+            raise _Stop
+
+    def passthrough(*args, **kwargs):
+        return hidden[-1]   # same shape whether the model uses the output as is or takes [0]
+
+    handles, saved = [], []
+    try:
+        for index, layer in enumerate(layers):
+            handles.append(layer.register_forward_pre_hook(functools.partial(hook, index), with_kwargs=True))
+            saved.append(layer.__dict__.get("forward"))
+            layer.forward = passthrough
+        for ids in calibration:
+            current = []
+            try:
+                model(input_ids=ids.reshape(1, -1).to(device), use_cache=False)
+            except _Stop:
+                pass
+            else:
+                raise RuntimeError("the model returned without calling its last decoder layer; check layers_path")
+            calls.append(current)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for layer, forward in zip(layers, saved):
+            del layer.forward
+            if forward is not None:
+                layer.forward = forward
+    return hidden, calls
+
+
+def _run_layer(layer, hidden, call, device):
+    args, kwargs = call
+    out = layer(hidden.to(device), *_move(args, device), **_move(_layer_call_kwargs(layer, kwargs), device))
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _replay(layer, hidden, calls, index, device, collector=None):
+    """Run ``layer`` on every sequence. Without a collector its outputs replace ``hidden`` in place
+    (one sequence at a time, so only one copy of the activations is ever held) and are returned."""
+    for j, call in enumerate(calls):
+        if collector is not None:
+            collector.new_pass()
+            _run_layer(layer, hidden[j], call[index], device)
+        else:
+            hidden[j] = _run_layer(layer, hidden[j], call[index], device)
+    return hidden
+
+
+def _prune_module(module, stat, spec, method, options, qualified, report):
+    info: dict = {}
+    new = method.prune(module.weight.data, stat, spec, info=info, name=qualified, **options)
+    if new.shape != module.weight.shape or new.dtype != module.weight.dtype:
+        raise RuntimeError(f"{spec.method} returned {tuple(new.shape)} {new.dtype} for {qualified}")
+    module.weight.data.copy_(new)
+    weight = module.weight.data
+    zeros = int((weight == 0).sum())
+    report["modules"][qualified] = {
+        "sparsity": zeros / weight.numel(),
+        "shape": list(weight.shape),
+        "pattern_ok": satisfies_nm(weight, spec.n, spec.m) if spec.structured else None,
+        "damping": info.get("damping"),
+        "damping_raised": info.get("damping_raised", 0),
+        "_zeros": zeros,
+    }
+
+
+def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, layers_path: str = "model.layers",
+                skip_modules: Sequence[str] = (), blocksize: int = 128, percdamp: float = 0.01,
+                true_sequential: bool = False, device: str | None = None, log=print) -> dict:
+    """Prune every nn.Linear of the decoder layers at ``layers_path`` in place; return a JSON-able report.
+
+    ``device`` runs each layer there (moving it in and back out) while the rest of the model waits
+    where it is; None runs everything where the model already is. ``true_sequential`` recomputes the
+    statistics of each group of modules (q/k/v, o, gate/up, down: found as modules sharing an input)
+    after the earlier groups of the layer are pruned.
+    """
+    start = time.perf_counter()
+    method = METHODS[spec.method]
+    try:
+        layers = functools.reduce(getattr, layers_path.split("."), model)
+    except AttributeError:
+        raise ValueError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
+    calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
+    if method.needs is not None and not calibration:
+        raise ValueError(f"{spec.name} needs calibration sequences, got none")
+    if any(len(ids) == 0 for ids in calibration):
+        raise ValueError("calibration sequences must not be empty")
+    home = _device_of(layers[0])
+    run_device = torch.device(device) if device is not None else home
+    if run_device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run_device)
+    options = dict(blocksize=blocksize, percdamp=percdamp, log=log)
+    report = {"method": spec.name, "sparsity_target": spec.target, "pattern": spec.pattern, "modules": {},
+              "calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))}}
+    skipped = []
+
+    with torch.no_grad():
+        moved = _move_outside(model, layers, run_device) if device is not None else []
+        try:
+            hidden, calls = (capture_inputs(model, layers, calibration, _input_device(model, run_device))
+                             if method.needs is not None else ([], []))
+        finally:
+            _restore(moved)
+        for index, layer in enumerate(layers):
+            layer_start = time.perf_counter()
+            prefix = f"{layers_path}.{index}."
+            layer_device = run_device if device is not None else _device_of(layer)
+            if device is not None:
+                layer.to(run_device)
+            linears = {name: module for name, module in layer.named_modules() if isinstance(module, nn.Linear)
+                       and not any((prefix + name).endswith(suffix) for suffix in skip_modules)}
+            if method.needs is None:
+                for name, module in linears.items():
+                    _prune_module(module, None, spec, method, options, prefix + name, report)
+            else:
+                with _Collector(linears, method.needs) as collector:
+                    _replay(layer, hidden, calls, index, layer_device, collector)
+                for name in linears:
+                    if name not in collector.leader:
+                        skipped.append(prefix + name)
+                        log(f"{prefix + name}: no calibration token reached it; left dense")
+                for number, group in enumerate(collector.groups()):
+                    source = collector
+                    if true_sequential and number > 0:
+                        with _Collector({name: linears[name] for name in group}, method.needs) as source:
+                            _replay(layer, hidden, calls, index, layer_device, source)
+                    for name in group:
+                        _prune_module(linears[name], source.statistic(name), spec, method, options, prefix + name,
+                                      report)
+                    for name in group:          # free this group's statistic before the next group's
+                        collector.stats.pop(collector.leader[name], None)
+                    del source
+                hidden = _replay(layer, hidden, calls, index, layer_device)
+            if device is not None:
+                layer.to(home)
+            pruned = sum(name.startswith(prefix) for name in report["modules"])
+            log(f"{spec.name}: layer {index + 1}/{len(layers)}: pruned {pruned} modules in "
+                f"{time.perf_counter() - layer_start:.1f} s")
+
+    zeros = sum(entry.pop("_zeros") for entry in report["modules"].values())
+    total = sum(math.prod(entry["shape"]) for entry in report["modules"].values())
+    report["overall_sparsity"] = zeros / total if total else 0.0
+    report["skipped_modules"] = skipped
+    report["wall_seconds"] = time.perf_counter() - start
+    if run_device.type == "cuda":
+        report["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(run_device))
+    else:
+        report["peak_memory_bytes"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return report

@@ -1,0 +1,91 @@
+"""SparseGPT (Frantar & Alistarh 2023, IST-DASLab/sparsegpt ``sparsegpt.py``) for one weight matrix.
+
+Minimises ||W X - W' X|| given the Hessian H = (2/T) X X^T of the layer input: columns are pruned
+left to right in blocks, and each pruned weight's error is pushed onto the not-yet-processed
+columns through the upper Cholesky factor of H^-1 (the optimal brain surgeon update).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .magnitude import check_nm, lowest_mask
+
+MAX_DAMPING_RAISES = 3
+
+
+def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_raises: int = MAX_DAMPING_RAISES,
+                     name: str = "") -> tuple[torch.Tensor, float, int]:
+    """Upper Cholesky factor of (H + damp I)^-1, damp = percdamp * mean(diag H).
+
+    An indefinite H (fp rounding, few tokens) makes a Cholesky fail: the dampening is raised
+    tenfold and retried, loudly, up to ``max_raises`` times; returns (factor, fraction used, raises).
+    """
+    mean_diag = torch.mean(torch.diag(hessian))
+    eye = torch.eye(hessian.shape[0], dtype=hessian.dtype, device=hessian.device)
+    fraction = percdamp
+    for raises in range(max_raises + 1):
+        try:
+            lower = torch.linalg.cholesky(hessian + fraction * mean_diag * eye)
+            factor = torch.linalg.cholesky(torch.cholesky_inverse(lower), upper=True)
+            if not torch.isnan(factor).any():
+                return factor, fraction, raises
+        except torch.linalg.LinAlgError:
+            pass
+        if raises < max_raises:
+            log(f"sparsegpt{' ' + name if name else ''}: Cholesky failed at dampening {fraction:g} x mean(diag H); "
+                f"raising it to {fraction * 10:g}")
+            fraction *= 10
+    raise RuntimeError(f"sparsegpt{' ' + name if name else ''}: Cholesky still fails at dampening {fraction:g} x "
+                       f"mean(diag H) after {max_raises} raises; the Hessian is not usable")
+
+
+def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int = 128, percdamp: float = 0.01,
+          log=print, info: dict | None = None, name: str = "", max_damping_raises: int = MAX_DAMPING_RAISES,
+          **options) -> torch.Tensor:
+    """Prune ``weight`` (rows x cols) with the SparseGPT OBS update; fills ``info`` with the dampening used."""
+    rows, cols = weight.shape
+    if hessian.shape != (cols, cols):
+        raise ValueError(f"sparsegpt: Hessian of shape {tuple(hessian.shape)} for a weight of {cols} columns")
+    if spec.sparsity is None:
+        check_nm(cols, spec.n, spec.m)
+        if blocksize % spec.m:
+            raise ValueError(f"sparsegpt: blocksize {blocksize} must be a multiple of M={spec.m} for {spec.pattern}")
+    W = weight.detach().float().clone()
+    H = hessian.detach().to(device=W.device, dtype=torch.float32).clone()
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    Hinv, damping, raised = inverse_cholesky(H, percdamp, log=log, max_raises=max_damping_raises, name=name)
+    if info is not None:
+        info.update(damping=damping, damping_raised=raised)
+
+    for i1 in range(0, cols, blocksize):
+        i2 = min(i1 + blocksize, cols)
+        count = i2 - i1
+        W1 = W[:, i1:i2].clone()
+        Q1 = torch.zeros_like(W1)
+        Err1 = torch.zeros_like(W1)
+        Hinv1 = Hinv[i1:i2, i1:i2]
+        if spec.sparsity is not None:
+            scores = W1 ** 2 / torch.diag(Hinv1).reshape(1, -1) ** 2
+            mask1 = lowest_mask(scores, int(scores.numel() * spec.sparsity))
+        else:
+            mask1 = torch.zeros_like(W1, dtype=torch.bool)
+        for i in range(count):
+            w = W1[:, i]
+            d = Hinv1[i, i]
+            if spec.sparsity is None and i % spec.m == 0:
+                # Chosen on the already-updated weights, as the reference does.
+                scores = W1[:, i:i + spec.m] ** 2 / torch.diag(Hinv1)[i:i + spec.m].reshape(1, -1) ** 2
+                lowest = torch.topk(scores, spec.m - spec.n, dim=1, largest=False)[1]
+                mask1.scatter_(1, i + lowest, True)
+            q = w.clone()
+            q[mask1[:, i]] = 0
+            Q1[:, i] = q
+            err1 = (w - q) / d
+            W1[:, i:] -= err1.unsqueeze(1).matmul(Hinv1[i, i:].unsqueeze(0))
+            Err1[:, i] = err1
+        W[:, i1:i2] = Q1
+        W[:, i2:] -= Err1.matmul(Hinv[i1:i2, i2:])
+    return W.to(weight.dtype)

@@ -1,0 +1,153 @@
+"""The HTML page and the LaTeX paper, rendered with Jinja2 from tables, figures and run metadata.
+
+Everything that reaches a template is escaped on the way out: HTML by autoescaping, LaTeX by a
+`finalize` hook that escapes every value that is not explicitly marked as LaTeX. Model text is
+additionally cut to a bounded length, so a hostile response cannot bloat or break either document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from . import paths
+from .grading import FILTER_REASONS
+from .io import iter_jsonl, read_json, write_text
+from .provenance import code_commit, package_versions
+from .tables import (ALL_FIGURES, ALL_TABLES, BENCHMARK_LABELS, benchmarks, fmt, method_label, model_label,
+                     recipe_label)
+
+MAX_EXCERPT = 600
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "%": r"\%", "#": r"\#",
+    "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}", ">": r"\textgreater{}",
+    "|": r"\textbar{}", '"': r"\textquotedbl{}",
+}
+_LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIALS))
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class Latex(str):
+    """A string that is already LaTeX and must not be escaped again."""
+
+
+def latex_escape(value) -> str:
+    if isinstance(value, Latex):
+        return value
+    text = _CONTROL.sub(" ", str(value))
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIALS[m.group()], text)
+
+
+def excerpt(text: str, limit: int = MAX_EXCERPT) -> str:
+    text = _CONTROL.sub(" ", text or "")
+    return text if len(text) <= limit else text[:limit] + f" … [{len(text) - limit} more characters]"
+
+
+def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
+    loader = jinja2.FileSystemLoader(str(templates))
+    html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+    tex = jinja2.Environment(
+        loader=loader, autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        block_start_string="((*", block_end_string="*))", variable_start_string="(((",
+        variable_end_string=")))", comment_start_string="((=", comment_end_string="=))",
+        finalize=latex_escape,
+    )
+    for env in (html, tex):
+        env.filters.update(fmt=fmt, method_label=method_label, recipe_label=recipe_label, excerpt=excerpt)
+    tex.filters["latex"] = Latex
+    return html, tex
+
+
+def _rel(target: str, start: str) -> str:
+    import os
+
+    return os.path.relpath(target, start)
+
+
+def _filter_counts(config: dict, root: Path) -> list[dict]:
+    """Quality-filter reasons counted over every graded self-generated pool."""
+    rows = []
+    for model in config["models"]:
+        for dataset in config["self_generation"]["sources"]:
+            path = root / paths.graded(model, dataset)
+            if not path.exists():
+                continue
+            counts, total, correct = Counter(), 0, 0
+            for sample in iter_jsonl(path):
+                total += 1
+                correct += bool(sample["correct"])
+                counts.update(sample["filters"])
+            rows.append({"model": model, "dataset": dataset, "samples": total, "correct": correct,
+                         "counts": [counts.get(r, 0) for r in FILTER_REASONS]})
+    return rows
+
+
+def _calibration_summaries(config: dict, root: Path) -> list[dict]:
+    out = []
+    for model in config["models"]:
+        for recipe in config["calibration"]["recipes"]:
+            path = root / paths.calibration(model, recipe)
+            if not path.exists():
+                continue
+            records = list(iter_jsonl(path))
+            lengths = [r["tokens"] for r in records]
+            bands = Counter(r["why"].split("(")[1].split(")")[0] for r in records if r["why"].startswith("c="))
+            example = next((r for r in records if r.get("problem_id")), None)
+            out.append({"model": model, "recipe": recipe, "sequences": len(records), "tokens": sum(lengths),
+                        "mean_tokens": sum(lengths) / max(len(lengths), 1), "bands": dict(sorted(bands.items())),
+                        "example": example, "href": _rel(str(path), str(root / paths.report("")))})
+    return out
+
+
+def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
+    root = Path(root)
+    report_dir = str(root / paths.report(""))
+    tables = []
+    for n in ALL_TABLES:
+        meta = read_json(root / paths.table(n, "json"))
+        for row in meta["rows"]:
+            row["href"] = _rel(str(root / paths.eval_metrics(row["model"], row["method"], row["recipe"],
+                                                              meta["benchmarks"][0])), report_dir)
+            row["model_label"] = model_label(config, row["model"])
+        published = paper_numbers["tables"].get(n, {})
+        tables.append({**meta, "caption": published.get("caption", ""), "published": published,
+                       "csv": _rel(str(root / paths.table(n, "csv")), report_dir)})
+    figures = []
+    for n in ALL_FIGURES:
+        meta = read_json(root / paths.figure(n, "json"))
+        svg = (root / paths.figure(n, "svg")).read_text(encoding="utf-8")
+        svg = svg[svg.find("<svg"):]  # drop the XML prolog and doctype for inline use
+        figures.append({**meta, "caption": paper_numbers["figures"].get(n, ""), "svg": svg,
+                        "pdf": _rel(str(root / paths.figure(n, "pdf")), report_dir),
+                        "pdf_from_tex": f"../figures/figure{n}.pdf"})
+    benches = benchmarks(config)
+    return {
+        "config": config,
+        "title": config["title"],
+        "benchmarks": benches,
+        "benchmark_labels": [BENCHMARK_LABELS.get(b, b) for b in benches],
+        "models": [{"name": m, "label": model_label(config, m), "entry": e} for m, e in config["models"].items()],
+        "tables": tables,
+        "figures": figures,
+        "filters": _filter_counts(config, root),
+        "filter_reasons": FILTER_REASONS,
+        "calibration": _calibration_summaries(config, root),
+        "code_commit": code_commit(),
+        "versions": package_versions(),
+        "paper": paper_numbers["paper"],
+    }
+
+
+def render(config: dict, root: str | Path, templates: str | Path, paper_yaml: str | Path,
+           out_html: str | Path, out_tex: str | Path) -> None:
+    paper_numbers = yaml.safe_load(Path(paper_yaml).read_text(encoding="utf-8"))
+    ctx = context(config, root, paper_numbers)
+    html_env, tex_env = _environments(Path(templates))
+    write_text(out_html, html_env.get_template("index.html.j2").render(**ctx))
+    write_text(out_tex, tex_env.get_template("paper.tex.j2").render(**ctx))

@@ -1,0 +1,136 @@
+"""The paper's tables as specifications over the config, assembled with pandas from metrics files.
+
+A table's rows come from the config (every configured model, method and recipe gets its row), so
+adding one of them to the config adds its rows everywhere. A table whose experiment the workflow
+does not run yet is written with its columns, no rows, and status "not yet built".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from . import paths
+from .io import read_json, write_json, write_text
+from .provenance import provenance
+
+BENCHMARK_ORDER = ["wordproblems", "gsm8k", "math500", "aime", "olympiadbench", "gpqa_diamond"]
+BENCHMARK_LABELS = {"wordproblems": "WordProblems", "gsm8k": "GSM8K", "math500": "MATH500", "aime": "AIME",
+                    "olympiadbench": "Olympiad", "gpqa_diamond": "GPQA"}
+RECIPE_LABELS = {"c4": "C4", "wikitext2": "WikiText-2", "mathr": "MathR", "sgr": "SGR", "ssgr": "SSGR",
+                 "sgr_nothink": "SGR w/o thinking", "none": ""}
+ALL_TABLES = range(1, 9)
+ALL_FIGURES = range(1, 6)
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    method: str
+    recipe: str
+
+
+def benchmarks(config: dict) -> list[str]:
+    configured = list(config["evaluation"]["benchmarks"])
+    return sorted(configured, key=lambda b: (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else 99, b))
+
+
+def method_label(method: str) -> str:
+    if method == paths.DENSE:
+        return "Dense"
+    name, _, setting = method.partition("-")
+    pretty = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude"}.get(name, name)
+    if "of" in setting:
+        return f"{pretty} {setting.replace('of', ':')}"
+    return f"{pretty} {float(setting) * 100:g}%" if setting else pretty
+
+
+def recipe_label(recipe: str) -> str:
+    return RECIPE_LABELS.get(recipe, recipe)
+
+
+def model_label(config: dict, model: str) -> str:
+    return config["models"][model].get("label") or model
+
+
+def _main_grid(config: dict) -> list[Row]:
+    """Table 2: the dense model, then every method with every recipe, for every model."""
+    rows = []
+    for model in config["models"]:
+        rows.append(Row(model, paths.DENSE, paths.NO_RECIPE))
+        rows.extend(Row(model, m, r) for m in config["pruning"]["methods"] for r in config["calibration"]["recipes"])
+    return rows
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    number: int
+    rows: Callable[[dict], list[Row]] | None  # None: not yet built
+
+    @property
+    def built(self) -> bool:
+        return self.rows is not None
+
+
+TABLES: dict[int, TableSpec] = {n: TableSpec(n, None) for n in ALL_TABLES}
+TABLES[2] = TableSpec(2, _main_grid)
+
+# Figures draw from table rows: (table whose rows they read, recipes they show or None for all).
+FIGURES: dict[int, tuple[int, tuple[str, ...] | None] | None] = {n: None for n in ALL_FIGURES}
+FIGURES[1] = (2, ("c4", "mathr", "ssgr"))
+FIGURES[2] = (2, None)
+
+
+def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
+    if kind == "figure":
+        spec = FIGURES[number]
+        return [] if spec is None else required_rows(config, spec[0])
+    table = TABLES[number]
+    return table.rows(config) if table.built else []
+
+
+def required_metrics(config: dict, number: int, kind: str = "table") -> list[str]:
+    return [paths.eval_metrics(r.model, r.method, r.recipe, b)
+            for r in required_rows(config, number, kind) for b in benchmarks(config)]
+
+
+def assemble(config: dict, number: int, root: str | Path = ".") -> pd.DataFrame:
+    """One row per table row: labels, pass@1 per benchmark, its standard error, and the average."""
+    benches = benchmarks(config)
+    records = []
+    for row in required_rows(config, number):
+        record = {"model": row.model, "method": row.method, "recipe": row.recipe}
+        for bench in benches:
+            m = read_json(Path(root) / paths.eval_metrics(row.model, row.method, row.recipe, bench))
+            record[bench] = m["pass@1"]
+            record[bench + "_se"] = m["stderr"]
+            record[bench + "_tokens"] = m["mean_tokens"]
+        record["AVG"] = sum(record[b] for b in benches) / len(benches)
+        records.append(record)
+    columns = ["model", "method", "recipe"] + benches + ["AVG"] + [b + "_se" for b in benches] + \
+        [b + "_tokens" for b in benches]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def write_table(config: dict, number: int, out_csv: str | Path, out_json: str | Path, root: str | Path = ".") -> None:
+    frame = assemble(config, number, root)
+    inputs = [Path(root) / p for p in required_metrics(config, number)]
+    prov = provenance(inputs)
+    header = "# " + json.dumps({"table": number, "provenance": prov}, sort_keys=True) + "\n"
+    write_text(out_csv, header + frame.to_csv(index=False, float_format="%.4f"))
+    write_json(out_json, {
+        "table": number,
+        "status": "built" if TABLES[number].built else "not yet built",
+        "benchmarks": benchmarks(config),
+        "rows": json.loads(frame.to_json(orient="records")),
+        "provenance": prov,
+    })
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
