@@ -14,10 +14,19 @@ min_version("9.0")
 # run, so it replaces the default rather than being merged into it (--config still overrides keys).
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "rules/common.smk"
+wildcard_constraints:
+    model="|".join(MODELS) or "^$",
+    dataset=r"[a-z0-9_]+",
+    bench=r"[a-z0-9_]+",
+    recipe=r"[A-Za-z0-9_]+",
+    method=r"dense|[a-z]+-(0?\.[0-9]+|[0-9]+of[0-9]+)",
+    n=r"[0-9]+",
+
+
 include: "rules/data.smk"
 include: "rules/generate.smk"
 include: "rules/grade.smk"

@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: the validated config, output paths, and input functions.
+# Helpers shared by every stage file (validated config, output paths, input functions).
 
 import json
 from pathlib import Path
@@ -27,19 +27,11 @@ POOL_SOURCES = list(config["self_generation"]["sources"])
 DATA_DIR = config["data_dir"] if config["data_dir"] and Path(config["data_dir"]).is_dir() else None
 DATA_DIR_ARG = f"--data-dir {DATA_DIR}" if DATA_DIR else ""
 ENV = "../envs/prunebench.yaml"
-
-
-wildcard_constraints:
-    model="|".join(MODELS) or "^$",
-    dataset=r"[a-z0-9_]+",
-    bench=r"[a-z0-9_]+",
-    recipe=r"[A-Za-z0-9_]+",
-    method=r"dense|[a-z]+-(0?\.[0-9]+|[0-9]+of[0-9]+)",
-    n=r"[0-9]+",
+REPORT_DIR = Path(workflow.basedir) / "report"  # templates and published numbers travel with the workflow
 
 
 def log_path(*parts):
-    return "results/logs/" + "/".join(parts) + ".log"
+    return str(Path("results", "logs", *parts)) + ".log"
 
 
 def model_entry(wildcards):

@@ -42,8 +42,8 @@ rule report:
         figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
         calibration=expand(paths.calibration("{model}", "{recipe}"), model=MODELS, recipe=RECIPES),
-        templates=["report/templates/index.html.j2", "report/templates/paper.tex.j2"],
-        paper="report/paper.yaml",
+        templates=[REPORT_DIR / "templates" / "index.html.j2", REPORT_DIR / "templates" / "paper.tex.j2"],
+        paper=REPORT_DIR / "paper.yaml",
     output:
         html=paths.report("index.html"),
         tex=paths.report("paper.tex"),
@@ -51,10 +51,11 @@ rule report:
         log_path("report"),
     params:
         config=config_json(),
+        templates=REPORT_DIR / "templates",
     conda:
         ENV
     shell:
-        "prunebench report --config-json {params.config:q} --templates report/templates "
+        "prunebench report --config-json {params.config:q} --templates {params.templates} "
         "--paper {input.paper} --out-html {output.html} --out-tex {output.tex} 2> {log}"
 
 

@@ -159,7 +159,7 @@ def last_boxed(text: str) -> str | None:
 
 
 def _strip_dollars(answer: str) -> str:
-    answer = answer.strip()
+    answer = answer.strip().rstrip(".").strip()
     if answer.startswith("$") and answer.endswith("$") and len(answer) >= 2:
         answer = answer.strip("$").strip()
     return answer
@@ -262,11 +262,19 @@ def _corpus(rows):
             if isinstance(row.get("text"), str) and row["text"].strip()]
 
 
-def _wordproblems(count: int, seed: int, split: str) -> Callable[[], list[dict]]:
+WORDPROBLEM_SPLITS = {"train": (2000, 2_000_003), "test": (500, 1_000_003)}
+
+
+def _wordproblems(split: str) -> Callable[[], list[dict]]:
+    """A split of the word-problem suite; the test split shares no question with the train split."""
     def build():
+        count, seed = WORDPROBLEM_SPLITS[split]
+        exclude = frozenset()
+        if split == "test":
+            exclude = frozenset(p.question for p in wordproblems.generate(*WORDPROBLEM_SPLITS["train"]))
         return [{"id": f"wordproblems-{split}-{i}", "question": p.question, "answer": str(p.answer),
                  "solution": p.solution, "meta": {"level": p.level, "template": p.template}}
-                for i, p in enumerate(wordproblems.generate(count, seed))]
+                for i, p in enumerate(wordproblems.generate(count, seed, exclude=exclude))]
     return build
 
 
@@ -301,10 +309,10 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             HubFile("Salesforce/wikitext", ("wikitext-2-raw-v1/test-00000-of-00001.parquet",)),
             license="CC BY-SA 3.0"),
     Dataset("wordproblems", "math", lambda rows: rows, benchmark=True,
-            generated=_wordproblems(500, 1_000_003, "test"),
+            generated=_wordproblems("test"),
             description="prunebench word problems, levels 1-5 (test split, written by prunebench)"),
     Dataset("wordproblems_train", "math", lambda rows: rows,
-            generated=_wordproblems(2000, 2_000_003, "train"),
+            generated=_wordproblems("train"),
             description="prunebench word problems, levels 1-5 (train split, written by prunebench)"),
 ]}
 

@@ -105,6 +105,13 @@ def _calibration_summaries(config: dict, root: Path) -> list[dict]:
     return out
 
 
+def _published_label(row: dict) -> str:
+    """A published row's name from whichever of model, group, method, recipe and label it has."""
+    parts = [row.get("model"), row.get("group"), method_label(row["method"]) if row.get("method") else None,
+             row.get("label") or (recipe_label(row["recipe"]) if row.get("recipe") else None)]
+    return " · ".join(p for p in parts if p)
+
+
 def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
     root = Path(root)
     report_dir = str(root / paths.report(""))
@@ -116,6 +123,9 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
                                                               meta["benchmarks"][0])), report_dir)
             row["model_label"] = model_label(config, row["model"])
         published = paper_numbers["tables"].get(n, {})
+        if published:
+            published = {**published, "rows": [{"label": _published_label(r), "values": r["values"]}
+                                               for r in published["rows"]]}
         tables.append({**meta, "caption": published.get("caption", ""), "published": published,
                        "csv": _rel(str(root / paths.table(n, "csv")), report_dir)})
     figures = []

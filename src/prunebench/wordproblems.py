@@ -241,13 +241,17 @@ TEMPLATES: dict[int, list[Callable[[random.Random], tuple[str, tuple[str, ...], 
 }
 
 
-def generate(count: int, seed: int, levels: tuple[int, ...] = LEVELS) -> list[WordProblem]:
-    """`count` problems cycling through `levels` (so every level is equally represented)."""
+def generate(count: int, seed: int, levels: tuple[int, ...] = LEVELS,
+             exclude: frozenset[str] = frozenset()) -> list[WordProblem]:
+    """`count` distinct problems cycling through `levels`, none of whose questions is in `exclude`."""
     rng = random.Random(seed)
-    problems = []
-    for index in range(count):
-        level = levels[index % len(levels)]
+    problems, seen = [], set(exclude)
+    while len(problems) < count:
+        level = levels[len(problems) % len(levels)]
         template = rng.choice(TEMPLATES[level])
         question, steps, answer = template(rng)
+        if question in seen:
+            continue
+        seen.add(question)
         problems.append(WordProblem(question, steps, answer, level, template.__name__.lstrip("_")))
     return problems

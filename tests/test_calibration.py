@@ -1,0 +1,171 @@
+"""Calibration recipes: eq. 1, difficulty bands, tau, think-span removal, and what each recipe selects."""
+
+import pytest
+
+from prunebench import calibration as cal
+from prunebench.prompts import split_response, without_thinking
+
+THINK = {"start": "<think>", "end": "</think>"}
+
+
+# ---------------------------------------------------------------- eq. 1
+
+def test_median_fits():
+    # lengths sorted: 100 (i=2), 200 (i=0), 300 (i=3), 400 (i=1); floor(4/2) = index 2 of the order -> 300
+    assert cal.select_by_length([200, 400, 100, 300], budget=1000) == (3, "median fits")
+
+
+def test_median_of_odd_count_is_the_middle():
+    assert cal.select_by_length([50, 10, 30], budget=1000)[0] == 2
+
+
+def test_median_too_long_takes_longest_that_fits():
+    index, case = cal.select_by_length([200, 400, 100, 300], budget=250)
+    assert index == 0 and case.startswith("median too long")
+
+
+def test_nothing_fits_takes_shortest():
+    index, case = cal.select_by_length([200, 400, 150, 300], budget=100)
+    assert index == 2 and case.startswith("nothing fits")
+
+
+def test_single_candidate_and_ties():
+    assert cal.select_by_length([500], budget=1000)[0] == 0
+    assert cal.select_by_length([500], budget=10)[0] == 0
+    assert cal.select_by_length([7, 7, 7, 7], budget=100)[0] == 2  # ties keep their order
+
+
+def test_select_needs_candidates():
+    with pytest.raises(ValueError):
+        cal.select_by_length([], budget=10)
+
+
+# ---------------------------------------------------------------- bands and ratios
+
+@pytest.mark.parametrize("c,band", [(1.0, "easy"), (0.75, "medium"), (0.51, "medium"), (0.5, "hard"),
+                                    (0.25, "hard"), (0.0, "hard")])
+def test_difficulty_bands(c, band):
+    assert cal.difficulty_band(c) == band
+
+
+def test_correctness_ratio():
+    assert cal.correctness_ratio([{"correct": True}, {"correct": False}, {"correct": True}, {"correct": True}]) == 0.75
+
+
+def test_choose_is_seeded_and_keeps_order():
+    items = list(range(100))
+    a = cal.choose(items, 10, seed=1, salt="x")
+    assert a == cal.choose(items, 10, seed=1, salt="x")
+    assert a != cal.choose(items, 10, seed=2, salt="x")
+    assert a == sorted(a)
+    assert cal.choose(items[:5], 10, seed=1, salt="x") == items[:5]
+
+
+# ---------------------------------------------------------------- think spans
+
+def test_split_with_think_tags_and_prefix():
+    parts = split_response("reasoning here\n</think>\n\nSo \\boxed{3}.", THINK, "<think>\n")
+    assert parts.thinking == "reasoning here" and parts.answer == "So \\boxed{3}." and parts.think_closed
+
+
+def test_without_thinking_keeps_an_empty_span_and_the_answer():
+    text = "long reasoning\n</think>\n\nThe answer is \\boxed{3}."
+    assert without_thinking(text, THINK, "<think>\n") == "\n</think>\n\nThe answer is \\boxed{3}."
+    assert without_thinking("<think>r</think>A \\boxed{1}", THINK, "") == "<think>\n</think>\n\nA \\boxed{1}"
+
+
+def test_without_thinking_for_models_without_tags_keeps_the_final_line():
+    text = "Step 1: 2 + 2 = 4.\nStep 2: 4 + 1 = 5.\nSo the answer is \\boxed{5}."
+    assert without_thinking(text, None) == "So the answer is \\boxed{5}."
+
+
+# ---------------------------------------------------------------- recipes on a real tokenizer
+
+@pytest.fixture(scope="module")
+def ctx_factory(tiny_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    entry = {"think": None, "response_prefix": "", "system_prompt": None, "chat_template": None}
+
+    def make(graded, problems, sequences=8, max_length=256):
+        return cal.Context(tokenizer=tokenizer, entry=entry, sequences=sequences, max_length=max_length, seed=0,
+                           problems=problems, graded=graded, instructions={d: "Solve." for d in problems})
+    return make
+
+
+def _pool():
+    """Four problems: p0 easy (4/4), p1 medium (3/4), p2 hard (1/4), p3 never solved."""
+    samples = []
+    truth = {"p0": [1, 1, 1, 1], "p1": [0, 1, 1, 1], "p2": [0, 0, 1, 0], "p3": [0, 0, 0, 0]}
+    for pid, flags in truth.items():
+        for k, ok in enumerate(flags):
+            text = f"Work for {pid} sample {k}. " + "step. " * (5 + 10 * k) + f"\\boxed{{{k}}}"
+            samples.append({"id": pid, "sample": k, "text": text, "correct": bool(ok), "filters": []})
+    problems = {"src": [{"id": p, "question": f"Question {p}?", "answer": "1"} for p in truth]}
+    return {"src": samples}, problems
+
+
+def test_sgr_takes_first_correct_response(ctx_factory):
+    graded, problems = _pool()
+    seqs = cal.build(ctx_factory(graded, problems), "sgr", {"type": "sgr"})
+    chosen = {s.problem_id: s.sample for s in seqs}
+    assert chosen == {"p0": 0, "p1": 1, "p2": 2}
+
+
+def test_sgr_skips_filtered_responses(ctx_factory):
+    graded, problems = _pool()
+    graded["src"][0]["filters"] = ["repetition"]  # p0's first correct response is filtered
+    seqs = cal.build(ctx_factory(graded, problems), "sgr", {"type": "sgr"})
+    assert {s.problem_id: s.sample for s in seqs}["p0"] == 1
+
+
+@pytest.mark.parametrize("tau,expected", [(1.0, {"p0", "p1", "p2"}), (0.75, {"p1", "p2"}), (0.5, {"p2"}),
+                                          (0.25, {"p2"})])
+def test_ssgr_tau_filter(ctx_factory, tau, expected):
+    graded, problems = _pool()
+    seqs = cal.build(ctx_factory(graded, problems), "ssgr", {"type": "ssgr", "tau": tau})
+    assert {s.problem_id for s in seqs} == expected
+
+
+def test_ssgr_picks_median_length_correct_response(ctx_factory):
+    graded, problems = _pool()
+    seqs = cal.build(ctx_factory(graded, problems), "ssgr", {"type": "ssgr", "tau": 0.75})
+    by_problem = {s.problem_id: s for s in seqs}
+    # p1's correct responses are samples 1, 2, 3 with increasing length: the median is sample 2
+    assert by_problem["p1"].sample == 2 and "median fits" in by_problem["p1"].why
+    assert "c=0.75" in by_problem["p1"].why and "(medium)" in by_problem["p1"].why
+
+
+def test_ssgr_respects_the_budget(ctx_factory):
+    graded, problems = _pool()
+    ctx = ctx_factory(graded, problems, max_length=80)
+    seqs = cal.build(ctx, "ssgr", {"type": "ssgr", "tau": 0.75})
+    p1 = {s.problem_id: s for s in seqs}["p1"]
+    assert p1.sample in (1, 2) and all(len(s.input_ids) <= 80 for s in seqs)
+
+
+def test_pretraining_windows_have_exact_length(ctx_factory):
+    docs = {"corpus": [{"id": "d0", "text": "short"}, {"id": "d1", "text": " ".join(["word"] * 400)}]}
+    seqs = cal.build(ctx_factory({}, docs, sequences=5, max_length=64), "c4", {"type": "pretraining",
+                                                                              "datasets": ["corpus"]})
+    assert len(seqs) == 5 and all(len(s.input_ids) == 64 and s.problem_id == "d1" for s in seqs)
+
+
+def test_pretraining_without_long_documents_is_a_clear_error(ctx_factory):
+    from prunebench.io import InputError
+
+    docs = {"corpus": [{"id": "d0", "text": "short"}]}
+    with pytest.raises(InputError, match="too few documents"):
+        cal.build(ctx_factory({}, docs, sequences=2, max_length=64), "c4", {"type": "pretraining",
+                                                                             "datasets": ["corpus"]})
+
+
+def test_gold_uses_solutions_in_chat_format(ctx_factory):
+    problems = {"gold": [{"id": f"g{i}", "question": f"What is {i}+1?", "answer": str(i + 1),
+                          "solution": f"{i}+1={i + 1}. \\boxed{{{i + 1}}}"} for i in range(20)]}
+    ctx = ctx_factory({}, problems, sequences=4)
+    seqs = cal.build(ctx, "mathr", {"type": "gold", "datasets": ["gold"]})
+    assert len(seqs) == 4
+    text = ctx.tokenizer.decode(seqs[0].input_ids)
+    assert "<|im_start|>user" in text and "<|im_start|>assistant" in text and text.endswith("<|im_end|>")

@@ -1,0 +1,68 @@
+"""Config loading: both shipped configs validate; a bad one fails naming the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from prunebench import config as pb_config
+from prunebench.io import InputError
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def default():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_validate(name):
+    config = pb_config.load(ROOT / "config" / name)
+    assert config["models"] and config["calibration"]["recipes"]
+
+
+def test_schema_file_is_the_package_schema():
+    assert (ROOT / "config" / "schema.yaml").resolve() == pb_config.SCHEMA_PATH.resolve()
+
+
+def test_defaults_are_filled():
+    config = pb_config.validate({"models": {"m": {"source": {"path": "/x"}}}})
+    assert config["self_generation"]["samples"] == 16 and config["evaluation"]["samples"] == 4
+    assert config["models"]["m"]["dtype"] == "bfloat16" and config["models"]["m"]["layers"] == "model.layers"
+    assert config["calibration"]["max_length"] == 16384
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda c: c["evaluation"].update(samples=0), "config.evaluation.samples"),
+    (lambda c: c["self_generation"].update(top_p=1.5), "config.self_generation.top_p"),
+    (lambda c: c["models"]["qwen2.5-coder-0.5b-instruct"].pop("source"), "config.models.qwen2.5-coder-0.5b-instruct"),
+    (lambda c: c["models"]["qwen2.5-coder-0.5b-instruct"].update(dtype="int3"),
+     "config.models.qwen2.5-coder-0.5b-instruct.dtype"),
+    (lambda c: c.update(unknown_key=1), "config"),
+    (lambda c: c["pruning"].update(methods=["sparsegpt-1.5"]), "config.pruning.methods[0]"),
+    (lambda c: c["pruning"].update(methods=["sparsegpt-0.50"]), "config.pruning.methods[0]"),
+    (lambda c: c["calibration"].update(recipes=["c4", "nosuch"]), "config.calibration.recipes"),
+    (lambda c: c["calibration"]["recipe_definitions"].update(x={"type": "magic"}),
+     "config.calibration.recipe_definitions.x.type"),
+    (lambda c: c["evaluation"]["benchmarks"].update(c4=3), "config.evaluation.benchmarks"),
+    (lambda c: c["self_generation"]["sources"].update(nosuch=3), "config.self_generation.sources"),
+])
+def test_bad_config_names_the_key(default, edit, key):
+    config = copy.deepcopy(default)
+    edit(config)
+    with pytest.raises(InputError) as err:
+        pb_config.validate(config, "config.yaml")
+    message = str(err.value)
+    assert message.startswith("config.yaml: " + key), message
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("models: [\n")
+    with pytest.raises(InputError, match="broken.yaml: not valid YAML"):
+        pb_config.load(path)
+
+
+def test_scaled_counts():
+    assert pb_config.scaled(30, 1.0) == 30 and pb_config.scaled(30, 0.1) == 3 and pb_config.scaled(2, 0.01) == 1

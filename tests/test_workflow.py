@@ -1,0 +1,237 @@
+"""The Snakemake workflow: dry-runs of both shipped configs, the linter, and an end-to-end run of
+the whole DAG on a tiny model built here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import MIRROR, ROOT, build_tiny_model
+
+BIN = Path(sys.executable).parent
+
+
+def dry_run(workdir: Path, configfile: Path | None, targets=("report",)) -> None:
+    """Plan the DAG with Snakemake's Python API (raises if the workflow or a target is broken)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[configfile] if configfile else []),
+            snakefile=ROOT / "Snakefile", workdir=workdir,
+        )
+        dag = workflow.dag(DAGSettings(targets=list(targets)))
+        dag.execute_workflow(executor="dryrun")
+
+
+def snakemake(*args, cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", HF_HUB_OFFLINE="1")
+    return subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    counts, table = {}, False
+    for line in output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            table = True
+            continue
+        if table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+            elif counts and not line.startswith("-"):
+                break
+    return counts
+
+
+@pytest.mark.parametrize("configfile,models", [("config/config.yaml", 1), ("config/paper.yaml", 3)])
+def test_dry_run_plans_every_target(tmp_path, configfile, models):
+    start = time.monotonic()
+    targets = ["report", "all"] + [f"table{n}" for n in range(1, 9)] + [f"figure{n}" for n in range(1, 6)]
+    result = snakemake(*targets, "-n", "--cores", "1", "--configfile", str(ROOT / configfile), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    methods, recipes = 2, 4
+    assert counts["prepare_model"] == models and counts["prune"] == models * methods * recipes
+    assert counts["evaluate"] == models * (1 + methods * recipes)
+    assert counts["table"] == 8 and counts["figure"] == 5 and counts["report"] == 1
+    assert time.monotonic() - start < 30
+
+
+def test_paper_dry_run_is_fast_and_offline(tmp_path):
+    env_probe = snakemake("report", "-n", "--cores", "1", "--configfile", str(ROOT / "config" / "paper.yaml"),
+                          cwd=tmp_path)
+    assert env_probe.returncode == 0
+    assert not (tmp_path / "results").exists()  # planning wrote nothing and fetched nothing
+
+
+def test_dry_run_through_the_python_api(tmp_path):
+    dry_run(tmp_path, ROOT / "config" / "paper.yaml", targets=("table2",))
+
+
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["evaluation"]["samples"] = -2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--cores", "1", "--configfile", str(bad), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "config.evaluation.samples" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake("--lint", cwd=ROOT)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _teach(model_dir: Path, problems: list[dict]) -> None:
+    """A few seconds of training on the pool's worked solutions, so that some sampled answers are
+    right and the self-generated recipes have something to select."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prunebench.datasets import DATASETS
+    from prunebench.prompts import conversation
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    entry = {"system_prompt": None, "chat_template": None, "response_prefix": ""}
+    instruction = DATASETS["wordproblems_train"].instruction
+    texts = [conversation(tokenizer, entry, p["question"], instruction, p["solution"]) for p in problems]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    model.train()
+    for _ in range(120):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(model_dir)
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    """The whole DAG, `snakemake report`, on a tiny model, in a scratch working directory."""
+    from prunebench import datasets
+
+    work = tmp_path_factory.mktemp("e2e")
+    model_dir = build_tiny_model(work / "tiny-model")
+    pool, _ = datasets.load("wordproblems_train", None)
+    _teach(model_dir, datasets.subset(pool, 6, 0, "wordproblems_train"))
+    config = {
+        "title": "end-to-end test", "data_dir": str(MIRROR), "seed": 0,
+        "models": {"tiny": {"source": {"path": str(model_dir)}, "dtype": "float32", "max_model_len": 512,
+                            "batch_size": 8}},
+        "self_generation": {"sources": {"wordproblems_train": 6}, "samples": 3, "max_new_tokens": 96,
+                            "temperature": 1.0},
+        # tau = 1: a model taught its pool problems solves them all; tau itself is unit-tested
+        "calibration": {"sequences": 4, "max_length": 96, "recipes": ["c4", "mathr", "sgr", "ssgr"],
+                        "recipe_definitions": {"c4": {"type": "pretraining", "datasets": ["c4"]},
+                                               "mathr": {"type": "gold", "datasets": ["gsm8k_train", "math_train"]},
+                                               "sgr": {"type": "sgr"}, "ssgr": {"type": "ssgr", "tau": 1.0}}},
+        "pruning": {"methods": ["sparsegpt-0.5", "wanda-0.5"]},
+        "evaluation": {"samples": 2, "max_new_tokens": 24,
+                       "benchmarks": {"wordproblems": 4, "gsm8k": 2, "gpqa_diamond": 2}},
+        "grading": {"workers": 1},
+    }
+    configfile = work / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    start = time.monotonic()
+    result = snakemake("report", "--cores", "2", "--configfile", str(configfile), cwd=work)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    return {"work": work, "config": configfile, "result": result, "elapsed": elapsed}
+
+
+@pytest.mark.slow
+def test_e2e_builds_the_report(e2e):
+    work = e2e["work"]
+    html = (work / "results/report/index.html").read_text()
+    tex = (work / "results/report/paper.tex").read_text()
+    for n in range(1, 9):
+        assert f'id="table{n}"' in html and f"Table {n}" in tex
+    for n in range(1, 6):
+        assert f'id="figure{n}"' in html
+    assert "<svg" in html and "not yet built" in html
+
+
+@pytest.mark.slow
+def test_e2e_table2_has_every_row_with_real_numbers(e2e):
+    table = json.loads((e2e["work"] / "results/tables/table2.json").read_text())
+    rows = {(r["method"], r["recipe"]) for r in table["rows"]}
+    assert rows == {("dense", "none")} | {(m, r) for m in ("sparsegpt-0.5", "wanda-0.5")
+                                          for r in ("c4", "mathr", "sgr", "ssgr")}
+    for row in table["rows"]:
+        for bench in ("wordproblems", "gsm8k", "gpqa_diamond"):
+            assert 0.0 <= row[bench] <= 100.0
+    assert table["provenance"]["code_commit"] and table["provenance"]["versions"]["torch"]
+
+
+@pytest.mark.slow
+def test_e2e_pruned_checkpoints_are_exactly_half_sparse(e2e):
+    for sparsity in (e2e["work"] / "results/pruned").glob("tiny/*/*/sparsity.json"):
+        report = json.loads(sparsity.read_text())
+        assert report["overall_sparsity"] == pytest.approx(0.5, abs=1e-6), sparsity
+        assert report["provenance"]["inputs"]
+
+
+@pytest.mark.slow
+def test_e2e_self_generated_recipes_selected_responses(e2e):
+    from prunebench.io import read_jsonl, read_provenance
+
+    for recipe in ("sgr", "ssgr"):
+        path = e2e["work"] / f"results/calibration/tiny/{recipe}.jsonl"
+        records = read_jsonl(path)
+        assert records and all(r["problem_id"].startswith("wordproblems-train") for r in records)
+        assert all(r["tokens"] <= 96 and r["why"] for r in records)
+        assert read_provenance(path)["params"]["recipe"] == recipe
+
+
+@pytest.mark.slow
+def test_e2e_every_result_carries_provenance(e2e):
+    from prunebench.io import read_provenance
+
+    results = e2e["work"] / "results"
+    for path in list(results.glob("*/tiny/**/*.jsonl")) + list(results.glob("data/*.jsonl")):
+        prov = read_provenance(path)
+        assert prov and "code_commit" in prov and "versions" in prov, path
+    for path in results.glob("eval/tiny/**/*.json"):
+        prov = json.loads(path.read_text())["provenance"]
+        assert prov["seed"] == 0 and prov["model"]["revision"] and prov["inputs"], path
+
+
+@pytest.mark.slow
+def test_e2e_gpqa_questions_stay_out_of_results(e2e):
+    from prunebench import datasets
+
+    rows, _ = datasets.fetch_raw(datasets.get("gpqa_diamond"), MIRROR)
+    questions = [str(r["Question"])[:80] for r in rows]
+    for path in (e2e["work"] / "results").rglob("*"):
+        if path.is_file() and path.suffix in (".jsonl", ".json", ".html", ".tex", ".csv", ".log"):
+            text = path.read_text(errors="replace")
+            assert not any(q in text for q in questions), path
+
+
+@pytest.mark.slow
+def test_e2e_second_run_is_a_no_op(e2e):
+    start = time.monotonic()
+    result = snakemake("report", "--cores", "2", "--configfile", str(e2e["config"]), cwd=e2e["work"])
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert time.monotonic() - start < 30
