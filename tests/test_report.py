@@ -1,0 +1,85 @@
+"""The report: real templates over a small results tree, with hostile model text made inert."""
+
+import json
+
+import pytest
+
+from prunebench import paths, report
+from prunebench.config import validate
+from prunebench.figures import write_figure
+from prunebench.io import write_json, write_jsonl
+from prunebench.tables import ALL_FIGURES, ALL_TABLES, write_table
+
+from .conftest import ROOT
+
+HOSTILE = ("<script>alert(1)</script> \\input{/etc/passwd} \\def\\x{ {{{ unbalanced $x^2$ & % # _ ~ ^ "
+           "</pre></details> {{ config }} ((( title ))) " + "A" * 1_000_000)
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = validate({
+        "title": "Hostile <b>title</b> & \\LaTeX",
+        "models": {"m": {"source": {"path": "/nonexistent"}, "label": "M<i>"}},
+        "self_generation": {"sources": {"wordproblems_train": 2}},
+        "calibration": {"recipes": ["sgr"]},
+        "pruning": {"methods": ["wanda-0.5"]},
+        "evaluation": {"benchmarks": {"wordproblems": 2}},
+    })
+    for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):
+        write_json(paths.eval_metrics("m", method, recipe, "wordproblems"),
+                   {"pass@1": 50.0, "stderr": 10.0, "mean_tokens": 12.0, "provenance": {}})
+    for n in ALL_TABLES:
+        write_table(config, n, paths.table(n, "csv"), paths.table(n, "json"))
+    for n in ALL_FIGURES:
+        write_figure(config, n, paths.figure(n, "svg"), paths.figure(n, "pdf"), paths.figure(n, "json"))
+    write_jsonl(paths.calibration("m", "sgr"), [{"index": 0, "source": "wordproblems_train",
+                                                 "problem_id": "p<1>", "sample": 0, "tokens": 3,
+                                                 "why": "first correct </summary>", "meta": {},
+                                                 "text": HOSTILE, "input_ids": [1, 2, 3]}])
+    write_jsonl(paths.graded("m", "wordproblems_train"), [{"id": "p", "sample": 0, "correct": False,
+                                                           "filters": ["repetition"], "text": HOSTILE}])
+    report.render(config, ".", ROOT / "report" / "templates", ROOT / "report" / "paper.yaml",
+                  paths.report("index.html"), paths.report("paper.tex"))
+    return tmp_path
+
+
+def test_html_makes_model_text_inert(results):
+    html = (results / paths.report("index.html")).read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<b>title</b>" not in html and "M<i>" not in html
+    assert len(html) < 500_000  # the 1 MB line is cut
+    assert html.count("<pre>") == html.count("</pre>")  # no escape from the excerpt's block
+    assert "first correct &lt;/summary&gt;" in html
+
+
+def test_latex_makes_model_text_inert(results):
+    tex = (results / paths.report("paper.tex")).read_text()
+    assert "\\input{/etc/passwd}" not in tex and "\\textbackslash{}input\\{/etc/passwd\\}" in tex
+    assert "\\def\\x" not in tex
+    body = tex.split("\\begin{document}", 1)[1]
+    # braces outside escapes balance, so the document's structure is intact
+    stripped = body.replace("\\{", "").replace("\\}", "")
+    assert stripped.count("{") == stripped.count("}")
+    assert len(tex) < 500_000
+
+
+def test_report_lists_every_table_and_figure(results):
+    html = (results / paths.report("index.html")).read_text()
+    for n in ALL_TABLES:
+        assert f'id="table{n}"' in html
+    for n in ALL_FIGURES:
+        assert f'id="figure{n}"' in html
+    meta = json.loads((results / paths.table(2, "json")).read_text())
+    assert meta["status"] == "built" and len(meta["rows"]) == 2
+    assert json.loads((results / paths.table(3, "json")).read_text())["status"] == "not yet built"
+
+
+def test_latex_escape_covers_every_special():
+    assert report.latex_escape("a_b%c&d#e$f") == "a\\_b\\%c\\&d\\#e\\$f"
+    assert report.latex_escape("\\x{y}") == "\\textbackslash{}x\\{y\\}"
+    assert report.latex_escape("^~<>|") == ("\\textasciicircum{}\\textasciitilde{}\\textless{}\\textgreater{}"
+                                            "\\textbar{}")
+    assert report.latex_escape("bell\x07") == "bell "
+    assert report.latex_escape(report.Latex("\\textbf{x}")) == "\\textbf{x}"
