@@ -12,8 +12,10 @@ rule prune:
     params:
         blocksize=config["pruning"]["blocksize"],
         percdamp=config["pruning"]["percdamp"],
+        options=("--true-sequential " if config["pruning"]["true_sequential"] else "")
+        + f"--mask-selection {config['pruning']['mask_selection']}",
     conda:
         ENV
     shell:
         "prunebench prune --model {input.model} --calibration {input.calibration} --method {wildcards.method} "
-        "--blocksize {params.blocksize} --percdamp {params.percdamp} --out {output} 2> {log}"
+        "--blocksize {params.blocksize} --percdamp {params.percdamp} {params.options} --out {output} 2> {log}"

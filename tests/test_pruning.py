@@ -188,9 +188,9 @@ def test_wanda_mask_closed_form():
     assert torch.equal(pruned != 0, torch.tensor([[True, False, False, False], [False, False, False, True]]))
 
 
-def reference_sparsegpt(weight, hessian, sparsity, prune_n, prune_m, blocksize, percdamp=0.01):
+def reference_sparsegpt(weight, hessian, sparsity, prune_n, prune_m, blocksize, percdamp=0.01, verbatim=False):
     """IST-DASLab/sparsegpt fasterprune, transcribed; its `<= thresh` picks one more than int(numel * s),
-    so the threshold here is the k-th lowest score (index k - 1) to prune exactly k."""
+    so unless ``verbatim`` the threshold here is the k-th lowest score (index k - 1) to prune exactly k."""
     W = weight.clone().float()
     H = hessian.clone()
     columns = W.shape[1]
@@ -205,7 +205,7 @@ def reference_sparsegpt(weight, hessian, sparsity, prune_n, prune_m, blocksize, 
         Q1, Err1 = torch.zeros_like(W1), torch.zeros_like(W1)
         if prune_n == 0:
             tmp = W1 ** 2 / (torch.diag(Hinv1).reshape((1, -1))) ** 2
-            mask1 = tmp <= torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity) - 1]
+            mask1 = tmp <= torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity) - (0 if verbatim else 1)]
         else:
             mask1 = torch.zeros_like(W1) == 1
         for i in range(i2 - i1):
@@ -237,6 +237,23 @@ def test_sparsegpt_matches_reference(name, prune_n, prune_m):
     assert torch.equal(pruned == 0, expected == 0)
     torch.testing.assert_close(pruned, expected)
     assert bool((pruned[:, 5] == 0).all())
+
+
+def test_reference_mask_selection_matches_the_reference_verbatim():
+    weight, x = correlated_layer(seed=4)
+    hessian = InputStatistic("hessian", 64)
+    hessian.add(x)
+    spec = parse_method("sparsegpt-0.5")
+    expected = reference_sparsegpt(weight, hessian.value, 0.5, 0, 0, blocksize=16, verbatim=True)
+    pruned = METHODS["sparsegpt"].prune(weight, hessian.value, spec, blocksize=16, log=quiet,
+                                        mask_selection="reference")
+    torch.testing.assert_close(pruned, expected)
+    blocks = weight.shape[1] // 16
+    assert int((pruned == 0).sum()) == int(weight.numel() * 0.5) + blocks   # one more per block
+    exact = METHODS["sparsegpt"].prune(weight, hessian.value, spec, blocksize=16, log=quiet)
+    assert int((exact == 0).sum()) == int(weight.numel() * 0.5)
+    with pytest.raises(ValueError, match="mask_selection"):
+        METHODS["sparsegpt"].prune(weight, hessian.value, spec, mask_selection="closest")
 
 
 # -------------------------------------------------------------------------------------- statistics
@@ -348,6 +365,27 @@ def test_running_on_a_named_device_gives_the_same_result():
     assert named.lm_head.weight is named.model.embed_tokens.weight
     for (name, a), (_, b) in zip(here.state_dict().items(), named.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_offloaded_activations_give_the_same_result():
+    cal = calibration()
+    here, offloaded = tiny_model("qwen2"), tiny_model("qwen2")
+    prune_model(here, cal, parse_method("sparsegpt-0.5"), log=quiet)
+    prune_model(offloaded, cal, parse_method("sparsegpt-0.5"), offload_activations=True, device="cpu", log=quiet)
+    for (name, a), (_, b) in zip(here.state_dict().items(), offloaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_long_sequences_accumulate_in_chunks_to_the_same_statistic(monkeypatch):
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 1000, 16, generator=generator)
+    whole = InputStatistic("hessian", 16)
+    whole.add(x)
+    monkeypatch.setattr(InputStatistic, "CHUNK_TOKENS", 64)
+    chunked = InputStatistic("hessian", 16)
+    chunked.add(x)
+    torch.testing.assert_close(chunked.value, whole.value, rtol=1e-5, atol=1e-6)
+    assert chunked.tokens == 1000
 
 
 def test_driver_rejects_bad_inputs():

@@ -225,8 +225,9 @@ def cmd_prune(args) -> None:
     model = load_model(args.model, args.dtype or entry["dtype"], args.device)
     report = prune_model(model, calibration, spec, layers_path=args.layers or entry["layers"],
                          skip_modules=entry.get("skip_modules", []), blocksize=args.blocksize,
-                         percdamp=args.percdamp, true_sequential=args.true_sequential, device=args.device,
-                         log=log.info)
+                         percdamp=args.percdamp, true_sequential=args.true_sequential,
+                         mask_selection=args.mask_selection, offload_activations=args.offload_activations,
+                         device=args.device, log=log.info)
     with atomic_dir(args.out) as staging:
         model.save_pretrained(staging)
         copy_tokenizer_files(model_dir(args.model), staging)
@@ -236,7 +237,8 @@ def cmd_prune(args) -> None:
             "calibration_file": args.calibration,
             "provenance": provenance([args.calibration, args.model], model=base,
                                      params={"blocksize": args.blocksize, "percdamp": args.percdamp,
-                                             "true_sequential": args.true_sequential}),
+                                             "true_sequential": args.true_sequential,
+                                             "mask_selection": args.mask_selection}),
         })
     log.info("%s: overall sparsity %.4f in %.1f s", spec.name, report["overall_sparsity"], report["wall_seconds"])
 
@@ -347,12 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", type=float, default=None)
     p.add_argument("--pattern", default=None, help="N:M, e.g. 2:4")
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None)
+    p.add_argument("--device", default=None, help="where each layer is pruned (cpu, cuda, cuda:1; default: auto)")
+    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: the model entry's)")
     p.add_argument("--layers", default=None, help="attribute path of the decoder layers (default: the entry's)")
     p.add_argument("--blocksize", type=int, default=128)
     p.add_argument("--percdamp", type=float, default=0.01)
-    p.add_argument("--true-sequential", action="store_true")
+    p.add_argument("--true-sequential", action="store_true",
+                   help="recompute statistics after each group of a layer's modules is pruned")
+    p.add_argument("--mask-selection", choices=["exact", "reference"], default="exact",
+                   help="SparseGPT unstructured masks: exact count, or the reference code's <= threshold")
+    p.add_argument("--offload-activations", action="store_true",
+                   help="hold the calibration activations in pinned CPU memory between layers (GPU runs)")
     p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("evaluate", help="generate, grade and score benchmarks (resumable)")

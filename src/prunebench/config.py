@@ -60,10 +60,13 @@ def _check_references(config: dict, source: str) -> None:
     from .datasets import DATASETS
     from .pruning.methods import parse_method
 
-    for name in config["calibration"]["recipes"]:
-        if name not in config["calibration"]["recipe_definitions"]:
-            raise InputError(f"{source}: config.calibration.recipes: {name!r} is not defined under "
-                             f"config.calibration.recipe_definitions")
+    recipe_lists = {"calibration.recipes": config["calibration"]["recipes"],
+                    "experiments.figure4.recipes": config["experiments"]["figure4"]["recipes"] or []}
+    for key, names in recipe_lists.items():
+        for name in names:
+            if name not in config["calibration"]["recipe_definitions"]:
+                raise InputError(f"{source}: config.{key}: {name!r} is not defined under "
+                                 f"config.calibration.recipe_definitions")
     for name, spec in config["calibration"]["recipe_definitions"].items():
         if spec["type"] not in RECIPES:
             raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.type: unknown recipe "
@@ -82,13 +85,16 @@ def _check_references(config: dict, source: str) -> None:
             known = sorted(n for n, d in DATASETS.items() if d.benchmark)
             raise InputError(f"{source}: config.evaluation.benchmarks: {bench!r} is not a benchmark "
                              f"(known: {', '.join(known)})")
-    for index, method in enumerate(config["pruning"]["methods"]):
-        try:
-            canonical = parse_method(method).name
-        except ValueError as err:
-            raise InputError(f"{source}: config.pruning.methods[{index}]: {err}") from None
-        if canonical != method:  # names become paths: one spelling per method
-            raise InputError(f"{source}: config.pruning.methods[{index}]: write {method!r} as {canonical!r}")
+    method_lists = {"pruning.methods": config["pruning"]["methods"],
+                    "experiments.figure4.methods": config["experiments"]["figure4"]["methods"]}
+    for key, methods in method_lists.items():
+        for index, method in enumerate(methods):
+            try:
+                canonical = parse_method(method).name
+            except ValueError as err:
+                raise InputError(f"{source}: config.{key}[{index}]: {err}") from None
+            if canonical != method:  # names become paths: one spelling per method
+                raise InputError(f"{source}: config.{key}[{index}]: write {method!r} as {canonical!r}")
 
 
 def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:

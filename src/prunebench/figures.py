@@ -22,6 +22,7 @@ from .tables import (BENCHMARK_LABELS, FIGURES, assemble, benchmarks, method_lab
 
 plt.rcParams.update({"svg.hashsalt": "prunebench", "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False})
+FIGURE1_RECIPES = ("c4", "mathr", "ssgr")
 COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
 
 
@@ -48,7 +49,7 @@ def figure1(config: dict, frame, ax) -> str:
     model, method, dense, pruned = _first_method_rows(config, frame)
     benches = benchmarks(config)
     series = {"Dense": [float(dense.iloc[0][b]) for b in benches]}
-    for recipe in FIGURES[1][1]:
+    for recipe in FIGURE1_RECIPES:
         row = pruned[pruned.recipe == recipe]
         if len(row):
             series[recipe_label(recipe)] = [float(row.iloc[0][b]) for b in benches]
@@ -71,19 +72,41 @@ def figure2(config: dict, frame, ax) -> str:
     return f"{model_label(config, model)}, {method_label(method)}"
 
 
-DRAW = {1: figure1, 2: figure2}
+def figure4(config: dict, frame, ax) -> str:
+    """Average pass@1 of SparseGPT at each further setting, one bar per calibration recipe; the
+    dense model's average as a line."""
+    grid = config["experiments"]["figure4"]
+    model = next(iter(config["models"]))
+    rows = frame[frame.model == model]
+    recipes = grid["recipes"] or config["calibration"]["recipes"]
+    series = {}
+    for recipe in recipes:
+        values = []
+        for method in grid["methods"]:
+            row = rows[(rows.method == method) & (rows.recipe == recipe)]
+            values.append(float(row.iloc[0]["AVG"]) if len(row) else float("nan"))
+        series[recipe_label(recipe)] = values
+    _grouped_bars(ax, [method_label(m) for m in grid["methods"]], series, "average pass@1 (%)")
+    dense = rows[rows.method == paths.DENSE]
+    if len(dense):
+        ax.axhline(float(dense.iloc[0]["AVG"]), color="#333333", linestyle="--", linewidth=1)
+        ax.annotate("Dense", (ax.get_xlim()[1], float(dense.iloc[0]["AVG"])), fontsize=8, ha="right", va="bottom")
+    return model_label(config, model)
+
+
+DRAW = {1: figure1, 2: figure2, 4: figure4}
 
 
 def write_figure(config: dict, number: int, out_svg: str | Path, out_pdf: str | Path, out_json: str | Path,
                  root: str | Path = ".") -> None:
     spec = FIGURES[number]
     fig, ax = plt.subplots(figsize=(7.0, 3.2))
-    if spec is None:
+    if not spec.built:
         ax.axis("off")
         ax.text(0.5, 0.5, f"Figure {number}: not yet built", ha="center", va="center", fontsize=12)
         subtitle = ""
     else:
-        subtitle = DRAW[number](config, assemble(config, spec[0], root), ax)
+        subtitle = DRAW[number](config, assemble(config, number, root, "figure"), ax)
         ax.set_title(subtitle, fontsize=9)
     fig.tight_layout()
     inputs = [Path(root) / p for p in required_metrics(config, number, "figure")]
@@ -94,5 +117,5 @@ def write_figure(config: dict, number: int, out_svg: str | Path, out_pdf: str | 
         with atomic_path(out, suffix="." + fmt) as tmp:
             fig.savefig(tmp, format=fmt, metadata=meta)
     plt.close(fig)
-    write_json(out_json, {"figure": number, "status": "built" if spec else "not yet built", "subtitle": subtitle,
+    write_json(out_json, {"figure": number, "status": "built" if spec.built else "not yet built", "subtitle": subtitle,
                           "provenance": prov})

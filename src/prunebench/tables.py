@@ -67,31 +67,40 @@ def _main_grid(config: dict) -> list[Row]:
     return rows
 
 
+def _figure4_grid(config: dict) -> list[Row]:
+    """Figure 4: the dense model, then SparseGPT at further sparsities and patterns on each recipe."""
+    grid = config["experiments"]["figure4"]
+    recipes = grid["recipes"] or config["calibration"]["recipes"]
+    rows = []
+    for model in config["models"]:
+        rows.append(Row(model, paths.DENSE, paths.NO_RECIPE))
+        rows.extend(Row(model, m, r) for m in grid["methods"] for r in recipes)
+    return rows
+
+
 @dataclass(frozen=True)
-class TableSpec:
+class Spec:
+    """A table or figure: the rows it needs from the config, or None while it is not yet built."""
+
     number: int
-    rows: Callable[[dict], list[Row]] | None  # None: not yet built
+    rows: Callable[[dict], list[Row]] | None
 
     @property
     def built(self) -> bool:
         return self.rows is not None
 
 
-TABLES: dict[int, TableSpec] = {n: TableSpec(n, None) for n in ALL_TABLES}
-TABLES[2] = TableSpec(2, _main_grid)
-
-# Figures draw from table rows: (table whose rows they read, recipes they show or None for all).
-FIGURES: dict[int, tuple[int, tuple[str, ...] | None] | None] = {n: None for n in ALL_FIGURES}
-FIGURES[1] = (2, ("c4", "mathr", "ssgr"))
-FIGURES[2] = (2, None)
+TABLES: dict[int, Spec] = {n: Spec(n, None) for n in ALL_TABLES}
+TABLES[2] = Spec(2, _main_grid)
+FIGURES: dict[int, Spec] = {n: Spec(n, None) for n in ALL_FIGURES}
+FIGURES[1] = Spec(1, _main_grid)
+FIGURES[2] = Spec(2, _main_grid)
+FIGURES[4] = Spec(4, _figure4_grid)
 
 
 def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
-    if kind == "figure":
-        spec = FIGURES[number]
-        return [] if spec is None else required_rows(config, spec[0])
-    table = TABLES[number]
-    return table.rows(config) if table.built else []
+    spec = (FIGURES if kind == "figure" else TABLES)[number]
+    return spec.rows(config) if spec.built else []
 
 
 def required_metrics(config: dict, number: int, kind: str = "table") -> list[str]:
@@ -99,11 +108,11 @@ def required_metrics(config: dict, number: int, kind: str = "table") -> list[str
             for r in required_rows(config, number, kind) for b in benchmarks(config)]
 
 
-def assemble(config: dict, number: int, root: str | Path = ".") -> pd.DataFrame:
+def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "table") -> pd.DataFrame:
     """One row per table row: labels, pass@1 per benchmark, its standard error, and the average."""
     benches = benchmarks(config)
     records = []
-    for row in required_rows(config, number):
+    for row in required_rows(config, number, kind):
         record = {"model": row.model, "method": row.method, "recipe": row.recipe}
         for bench in benches:
             m = read_json(Path(root) / paths.eval_metrics(row.model, row.method, row.recipe, bench))

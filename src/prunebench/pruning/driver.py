@@ -39,18 +39,20 @@ class InputStatistic:
         shape = (columns, columns) if kind == "hessian" else (columns,)
         self.value = torch.zeros(shape, dtype=torch.float32, device=device)
 
+    CHUNK_TOKENS = 4096  # fp32 copies of at most this many rows at a time, however long the sequence
+
     def add(self, x: torch.Tensor) -> None:
-        x = x.detach().reshape(-1, x.shape[-1]).to(device=self.value.device, dtype=torch.float32)
-        new = x.shape[0]
-        if new == 0:
-            return
-        self.value *= self.tokens / (self.tokens + new)
-        self.tokens += new
-        if self.kind == "hessian":
-            x = x * math.sqrt(2 / self.tokens)
-            self.value.addmm_(x.T, x)
-        else:
-            self.value += x.pow(2).sum(dim=0) / self.tokens
+        x = x.detach().reshape(-1, x.shape[-1])
+        for start in range(0, x.shape[0], self.CHUNK_TOKENS):
+            chunk = x[start:start + self.CHUNK_TOKENS].to(device=self.value.device, dtype=torch.float32)
+            new = chunk.shape[0]
+            self.value *= self.tokens / (self.tokens + new)
+            self.tokens += new
+            if self.kind == "hessian":
+                chunk = chunk * math.sqrt(2 / self.tokens)  # never in place: chunk may be the input itself
+                self.value.addmm_(chunk.T, chunk)
+            else:
+                self.value += chunk.pow(2).sum(dim=0) / self.tokens
 
 
 class _Collector:
@@ -178,27 +180,41 @@ def _layer_call_kwargs(layer: nn.Module, kwargs: dict) -> dict:
     return kwargs
 
 
-def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], device):
+def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], device, *, store_device=None,
+                   pin_memory: bool = False):
     """Run the model on each sequence and record each decoder layer's call (hidden states, kwargs).
 
-    Returns (hidden, calls): ``hidden[j]`` is layer 0's input on sequence j; ``calls[j][i]`` is
-    (extra positional args, kwargs) of layer i on sequence j. Keyword arguments are recorded per
-    layer because models may give layers different masks or rotary tables (Gemma 3's local and global
-    layers). The layers do not run: each is a pass-through during the capture, and the last one's
-    pre-hook stops the forward, so the capture costs the embeddings and nothing else.
+    Returns (hidden, calls): ``hidden[j]`` is layer 0's input on sequence j, a view into one buffer
+    that holds every sequence's activations (on ``store_device``, pinned if asked) and that the
+    driver overwrites layer after layer; ``calls[j][i]`` is (extra positional args, kwargs) of layer
+    i on sequence j. Keyword arguments are recorded per layer because models may give layers
+    different masks or rotary tables (Gemma 3's local and global layers). The layers do not run:
+    each is a pass-through during the capture, and the last one's pre-hook stops the forward, so the
+    capture costs the embeddings and nothing else.
     """
     hidden, calls = [], []
     current: list = []
+    lengths = [len(ids) for ids in calibration]
+    offsets = [sum(lengths[:j]) for j in range(len(lengths))]
+    buffer: list[torch.Tensor] = []
 
     def hook(index, module, args, kwargs):
         if index == 0:
-            hidden.append(args[0] if args else kwargs["hidden_states"])
+            x = args[0] if args else kwargs["hidden_states"]
+            if not buffer:
+                target = torch.device(store_device) if store_device is not None else x.device
+                buffer.append(torch.empty((sum(lengths), x.shape[-1]), dtype=x.dtype, device=target,
+                                          pin_memory=pin_memory and target.type == "cpu"))
+            j = len(hidden)
+            view = buffer[0][offsets[j]:offsets[j] + lengths[j]]
+            view.copy_(x.reshape(lengths[j], -1))
+            hidden.append(view.view(x.shape))
         current.append((tuple(args[1:]), {k: v for k, v in kwargs.items() if k != "hidden_states"}))
         if index == len(layers) - 1:
             raise _Stop
 
     def passthrough(*args, **kwargs):
-        return hidden[-1]   # same shape whether the model uses the output as is or takes [0]
+        return args[0] if args else kwargs["hidden_states"]  # same shape, used as is or as [0]
 
     handles, saved = [], []
     try:
@@ -227,19 +243,20 @@ def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], de
 
 def _run_layer(layer, hidden, call, device):
     args, kwargs = call
-    out = layer(hidden.to(device), *_move(args, device), **_move(_layer_call_kwargs(layer, kwargs), device))
+    out = layer(hidden.to(device, non_blocking=True), *_move(args, device),
+                **_move(_layer_call_kwargs(layer, kwargs), device))
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def _replay(layer, hidden, calls, index, device, collector=None):
-    """Run ``layer`` on every sequence. Without a collector its outputs replace ``hidden`` in place
-    (one sequence at a time, so only one copy of the activations is ever held) and are returned."""
+    """Run ``layer`` on every sequence. Without a collector its outputs overwrite ``hidden`` in
+    place, one sequence at a time, so only one copy of the activations is ever held."""
     for j, call in enumerate(calls):
         if collector is not None:
             collector.new_pass()
             _run_layer(layer, hidden[j], call[index], device)
         else:
-            hidden[j] = _run_layer(layer, hidden[j], call[index], device)
+            hidden[j].copy_(_run_layer(layer, hidden[j], call[index], device))
     return hidden
 
 
@@ -263,11 +280,13 @@ def _prune_module(module, stat, spec, method, options, qualified, report):
 
 def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, layers_path: str = "model.layers",
                 skip_modules: Sequence[str] = (), blocksize: int = 128, percdamp: float = 0.01,
-                true_sequential: bool = False, device: str | None = None, log=print) -> dict:
+                true_sequential: bool = False, mask_selection: str = "exact", offload_activations: bool = False,
+                device: str | None = None, log=print) -> dict:
     """Prune every nn.Linear of the decoder layers at ``layers_path`` in place; return a JSON-able report.
 
     ``device`` runs each layer there (moving it in and back out) while the rest of the model waits
-    where it is; None runs everything where the model already is. ``true_sequential`` recomputes the
+    where it is; None runs everything where the model already is. ``offload_activations`` keeps the
+    calibration activations in pinned CPU memory, copied to the layer's device one sequence at a time. ``true_sequential`` recomputes the
     statistics of each group of modules (q/k/v, o, gate/up, down: found as modules sharing an input)
     after the earlier groups of the layer are pruned.
     """
@@ -286,7 +305,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     run_device = torch.device(device) if device is not None else home
     if run_device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(run_device)
-    options = dict(blocksize=blocksize, percdamp=percdamp, log=log)
+    options = dict(blocksize=blocksize, percdamp=percdamp, mask_selection=mask_selection, log=log)
     report = {"method": spec.name, "sparsity_target": spec.target, "pattern": spec.pattern, "modules": {},
               "calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))}}
     skipped = []
@@ -294,7 +313,9 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     with torch.no_grad():
         moved = _move_outside(model, layers, run_device) if device is not None else []
         try:
-            hidden, calls = (capture_inputs(model, layers, calibration, _input_device(model, run_device))
+            hidden, calls = (capture_inputs(model, layers, calibration, _input_device(model, run_device),
+                                            store_device="cpu" if offload_activations else None,
+                                            pin_memory=offload_activations and torch.cuda.is_available())
                              if method.needs is not None else ([], []))
         finally:
             _restore(moved)

@@ -40,10 +40,20 @@ def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_r
                        f"mean(diag H) after {max_raises} raises; the Hessian is not usable")
 
 
+MASK_SELECTIONS = ("exact", "reference")
+
+
 def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int = 128, percdamp: float = 0.01,
           log=print, info: dict | None = None, name: str = "", max_damping_raises: int = MAX_DAMPING_RAISES,
-          **options) -> torch.Tensor:
-    """Prune ``weight`` (rows x cols) with the SparseGPT OBS update; fills ``info`` with the dampening used."""
+          mask_selection: str = "exact", **options) -> torch.Tensor:
+    """Prune ``weight`` (rows x cols) with the SparseGPT OBS update; fills ``info`` with the dampening used.
+
+    ``mask_selection`` decides an unstructured block's mask: "exact" prunes the int(numel * s) lowest
+    scores; "reference" prunes every score <= the one at that index of the sorted block, as
+    IST-DASLab/sparsegpt and llm-compressor do (one weight per block more, and all ties).
+    """
+    if mask_selection not in MASK_SELECTIONS:
+        raise ValueError(f"sparsegpt: mask_selection must be one of {', '.join(MASK_SELECTIONS)}, got {mask_selection!r}")
     rows, cols = weight.shape
     if hessian.shape != (cols, cols):
         raise ValueError(f"sparsegpt: Hessian of shape {tuple(hessian.shape)} for a weight of {cols} columns")
@@ -69,7 +79,11 @@ def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int =
         Hinv1 = Hinv[i1:i2, i1:i2]
         if spec.sparsity is not None:
             scores = W1 ** 2 / torch.diag(Hinv1).reshape(1, -1) ** 2
-            mask1 = lowest_mask(scores, int(scores.numel() * spec.sparsity))
+            k = int(scores.numel() * spec.sparsity)
+            if mask_selection == "exact":
+                mask1 = lowest_mask(scores, k)
+            else:
+                mask1 = scores <= torch.sort(scores.flatten())[0][min(k, scores.numel() - 1)]
         else:
             mask1 = torch.zeros_like(W1, dtype=torch.bool)
         for i in range(count):
