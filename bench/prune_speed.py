@@ -42,6 +42,12 @@ RANDOM_SHAPES = {
         "max_position_embeddings": 131072, "rope_theta": 10000.0, "rms_norm_eps": 1e-6,
         "tie_word_embeddings": False,
     },
+    "qwen2-tiny": {  # a smoke test of the script itself
+        "model_type": "qwen2", "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1024,
+        "max_position_embeddings": 4096, "rope_theta": 10000.0, "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": True,
+    },
     "qwen2-0.5b": {  # Qwen2.5-0.5B, the embedded default's shape
         "model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
         "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
@@ -95,11 +101,11 @@ class PeakMemory:
             self.peak = max(self.peak, self._rss())
 
 
-def _load(model_dir: str, device: str):
+def _load(model_dir: str, device: str, dtype: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype), attn_implementation="sdpa")
     return model.to(device).eval()
 
 
@@ -124,7 +130,7 @@ def worker_prunebench(args) -> dict:
 
     from prunebench.pruning import parse_method, prune_model
 
-    model = _load(args.model, args.device)
+    model = _load(args.model, args.device, args.dtype)
     calibration = [torch.tensor(ids) for ids in _sequences(args.calibration)]
     spec = parse_method(args.method)
     with PeakMemory(args.device) as memory:
@@ -153,7 +159,7 @@ def worker_llmcompressor(args) -> dict:
         modifier = WandaPruningModifier(**target, targets=["Linear"], ignore=["re:.*lm_head"])
     else:
         raise SystemExit(f"llm-compressor has no one-shot {method}")
-    model = _load(args.model, args.device)
+    model = _load(args.model, args.device, args.dtype)
     batches = [{"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
                for ids in _sequences(args.calibration)]
     with PeakMemory(args.device) as memory:
@@ -222,10 +228,11 @@ def calibration_tokens(model_dir: Path, sequences: int, length: int, seed: int, 
 
 
 def run_worker(python: str, side: str, model: Path, calibration: Path, method: str, out: Path, device: str,
-               mask_selection: str = "exact") -> dict:
+               dtype: str, mask_selection: str = "exact") -> dict:
     out.mkdir(parents=True, exist_ok=True)
     command = [python, __file__, "--worker", side, "--model", str(model), "--calibration", str(calibration),
-               "--method", method, "--out", str(out), "--device", device, "--mask-selection", mask_selection]
+               "--method", method, "--out", str(out), "--device", device, "--dtype", dtype,
+               "--mask-selection", mask_selection]
     with open(out / "worker.log", "w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
     if done.returncode:
@@ -262,6 +269,8 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=16)
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+                        help="weights and activations; float32 shows whether the two compute the same math")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="local dataset mirror (default: ../shared/data if present)")
     parser.add_argument("--peer-python", default=str(PEER_VENV / "bin" / "python"))
@@ -303,7 +312,7 @@ def main() -> None:
         calibration.write_text("".join(json.dumps({"input_ids": ids}) + "\n" for ids in windows))
 
     rows = []
-    print(f"model {model} | {args.sequences} x {args.length} tokens | device {args.device}")
+    print(f"model {model} | {args.sequences} x {args.length} tokens | {args.device} {args.dtype}")
     print(f"{'method':18} {'prunebench s':>12} {'llm-comp s':>10} {'time ratio':>10} {'pb peak GB':>10} "
           f"{'lc peak GB':>10} {'max |dW|':>10} {'mask diff':>10}")
     peer_runs: dict[str, dict] = {}
@@ -312,10 +321,10 @@ def main() -> None:
         if name.startswith("sparsegpt-ref-"):
             method, mask_selection = "sparsegpt-" + name.removeprefix("sparsegpt-ref-"), "reference"
         ours = run_worker(sys.executable, "prunebench", model, calibration, method, work / name / "prunebench",
-                          args.device, mask_selection)
+                          args.device, args.dtype, mask_selection)
         if method not in peer_runs:
             peer_runs[method] = run_worker(args.peer_python, "llmcompressor", model, calibration, method,
-                                           work / method / "llmcompressor", args.device)
+                                           work / method / "llmcompressor", args.device, args.dtype)
         theirs = peer_runs[method]
         diff = compare(work / name / "prunebench", work / method / "llmcompressor")
         row = {"method": name, "prunebench": ours, "llmcompressor": theirs,
@@ -326,7 +335,8 @@ def main() -> None:
               f"{diff['max_abs_diff']:10.2e} {diff['mask_disagreement']:10.2e}")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": str(model), "sequences": args.sequences,
-                                               "length": args.length, "device": args.device, "rows": rows}, indent=1))
+                                               "length": args.length, "device": args.device,
+                                               "dtype": args.dtype, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, Qw
 
 from prunebench.pruning import METHODS, InputStatistic, PruneSpec, capture_inputs, parse_method, prune_model
 from prunebench.pruning import driver, sparsegpt
+from prunebench.pruning.magnitude import lowest_mask, row_lowest_mask
 
 CONFIGS = {"qwen2": Qwen2Config, "llama": LlamaConfig}
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -186,6 +187,18 @@ def test_wanda_mask_closed_form():
     # 1:4 keeps only the highest score of each row; magnitude would keep column 0 of row 1 (ties, first).
     pruned = METHODS["wanda"].prune(weight, norms.value, parse_method("wanda-1of4"))
     assert torch.equal(pruned != 0, torch.tensor([[True, False, False, False], [False, False, False, True]]))
+
+
+@pytest.mark.parametrize("k", [0, 1, 7, 20, 39, 40])
+def test_selection_equals_a_stable_sort_even_with_ties(k):
+    generator = torch.Generator().manual_seed(k)
+    scores = torch.randint(0, 5, (6, 40), generator=generator).float()      # many ties
+    expected = torch.zeros_like(scores, dtype=torch.bool)
+    expected.scatter_(1, torch.argsort(scores, dim=1, stable=True)[:, :k], True)
+    assert torch.equal(row_lowest_mask(scores, k), expected)
+    flat = torch.zeros(scores.numel(), dtype=torch.bool)
+    flat[torch.argsort(scores.flatten(), stable=True)[: k * 6]] = True
+    assert torch.equal(lowest_mask(scores, k * 6), flat.view(scores.shape))
 
 
 def reference_sparsegpt(weight, hessian, sparsity, prune_n, prune_m, blocksize, percdamp=0.01, verbatim=False):

@@ -11,15 +11,25 @@ import torch
 
 def lowest_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """True at the k lowest entries of the whole tensor."""
-    mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
-    mask[torch.argsort(scores.flatten(), stable=True)[:k]] = True
-    return mask.view(scores.shape)
+    return row_lowest_mask(scores.reshape(1, -1), k).view(scores.shape)
 
 
 def row_lowest_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """True at the k lowest entries of every row."""
-    mask = torch.zeros_like(scores, dtype=torch.bool)
-    return mask.scatter_(1, torch.argsort(scores, dim=1, stable=True)[:, :k], True)
+    """True at the k lowest entries of every row; among equal scores, the first ones.
+
+    The same mask as the first k of a stable argsort, from a selection (kthvalue) rather than a
+    sort: what is below the k-th value, then as many of the ties at it as are still needed.
+    """
+    rows, cols = scores.shape
+    if k <= 0:
+        return torch.zeros_like(scores, dtype=torch.bool)
+    if k >= cols:
+        return torch.ones_like(scores, dtype=torch.bool)
+    kth = torch.kthvalue(scores, k, dim=1, keepdim=True).values
+    below = scores < kth
+    ties = scores == kth
+    needed = k - below.sum(dim=1, keepdim=True)
+    return below | (ties & (torch.cumsum(ties, dim=1) <= needed))
 
 
 def check_nm(cols: int, n: int, m: int) -> None:

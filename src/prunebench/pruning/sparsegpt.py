@@ -72,34 +72,31 @@ def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int =
 
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
-        count = i2 - i1
-        W1 = W[:, i1:i2].clone()
-        Q1 = torch.zeros_like(W1)
-        Err1 = torch.zeros_like(W1)
         Hinv1 = Hinv[i1:i2, i1:i2]
+        diag = torch.diag(Hinv1)
+        # The block transposed, so that column i is the contiguous row W1[i]; it is final after step
+        # i: unchanged where kept, ~0 where pruned (set to exactly 0 at the end of the block).
+        W1 = W[:, i1:i2].T.contiguous()
+        ErrT = torch.empty_like(W1)
         if spec.sparsity is not None:
-            scores = W1 ** 2 / torch.diag(Hinv1).reshape(1, -1) ** 2
+            scores = W[:, i1:i2] ** 2 / diag.reshape(1, -1) ** 2
             k = int(scores.numel() * spec.sparsity)
             if mask_selection == "exact":
-                mask1 = lowest_mask(scores, k)
+                mask1 = lowest_mask(scores, k).T.contiguous()
             else:
-                mask1 = scores <= torch.sort(scores.flatten())[0][min(k, scores.numel() - 1)]
+                mask1 = (scores <= torch.sort(scores.flatten())[0][min(k, scores.numel() - 1)]).T.contiguous()
         else:
             mask1 = torch.zeros_like(W1, dtype=torch.bool)
-        for i in range(count):
-            w = W1[:, i]
-            d = Hinv1[i, i]
+        pruned = mask1.to(W.dtype)
+        for i in range(i2 - i1):
             if spec.sparsity is None and i % spec.m == 0:
                 # Chosen on the already-updated weights, as the reference does.
-                scores = W1[:, i:i + spec.m] ** 2 / torch.diag(Hinv1)[i:i + spec.m].reshape(1, -1) ** 2
+                scores = W1[i:i + spec.m].T ** 2 / diag[i:i + spec.m].reshape(1, -1) ** 2
                 lowest = torch.topk(scores, spec.m - spec.n, dim=1, largest=False)[1]
-                mask1.scatter_(1, i + lowest, True)
-            q = w.clone()
-            q[mask1[:, i]] = 0
-            Q1[:, i] = q
-            err1 = (w - q) / d
-            W1[:, i:] -= err1.unsqueeze(1).matmul(Hinv1[i, i:].unsqueeze(0))
-            Err1[:, i] = err1
-        W[:, i1:i2] = Q1
-        W[:, i2:] -= Err1.matmul(Hinv[i1:i2, i2:])
+                mask1[i:i + spec.m].T.scatter_(1, lowest, True)
+                pruned[i:i + spec.m] = mask1[i:i + spec.m]
+            err = torch.mul(W1[i], pruned[i], out=ErrT[i]).div_(diag[i])   # (w - q) / d
+            W1[i:].addr_(Hinv1[i, i:], err, alpha=-1)
+        W[:, i1:i2] = W1.masked_fill_(mask1, 0).T
+        W[:, i2:].addmm_(ErrT.T, Hinv[i1:i2, i2:], alpha=-1)
     return W.to(weight.dtype)
