@@ -28,6 +28,26 @@ def test_sampling_follows_the_distribution():
     assert set(draws) == {0, 1}
 
 
+def _full_sort_sample(logits, generators, temperature, top_p):
+    """Nucleus sampling over the whole sorted vocabulary, the definition the fast path must equal."""
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    cdf = sorted_probs.masked_fill(before >= top_p, 0.0).cumsum(dim=-1)
+    draws = torch.stack([torch.rand((), generator=g) for g in generators])
+    position = torch.searchsorted(cdf, (draws * cdf[:, -1]).unsqueeze(-1)).clamp(max=cdf.shape[-1] - 1)
+    return order.gather(-1, position).squeeze(-1)
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 8.0])   # flat (full-sort fallback) to peaked (top-k path)
+def test_candidate_shortcut_draws_what_a_full_sort_draws(scale):
+    logits = torch.randn(8, 5000, generator=torch.Generator().manual_seed(1)) * scale
+    for step in range(5):
+        ours = sample_next(logits, [torch.Generator().manual_seed(10 * step + i) for i in range(8)], 0.6, 0.95)
+        full = _full_sort_sample(logits, [torch.Generator().manual_seed(10 * step + i) for i in range(8)], 0.6, 0.95)
+        assert torch.equal(ours, full)
+
+
 def test_request_seed_is_stable_and_distinct():
     assert request_seed(0, "p1", 0) == request_seed(0, "p1", 0)
     assert len({request_seed(0, "p1", s) for s in range(100)}) == 100

@@ -25,6 +25,7 @@ def results(tmp_path, monkeypatch):
         "self_generation": {"sources": {"wordproblems_train": 2}},
         "calibration": {"recipes": ["sgr"]},
         "pruning": {"methods": ["wanda-0.5"]},
+        "experiments": {"figure4": {"methods": ["wanda-0.5"]}},
         "evaluation": {"benchmarks": {"wordproblems": 2}},
     })
     for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prunebench.config import load as load_config
+
 from .conftest import MIRROR, ROOT, build_tiny_model
 
 BIN = Path(sys.executable).parent
@@ -61,9 +63,14 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
     result = snakemake(*targets, "-n", "--cores", "1", "--configfile", str(ROOT / configfile), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
-    methods, recipes = 2, 4
-    assert counts["prepare_model"] == models and counts["prune"] == models * methods * recipes
-    assert counts["evaluate"] == models * (1 + methods * recipes)
+    config = load_config(ROOT / configfile)
+    grids = [(config["pruning"]["methods"], config["calibration"]["recipes"]),
+             (config["experiments"]["figure4"]["methods"],
+              config["experiments"]["figure4"]["recipes"] or config["calibration"]["recipes"])]
+    pruned = {(m, r) for methods, recipes in grids for m in methods for r in recipes}
+    assert len(config["models"]) == models
+    assert counts["prepare_model"] == models and counts["prune"] == models * len(pruned)
+    assert counts["evaluate"] == models * (1 + len(pruned))
     assert counts["table"] == 8 and counts["figure"] == 5 and counts["report"] == 1
     assert time.monotonic() - start < 30
 
@@ -146,6 +153,7 @@ def e2e(tmp_path_factory):
                                                "mathr": {"type": "gold", "datasets": ["gsm8k_train", "math_train"]},
                                                "sgr": {"type": "sgr"}, "ssgr": {"type": "ssgr", "tau": 1.0}}},
         "pruning": {"methods": ["sparsegpt-0.5", "wanda-0.5"]},
+        "experiments": {"figure4": {"methods": ["sparsegpt-0.6", "sparsegpt-2of4"], "recipes": ["c4", "ssgr"]}},
         "evaluation": {"samples": 2, "max_new_tokens": 24,
                        "benchmarks": {"wordproblems": 4, "gsm8k": 2, "gpqa_diamond": 2}},
         "grading": {"workers": 1},
@@ -184,11 +192,24 @@ def test_e2e_table2_has_every_row_with_real_numbers(e2e):
 
 
 @pytest.mark.slow
-def test_e2e_pruned_checkpoints_are_exactly_half_sparse(e2e):
+def test_e2e_pruned_checkpoints_have_exactly_their_sparsity(e2e):
+    found = set()
     for sparsity in (e2e["work"] / "results/pruned").glob("tiny/*/*/sparsity.json"):
         report = json.loads(sparsity.read_text())
-        assert report["overall_sparsity"] == pytest.approx(0.5, abs=1e-6), sparsity
-        assert report["provenance"]["inputs"]
+        found.add(report["method"])
+        assert report["overall_sparsity"] == pytest.approx(report["sparsity_target"], abs=1e-6), sparsity
+        assert all(m["pattern_ok"] is not False for m in report["modules"].values()), sparsity
+        assert report["provenance"]["inputs"] and report["provenance"]["params"]["mask_selection"] == "exact"
+    assert found == {"sparsegpt-0.5", "wanda-0.5", "sparsegpt-0.6", "sparsegpt-2of4"}
+
+
+@pytest.mark.slow
+def test_e2e_figure4_compares_calibration_sets_at_each_setting(e2e):
+    meta = json.loads((e2e["work"] / "results/figures/figure4.json").read_text())
+    assert meta["status"] == "built" and meta["provenance"]["inputs"]
+    svg = (e2e["work"] / "results/figures/figure4.svg").read_text()
+    for label in ("SparseGPT 60%", "SparseGPT 2:4", "C4", "SSGR", "Dense"):
+        assert label in svg
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from .provenance import provenance  # noqa: E402
 from .tables import (BENCHMARK_LABELS, FIGURES, assemble, benchmarks, method_label, model_label,  # noqa: E402
                      recipe_label, required_metrics)
 
-plt.rcParams.update({"svg.hashsalt": "prunebench", "font.size": 9, "axes.spines.top": False,
+plt.rcParams.update({"svg.hashsalt": "prunebench", "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False})
 FIGURE1_RECIPES = ("c4", "mathr", "ssgr")
 COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]

@@ -25,13 +25,23 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return ids
 
 
+NUCLEUS_CANDIDATES = 1024
+
+
 def sample_next(logits: torch.Tensor, generators: list[torch.Generator], temperature: float,
                 top_p: float) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else nucleus sampling by inverse CDF per row."""
+    """One token per row: greedy at temperature 0, else nucleus sampling by inverse CDF per row.
+
+    The nucleus is looked for among the 1,024 most likely tokens (a top-k, much cheaper than
+    sorting a 150k vocabulary every step); only when those do not hold top_p of the mass is the
+    whole vocabulary sorted. Either way the truncated distribution, and so the draw, is the same.
+    """
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    sorted_probs, order = probs.topk(min(NUCLEUS_CANDIDATES, probs.shape[-1]), dim=-1)
+    if top_p >= 1.0 or bool((sorted_probs.sum(dim=-1) < top_p).any()):
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
     if top_p < 1.0:
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass strictly above each token
         sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
