@@ -346,9 +346,9 @@ def test_next_layer_statistics_come_from_the_pruned_layer(monkeypatch):
     seen = {}
     prune_module = driver._prune_module
 
-    def spy(module, stat, spec, method, options, qualified, report):
+    def spy(module, stat, spec, method, options, qualified, report, prepared=None):
         seen[qualified] = stat.clone()
-        return prune_module(module, stat, spec, method, options, qualified, report)
+        return prune_module(module, stat, spec, method, options, qualified, report, prepared)
 
     monkeypatch.setattr(driver, "_prune_module", spy)
     model, cal = tiny_model("qwen2"), calibration()
@@ -387,6 +387,20 @@ def test_offloaded_activations_give_the_same_result():
     prune_model(offloaded, cal, parse_method("sparsegpt-0.5"), offload_activations=True, device="cpu", log=quiet)
     for (name, a), (_, b) in zip(here.state_dict().items(), offloaded.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_upper_triangle_accumulation_equals_the_full_product(monkeypatch):
+    generator = torch.Generator().manual_seed(2)
+    parts = [torch.randn(1, n, 40, generator=generator) for n in (30, 5, 70)]
+    monkeypatch.setattr(InputStatistic, "SYMMETRIC_BLOCK", 8)            # 40 columns: five row blocks
+    blocked = InputStatistic("hessian", 40)
+    for index, part in enumerate(parts):
+        blocked.add(part)
+        if index == 1:
+            blocked.value                                                  # a read between adds
+    x = torch.cat([p.reshape(-1, 40) for p in parts])
+    torch.testing.assert_close(blocked.value, 2 / x.shape[0] * x.T @ x, rtol=1e-5, atol=1e-5)
+    assert torch.equal(blocked.value, blocked.value.T)
 
 
 def test_long_sequences_accumulate_in_chunks_to_the_same_statistic(monkeypatch):
@@ -455,6 +469,22 @@ def indefinite_hessian(columns=64, smallest=-0.05, seed=0):
     return (q * eigenvalues) @ q.T
 
 
+def test_modules_sharing_a_hessian_share_one_inverse_factor(monkeypatch):
+    calls = []
+    prepare = sparsegpt.prepare
+    monkeypatch.setitem(METHODS, "sparsegpt", METHODS["sparsegpt"].__class__(
+        "sparsegpt", "hessian", sparsegpt.prune, lambda stat, **kw: calls.append(kw["name"]) or prepare(stat, **kw)))
+    here, alone = tiny_model("qwen2"), tiny_model("qwen2")
+    cal = calibration()
+    prune_model(here, cal, parse_method("sparsegpt-0.5"), log=quiet)
+    assert len(calls) == 4 * len(here.model.layers)          # q/k/v, o, gate/up, down
+    assert all(c.endswith(("q_proj", "o_proj", "gate_proj", "down_proj")) for c in calls)
+    monkeypatch.undo()
+    prune_model(alone, cal, parse_method("sparsegpt-0.5"), log=quiet)
+    for (name, a), (_, b) in zip(here.state_dict().items(), alone.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 def test_indefinite_hessian_raises_the_dampening():
     weight = torch.randn(32, 64, generator=torch.Generator().manual_seed(1))
     messages, info = [], {}
@@ -473,8 +503,8 @@ def test_unusable_hessian_raises_instead_of_falling_back():
 
 
 def test_failed_cholesky_is_recorded_in_the_report(monkeypatch):
-    """Every module's first factorisation fails: each must raise its dampening once, say so, and still
-    reach the exact sparsity."""
+    """Every first factorisation fails: each must raise its dampening once and say so (once per shared
+    Hessian: q/k/v, o, gate/up, down), and every module must record it and still reach the exact sparsity."""
     real, calls = torch.linalg.cholesky, {"lower": 0}
 
     def flaky(matrix, *, upper=False, out=None):
@@ -491,5 +521,5 @@ def test_failed_cholesky_is_recorded_in_the_report(monkeypatch):
     for name, entry in report["modules"].items():
         assert entry["damping_raised"] == 1 and entry["damping"] == pytest.approx(0.1), name
         assert entry["sparsity"] == 0.5, name
-    assert sum("Cholesky failed" in message for message in messages) == 2 * len(LINEARS)
+    assert sum("Cholesky failed" in message for message in messages) == 2 * 4
     assert sparsegpt.MAX_DAMPING_RAISES >= 1

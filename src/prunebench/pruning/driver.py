@@ -28,8 +28,12 @@ class InputStatistic:
     or (1/T) sum x^2 per input channel ("norms"), T the number of tokens seen so far.
 
     The running-mean update makes the result independent of how tokens are split into calls, so
-    sequences of any lengths weigh every token alike.
+    sequences of any lengths weigh every token alike. A large Hessian accumulates only its upper
+    triangle, in row blocks (about 60% of the products), and is mirrored once when read.
     """
+
+    CHUNK_TOKENS = 4096     # fp32 copies of at most this many rows at a time, however long the sequence
+    SYMMETRIC_BLOCK = 1024  # row block of the upper-triangle accumulation; smaller Hessians are done whole
 
     def __init__(self, kind: str, columns: int, device=None):
         if kind not in ("hessian", "norms"):
@@ -37,22 +41,35 @@ class InputStatistic:
         self.kind = kind
         self.tokens = 0
         shape = (columns, columns) if kind == "hessian" else (columns,)
-        self.value = torch.zeros(shape, dtype=torch.float32, device=device)
+        self._value = torch.zeros(shape, dtype=torch.float32, device=device)
+        self._mirrored = True
 
-    CHUNK_TOKENS = 4096  # fp32 copies of at most this many rows at a time, however long the sequence
+    @property
+    def value(self) -> torch.Tensor:
+        if not self._mirrored:
+            upper = torch.triu(self._value)
+            self._value = upper + torch.triu(upper, 1).T
+            self._mirrored = True
+        return self._value
 
     def add(self, x: torch.Tensor) -> None:
         x = x.detach().reshape(-1, x.shape[-1])
         for start in range(0, x.shape[0], self.CHUNK_TOKENS):
-            chunk = x[start:start + self.CHUNK_TOKENS].to(device=self.value.device, dtype=torch.float32)
+            chunk = x[start:start + self.CHUNK_TOKENS].to(device=self._value.device, dtype=torch.float32)
             new = chunk.shape[0]
-            self.value *= self.tokens / (self.tokens + new)
+            self._value *= self.tokens / (self.tokens + new)
             self.tokens += new
-            if self.kind == "hessian":
-                chunk = chunk * math.sqrt(2 / self.tokens)  # never in place: chunk may be the input itself
-                self.value.addmm_(chunk.T, chunk)
-            else:
-                self.value += chunk.pow(2).sum(dim=0) / self.tokens
+            if self.kind == "norms":
+                self._value += chunk.pow(2).sum(dim=0) / self.tokens
+                continue
+            chunk = chunk * math.sqrt(2 / self.tokens)  # never in place: chunk may be the input itself
+            columns, block = chunk.shape[1], self.SYMMETRIC_BLOCK
+            if columns <= 2 * block:
+                self._value.addmm_(chunk.T, chunk)
+                continue
+            for i in range(0, columns, block):
+                self._value[i:i + block, i:].addmm_(chunk[:, i:i + block].T, chunk[:, i:])
+            self._mirrored = False
 
 
 class _Collector:
@@ -260,9 +277,9 @@ def _replay(layer, hidden, calls, index, device, collector=None):
     return hidden
 
 
-def _prune_module(module, stat, spec, method, options, qualified, report):
+def _prune_module(module, stat, spec, method, options, qualified, report, prepared=None):
     info: dict = {}
-    new = method.prune(module.weight.data, stat, spec, info=info, name=qualified, **options)
+    new = method.prune(module.weight.data, stat, spec, info=info, name=qualified, **options, **(prepared or {}))
     if new.shape != module.weight.shape or new.dtype != module.weight.dtype:
         raise RuntimeError(f"{spec.method} returned {tuple(new.shape)} {new.dtype} for {qualified}")
     module.weight.data.copy_(new)
@@ -342,9 +359,12 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
                     if true_sequential and number > 0:
                         with _Collector({name: linears[name] for name in group}, method.needs) as source:
                             _replay(layer, hidden, calls, index, layer_device, source)
+                    stat = source.statistic(group[0])   # one statistic per group: its modules read one input
+                    prepared = (method.prepare(stat, name=prefix + group[0], **options)
+                                if method.prepare is not None else None)
                     for name in group:
-                        _prune_module(linears[name], source.statistic(name), spec, method, options, prefix + name,
-                                      report)
+                        _prune_module(linears[name], stat, spec, method, options, prefix + name, report, prepared)
+                    del prepared, stat
                     for name in group:          # free this group's statistic before the next group's
                         collector.stats.pop(collector.leader[name], None)
                     del source

@@ -26,15 +26,18 @@ class Method:
     channel, Wanda) or ``None`` (no calibration data at all). ``prune(weight, stats, spec, **options)``
     returns a new tensor of the same shape and dtype whose pruned entries are exactly 0; methods
     ignore options that are not theirs, so a driver can pass one set of options to all of them.
+    ``prepare(stats, **options)``, where given, is the work that depends on the statistic alone, done
+    once for all modules sharing it; its result is passed to ``prune`` as extra keyword arguments.
     """
 
     name: str
     needs: Literal["hessian", "norms"] | None
     prune: Callable[..., torch.Tensor]
+    prepare: Callable[..., dict] | None = None
 
 
 METHODS: dict[str, Method] = {
-    "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune),
+    "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare),
     "wanda": Method("wanda", "norms", wanda.prune),
     "magnitude": Method("magnitude", None, magnitude.prune),
 }

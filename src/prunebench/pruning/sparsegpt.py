@@ -43,14 +43,28 @@ def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_r
 MASK_SELECTIONS = ("exact", "reference")
 
 
+def prepare(hessian: torch.Tensor, *, percdamp: float = 0.01, log=print, name: str = "",
+            max_damping_raises: int = MAX_DAMPING_RAISES, device=None, **options) -> dict:
+    """The inverse-Hessian factor once per Hessian: {"factor": (Hinv factor, dead columns, damping, raises)}.
+
+    Dead input channels (diag H = 0) get H_jj = 1, so the factor exists; their weights are zeroed.
+    """
+    H = hessian.detach().to(device=device if device is not None else hessian.device, dtype=torch.float32).clone()
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1
+    Hinv, damping, raised = inverse_cholesky(H, percdamp, log=log, max_raises=max_damping_raises, name=name)
+    return {"factor": (Hinv, dead, damping, raised)}
+
+
 def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int = 128, percdamp: float = 0.01,
           log=print, info: dict | None = None, name: str = "", max_damping_raises: int = MAX_DAMPING_RAISES,
-          mask_selection: str = "exact", **options) -> torch.Tensor:
+          mask_selection: str = "exact", factor: tuple | None = None, **options) -> torch.Tensor:
     """Prune ``weight`` (rows x cols) with the SparseGPT OBS update; fills ``info`` with the dampening used.
 
     ``mask_selection`` decides an unstructured block's mask: "exact" prunes the int(numel * s) lowest
     scores; "reference" prunes every score <= the one at that index of the sorted block, as
     IST-DASLab/sparsegpt and llm-compressor do (one weight per block more, and all ties).
+    ``factor`` is what ``prepare`` returned for this Hessian, shared by the modules that read one input.
     """
     if mask_selection not in MASK_SELECTIONS:
         raise ValueError(f"sparsegpt: mask_selection must be one of {', '.join(MASK_SELECTIONS)}, got {mask_selection!r}")
@@ -62,11 +76,11 @@ def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int =
         if blocksize % spec.m:
             raise ValueError(f"sparsegpt: blocksize {blocksize} must be a multiple of M={spec.m} for {spec.pattern}")
     W = weight.detach().float().clone()
-    H = hessian.detach().to(device=W.device, dtype=torch.float32).clone()
-    dead = torch.diag(H) == 0
-    H[dead, dead] = 1
+    if factor is None:
+        factor = prepare(hessian, percdamp=percdamp, log=log, name=name, max_damping_raises=max_damping_raises,
+                         device=W.device)["factor"]
+    Hinv, dead, damping, raised = factor
     W[:, dead] = 0
-    Hinv, damping, raised = inverse_cholesky(H, percdamp, log=log, max_raises=max_damping_raises, name=name)
     if info is not None:
         info.update(damping=damping, damping_raised=raised)
 
