@@ -98,7 +98,8 @@ def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int =
             if mask_selection == "exact":
                 mask1 = lowest_mask(scores, k).T.contiguous()
             else:
-                mask1 = (scores <= torch.sort(scores.flatten())[0][min(k, scores.numel() - 1)]).T.contiguous()
+                kth = torch.kthvalue(scores.flatten(), min(k, scores.numel() - 1) + 1).values  # sorted[k]
+                mask1 = (scores <= kth).T.contiguous()
         else:
             mask1 = torch.zeros_like(W1, dtype=torch.bool)
         pruned = mask1.to(W.dtype)
