@@ -58,7 +58,7 @@ def _check_references(config: dict, source: str) -> None:
     """Cross-field rules that a JSON schema cannot say: names used must be defined."""
     from .calibration import RECIPES
     from .datasets import DATASETS
-    from .pruning.methods import parse_method
+    from .pruning.spec import parse_method
 
     recipe_lists = {"calibration.recipes": config["calibration"]["recipes"],
                     "experiments.figure4.recipes": config["experiments"]["figure4"]["recipes"] or []}

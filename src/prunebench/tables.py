@@ -11,9 +11,10 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from . import paths
 from .io import read_json, write_json, write_text
@@ -108,7 +109,7 @@ def required_metrics(config: dict, number: int, kind: str = "table") -> list[str
             for r in required_rows(config, number, kind) for b in benchmarks(config)]
 
 
-def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "table") -> pd.DataFrame:
+def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "table") -> "pd.DataFrame":
     """One row per table row: labels, pass@1 per benchmark, its standard error, and the average."""
     benches = benchmarks(config)
     records = []
@@ -123,6 +124,8 @@ def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "tab
         records.append(record)
     columns = ["model", "method", "recipe"] + benches + ["AVG"] + [b + "_se" for b in benches] + \
         [b + "_tokens" for b in benches]
+    import pandas as pd  # here, not at import: the Snakefile imports this module to plan, and must plan fast
+
     return pd.DataFrame.from_records(records, columns=columns)
 
 

@@ -1,6 +1,21 @@
-"""Pruning core: method names and registry, one module per algorithm, and the sequential driver."""
+"""Pruning core: method names, a module per algorithm, the registry and the sequential driver.
 
-from .driver import InputStatistic, capture_inputs, prune_model
-from .methods import METHODS, Method, PruneSpec, parse_method
+Names (``spec``) import without torch; everything else loads on first use, so that planning a
+workflow does not pay for importing torch.
+"""
 
-__all__ = ["METHODS", "InputStatistic", "Method", "PruneSpec", "capture_inputs", "parse_method", "prune_model"]
+from importlib import import_module
+
+from .spec import METHOD_NAMES, PruneSpec, parse_method
+
+_LAZY = {"METHODS": "methods", "Method": "methods", "InputStatistic": "driver", "capture_inputs": "driver",
+         "prune_model": "driver"}
+
+__all__ = ["METHODS", "METHOD_NAMES", "InputStatistic", "Method", "PruneSpec", "capture_inputs", "parse_method",
+           "prune_model"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

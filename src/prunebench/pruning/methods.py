@@ -1,21 +1,16 @@
-"""Pruning method names and the registry that maps a name to its algorithm.
-
-A method name is what configs, paths and tables use: ``sparsegpt-0.5`` (unstructured, half the
-weights of every matrix removed) or ``wanda-2of4`` (N:M, at most 2 nonzeros in every 4 consecutive
-weights of a row). ``dense`` is deliberately not a method: the unpruned model is not pruned.
-"""
+"""The registry that maps a pruning method's name to its algorithm."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
 
 from . import magnitude, sparsegpt, wanda
+from .spec import METHOD_NAMES, PruneSpec, parse_method
 
-_NAME = re.compile(r"^(?P<method>[a-z][a-z0-9_]*)-(?:(?P<n>\d+)of(?P<m>\d+)|(?P<sparsity>\d*\.?\d+))$")
+__all__ = ["METHODS", "Method", "PruneSpec", "parse_method"]
 
 
 @dataclass(frozen=True)
@@ -43,67 +38,9 @@ METHODS: dict[str, Method] = {
 }
 
 
-@dataclass(frozen=True)
-class PruneSpec:
-    """What to prune to: an unstructured fraction, or an N:M pattern (N kept of every M)."""
-
-    method: str
-    sparsity: float | None
-    n: int | None = None
-    m: int | None = None
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown pruning method {self.method!r} (known: {', '.join(sorted(METHODS))})")
-        if self.sparsity is not None:
-            if self.n is not None or self.m is not None:
-                raise ValueError("give either a sparsity or an N:M pattern, not both")
-            if not 0.0 < self.sparsity < 1.0:
-                raise ValueError(f"sparsity must lie strictly between 0 and 1, got {self.sparsity}")
-        else:
-            if self.n is None or self.m is None:
-                raise ValueError("give a sparsity, or both n and m of an N:M pattern")
-            if not 1 <= self.n < self.m:
-                raise ValueError(f"an N:M pattern needs 1 <= N < M, got {self.n}:{self.m}")
-
-    @property
-    def structured(self) -> bool:
-        """True for an N:M pattern."""
-        return self.sparsity is None
-
-    @property
-    def target(self) -> float:
-        """The fraction of weights removed: the sparsity, or (M-N)/M for a pattern."""
-        return self.sparsity if self.sparsity is not None else (self.m - self.n) / self.m
-
-    @property
-    def pattern(self) -> str | None:
-        """``"2:4"`` for an N:M spec, None for unstructured."""
-        return f"{self.n}:{self.m}" if self.structured else None
-
-    @property
-    def name(self) -> str:
-        """Canonical name; ``parse_method(spec.name) == spec``."""
-        if self.structured:
-            return f"{self.method}-{self.n}of{self.m}"
-        return f"{self.method}-{self.sparsity!r}"
-
-
-def parse_method(name: str) -> PruneSpec:
-    """``"sparsegpt-0.5"`` -> PruneSpec("sparsegpt", 0.5); ``"wanda-2of4"`` -> PruneSpec("wanda", None, 2, 4)."""
-    if not isinstance(name, str):
-        raise ValueError(f"a pruning method name must be a string, got {name!r}")
-    match = _NAME.match(name.strip())
-    if match is None:
-        raise ValueError(f"cannot read pruning method {name!r}: expected METHOD-SPARSITY (sparsegpt-0.5) or "
-                         f"METHOD-NofM (wanda-2of4), METHOD one of {', '.join(sorted(METHODS))}; the unpruned "
-                         f"model is 'dense', which is not a pruning method")
-    method = match["method"]
-    if method not in METHODS:
-        raise ValueError(f"unknown pruning method {method!r} in {name!r} (known: {', '.join(sorted(METHODS))})")
-    try:
-        if match["sparsity"] is not None:
-            return PruneSpec(method, float(match["sparsity"]))
-        return PruneSpec(method, None, int(match["n"]), int(match["m"]))
-    except ValueError as err:
-        raise ValueError(f"pruning method {name!r}: {err}") from None
+METHODS: dict[str, Method] = {
+    "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare),
+    "wanda": Method("wanda", "norms", wanda.prune),
+    "magnitude": Method("magnitude", None, magnitude.prune),
+}
+assert tuple(METHODS) == METHOD_NAMES, "spec.METHOD_NAMES must list the registry's methods"
