@@ -221,9 +221,7 @@ def calibration_tokens(model_dir: Path, sequences: int, length: int, seed: int, 
                 if len(windows) == sequences:
                     return windows
         raise SystemExit(f"C4 has fewer than {sequences} documents longer than {length} tokens")
-    import json as _json
-
-    vocab = _json.loads((model_dir / "config.json").read_text())["vocab_size"]
+    vocab = json.loads((model_dir / "config.json").read_text())["vocab_size"]
     return [[rng.randrange(vocab) for _ in range(length)] for _ in range(sequences)]
 
 

@@ -50,6 +50,9 @@ def validate(config: dict, source: str = "config") -> dict:
     if errors:
         error = errors[0]
         raise InputError(f"{source}: {_key_path(error)}: {error.message}")
+    figure4 = config["experiments"]["figure4"]
+    if figure4["recipes"] is None:  # null means "the calibration recipes of Table 2"
+        figure4["recipes"] = list(config["calibration"]["recipes"])
     _check_references(config, source)
     return config
 
@@ -61,7 +64,7 @@ def _check_references(config: dict, source: str) -> None:
     from .pruning.spec import parse_method
 
     recipe_lists = {"calibration.recipes": config["calibration"]["recipes"],
-                    "experiments.figure4.recipes": config["experiments"]["figure4"]["recipes"] or []}
+                    "experiments.figure4.recipes": config["experiments"]["figure4"]["recipes"]}
     for key, names in recipe_lists.items():
         for name in names:
             if name not in config["calibration"]["recipe_definitions"]:

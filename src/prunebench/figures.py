@@ -78,9 +78,8 @@ def figure4(config: dict, frame, ax) -> str:
     grid = config["experiments"]["figure4"]
     model = next(iter(config["models"]))
     rows = frame[frame.model == model]
-    recipes = grid["recipes"] or config["calibration"]["recipes"]
     series = {}
-    for recipe in recipes:
+    for recipe in grid["recipes"]:
         values = []
         for method in grid["methods"]:
             row = rows[(rows.method == method) & (rows.recipe == recipe)]

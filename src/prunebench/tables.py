@@ -59,24 +59,24 @@ def model_label(config: dict, model: str) -> str:
     return config["models"][model].get("label") or model
 
 
-def _main_grid(config: dict) -> list[Row]:
-    """Table 2: the dense model, then every method with every recipe, for every model."""
+def _grid(config: dict, methods: list[str], recipes: list[str]) -> list[Row]:
+    """For every model: the dense model, then every method with every recipe."""
     rows = []
     for model in config["models"]:
         rows.append(Row(model, paths.DENSE, paths.NO_RECIPE))
-        rows.extend(Row(model, m, r) for m in config["pruning"]["methods"] for r in config["calibration"]["recipes"])
+        rows.extend(Row(model, m, r) for m in methods for r in recipes)
     return rows
+
+
+def _main_grid(config: dict) -> list[Row]:
+    """Table 2: every configured method with every configured recipe."""
+    return _grid(config, config["pruning"]["methods"], config["calibration"]["recipes"])
 
 
 def _figure4_grid(config: dict) -> list[Row]:
     """Figure 4: the dense model, then SparseGPT at further sparsities and patterns on each recipe."""
     grid = config["experiments"]["figure4"]
-    recipes = grid["recipes"] or config["calibration"]["recipes"]
-    rows = []
-    for model in config["models"]:
-        rows.append(Row(model, paths.DENSE, paths.NO_RECIPE))
-        rows.extend(Row(model, m, r) for m in grid["methods"] for r in recipes)
-    return rows
+    return _grid(config, grid["methods"], grid["recipes"])
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
 import resource
 import time
@@ -212,7 +213,7 @@ def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], de
     hidden, calls = [], []
     current: list = []
     lengths = [len(ids) for ids in calibration]
-    offsets = [sum(lengths[:j]) for j in range(len(lengths))]
+    offsets = [0, *itertools.accumulate(lengths)]
     buffer: list[torch.Tensor] = []
 
     def hook(index, module, args, kwargs):
@@ -220,7 +221,7 @@ def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], de
             x = args[0] if args else kwargs["hidden_states"]
             if not buffer:
                 target = torch.device(store_device) if store_device is not None else x.device
-                buffer.append(torch.empty((sum(lengths), x.shape[-1]), dtype=x.dtype, device=target,
+                buffer.append(torch.empty((offsets[-1], x.shape[-1]), dtype=x.dtype, device=target,
                                           pin_memory=pin_memory and target.type == "cpu"))
             j = len(hidden)
             view = buffer[0][offsets[j]:offsets[j] + lengths[j]]
@@ -303,9 +304,9 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
 
     ``device`` runs each layer there (moving it in and back out) while the rest of the model waits
     where it is; None runs everything where the model already is. ``offload_activations`` keeps the
-    calibration activations in pinned CPU memory, copied to the layer's device one sequence at a time. ``true_sequential`` recomputes the
-    statistics of each group of modules (q/k/v, o, gate/up, down: found as modules sharing an input)
-    after the earlier groups of the layer are pruned.
+    calibration activations in pinned CPU memory, copied to the layer's device one sequence at a
+    time. ``true_sequential`` recomputes the statistics of each group of modules (q/k/v, o, gate/up,
+    down: found as modules sharing an input) after the earlier groups of the layer are pruned.
     """
     start = time.perf_counter()
     method = METHODS[spec.method]
