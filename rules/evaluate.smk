@@ -9,6 +9,7 @@ rule evaluate:
     output:
         samples=expand(paths.eval_samples("{{model}}", "{{method}}", "{{recipe}}", "{bench}"), bench=BENCHMARKS),
         metrics=expand(paths.eval_metrics("{{model}}", "{{method}}", "{{recipe}}", "{bench}"), bench=BENCHMARKS),
+    threads: model_job_threads
     log:
         log_path("evaluate", "{model}", "{method}", "{recipe}"),
     params:

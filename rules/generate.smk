@@ -7,6 +7,7 @@ rule generate:
         model=paths.model_json("{model}"),
     output:
         paths.generations("{model}", "{dataset}"),
+    threads: model_job_threads
     log:
         log_path("generate", "{model}", "{dataset}"),
     params:

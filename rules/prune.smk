@@ -7,6 +7,7 @@ rule prune:
         calibration=paths.calibration("{model}", "{recipe}"),
     output:
         directory(paths.pruned("{model}", "{method}", "{recipe}")),
+    threads: model_job_threads
     log:
         log_path("prune", "{model}", "{method}", "{recipe}"),
     params:

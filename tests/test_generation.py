@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from prunebench.generation import Completion, Request, Sampling, request_seed, run_sharded
-from prunebench.generation.hf import HFBackend, sample_next
+from prunebench.generation.hf import HFBackend, prefill_groups, sample_next
 
 ENTRY = {"dtype": "float32", "batch_size": 4, "max_model_len": 512, "system_prompt": None, "chat_template": None,
          "response_prefix": ""}
@@ -77,6 +77,29 @@ def test_text_depends_on_the_seed_not_on_the_batch(tiny_model, backend):
     assert {c.finish for c in together} <= {"stop", "length"}
     reseeded = [Request(r.id, r.sample, r.prompt, r.seed + 1) for r in requests]
     assert [c.text for c in backend.generate(reseeded, sampling)] != [c.text for c in together]
+
+
+def test_prompts_of_very_different_lengths_join_one_batch(tiny_model, backend):
+    """Groups prefilled apart, joined, thinned and refilled give what each prompt alone gives."""
+    from prunebench.prompts import build_prompt
+
+    questions = ["Add 2 and 3.", "Why? " * 60, "Sum 1 to 4.", "Explain. " * 25, "Hi.", "Go on. " * 40, "7 x 8?"]
+    requests = [Request(f"v{i}", 0, build_prompt(backend.tokenizer, ENTRY, q, "Box it."), request_seed(3, f"v{i}", 0))
+                for i, q in enumerate(questions)]
+    sampling = Sampling(1.0, 0.9, 20)
+    mixed = HFBackend(tiny_model, dict(ENTRY, batch_size=3)).generate(requests, sampling)
+    alone = HFBackend(tiny_model, dict(ENTRY, batch_size=1)).generate(requests, sampling)
+    assert [c.text for c in mixed] == [c.text for c in alone]
+    assert [c.finish for c in mixed] == [c.finish for c in alone]
+
+
+@pytest.mark.parametrize("lengths, expected", [
+    ([10, 10, 10], [[0, 1, 2]]),
+    ([100, 10, 11, 12], [[1, 2, 3], [0]]),          # the long prompt does not pad the short ones
+    ([50, 50, 50, 50], [[0, 1], [2, 3]]),           # at most 100 tokens per call
+])
+def test_prefill_groups_bound_padding_and_size(lengths, expected):
+    assert prefill_groups(lengths, max_tokens=100) == expected
 
 
 def test_token_limit_is_respected(backend):
