@@ -93,13 +93,14 @@ class Rows:
     mask: torch.Tensor        # (rows, width), 0 on left padding
     positions: torch.Tensor   # (rows, 1), the position of each row's last token
     logits: torch.Tensor      # (rows, vocab), the distribution of each row's next token
+    joinable: bool            # a plain per-layer cache (see `joinable`): it can be padded and trimmed
 
     def select(self, keep: list[int]) -> None:
         """Keep these rows, and drop the left columns that are padding in every row kept."""
         index = torch.tensor(keep, device=self.mask.device)
         self.mask, self.positions, self.logits = self.mask[index], self.positions[index], self.logits[index]
         self.ids = [self.ids[k] for k in keep]
-        if not joinable(self.cache):
+        if not self.joinable:
             for layer in self.cache.layers:
                 layer.batch_select_indices(index)
             return
@@ -120,7 +121,7 @@ class Rows:
             layer.values = torch.cat([_left_pad(p.cache.layers[number].values, width, 2) for p in parts])
         return Rows([i for p in parts for i in p.ids], first.cache,
                     torch.cat([_left_pad(p.mask, width, 1) for p in parts]),
-                    torch.cat([p.positions for p in parts]), torch.cat([p.logits for p in parts]))
+                    torch.cat([p.positions for p in parts]), torch.cat([p.logits for p in parts]), True)
 
 
 class InputMajorLinear(torch.nn.Module):
@@ -193,7 +194,7 @@ class HFBackend:
         cache = DynamicCache(config=self.model.config)
         logits = self.model(input_ids=tokens, attention_mask=mask, position_ids=positions, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        return Rows(list(ids), cache, mask, positions[:, -1:], logits)
+        return Rows(list(ids), cache, mask, positions[:, -1:], logits, self.joinable)
 
     def _admit(self, prompts: list[list[int]], ids: list[int], batch: Rows | None) -> Rows:
         if not self.joinable:  # one padded prefill into an empty batch

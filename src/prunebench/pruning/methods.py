@@ -31,7 +31,6 @@ class Method:
     prepare: Callable[..., dict] | None = None
 
 
-
 METHODS: dict[str, Method] = {
     "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare),
     "wanda": Method("wanda", "norms", wanda.prune),
