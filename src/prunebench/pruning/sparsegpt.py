@@ -26,8 +26,11 @@ def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_r
     fraction = percdamp
     for raises in range(max_raises + 1):
         try:
-            lower = torch.linalg.cholesky(hessian + fraction * mean_diag * eye)
-            factor = torch.linalg.cholesky(torch.cholesky_inverse(lower), upper=True)
+            # H = R R^T with R upper (Cholesky of H reversed), so H^-1 = R^-T R^-1 and R^-1 is the
+            # wanted factor: one factorisation and one triangular solve instead of the references'
+            # Cholesky, inverse and second Cholesky; faster, and nearer the fp64 result.
+            lower = torch.linalg.cholesky((hessian + fraction * mean_diag * eye).flip(0, 1))
+            factor = torch.linalg.solve_triangular(lower, eye, upper=False).flip(0, 1)
             if not torch.isnan(factor).any():
                 return factor, fraction, raises
         except torch.linalg.LinAlgError:
