@@ -84,3 +84,32 @@ def test_latex_escape_covers_every_special():
                                             "\\textbar{}")
     assert report.latex_escape("bell\x07") == "bell "
     assert report.latex_escape(report.Latex("\\textbf{x}")) == "\\textbf{x}"
+
+
+def test_figure5_draws_mean_response_lengths(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from prunebench.figures import figure5
+    from prunebench.tables import assemble
+
+    monkeypatch.chdir(tmp_path)
+    config = validate({
+        "models": {"m": {"source": {"path": "/nonexistent"}}},
+        "self_generation": {"sources": {"wordproblems_train": 2}},
+        "calibration": {"recipes": ["c4", "sgr"]},
+        "pruning": {"methods": ["sparsegpt-0.5"]},
+        "evaluation": {"benchmarks": {"wordproblems": 2, "gsm8k": 2}, "max_new_tokens": 300},
+    })
+    lengths = {("dense", "none"): (100.0, 120.0), ("sparsegpt-0.5", "c4"): (250.0, 300.0),
+               ("sparsegpt-0.5", "sgr"): (140.0, 160.0)}
+    for (method, recipe), values in lengths.items():
+        for bench, tokens in zip(("wordproblems", "gsm8k"), values):
+            write_json(paths.eval_metrics("m", method, recipe, bench),
+                       {"pass@1": 50.0, "stderr": 10.0, "mean_tokens": tokens, "provenance": {}})
+    fig, ax = plt.subplots()
+    figure5(config, assemble(config, 5, kind="figure"), ax)
+    heights = sorted(round(bar.get_height()) for bar in ax.patches)
+    plt.close(fig)
+    assert heights == sorted(round(v) for values in lengths.values() for v in values)
+    write_figure(config, 5, paths.figure(5, "svg"), paths.figure(5, "pdf"), paths.figure(5, "json"))
+    assert json.loads((tmp_path / paths.figure(5, "json")).read_text())["status"] == "built"

@@ -93,7 +93,24 @@ def figure4(config: dict, frame, ax) -> str:
     return model_label(config, model)
 
 
-DRAW = {1: figure1, 2: figure2, 4: figure4}
+def figure5(config: dict, frame, ax) -> str:
+    """Mean response length per benchmark: the dense model and the pruned one on each recipe. A
+    response cut at the token limit counts at that limit, so rambling shows as length."""
+    model, method, dense, pruned = _first_method_rows(config, frame)
+    benches = benchmarks(config)
+    series = {"Dense": [float(dense.iloc[0][b + "_tokens"]) for b in benches]}
+    for recipe in config["calibration"]["recipes"]:
+        row = pruned[pruned.recipe == recipe]
+        if len(row):
+            series[recipe_label(recipe)] = [float(row.iloc[0][b + "_tokens"]) for b in benches]
+    _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches], series, "mean response length (tokens)")
+    limit = config["evaluation"]["max_new_tokens"]
+    ax.axhline(limit, color="#333333", linestyle=":", linewidth=1)
+    ax.annotate("token limit", (ax.get_xlim()[1], limit), fontsize=8, ha="right", va="bottom")
+    return f"{model_label(config, model)}, {method_label(method)}"
+
+
+DRAW = {1: figure1, 2: figure2, 4: figure4, 5: figure5}
 
 
 def write_figure(config: dict, number: int, out_svg: str | Path, out_pdf: str | Path, out_json: str | Path,

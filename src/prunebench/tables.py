@@ -97,6 +97,7 @@ FIGURES: dict[int, Spec] = {n: Spec(n, None) for n in ALL_FIGURES}
 FIGURES[1] = Spec(1, _main_grid)
 FIGURES[2] = Spec(2, _main_grid)
 FIGURES[4] = Spec(4, _figure4_grid)
+FIGURES[5] = Spec(5, _main_grid)
 
 
 def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
