@@ -30,7 +30,8 @@ def results(tmp_path, monkeypatch):
     })
     for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):
         write_json(paths.eval_metrics("m", method, recipe, "wordproblems"),
-                   {"pass@1": 50.0, "stderr": 10.0, "mean_tokens": 12.0, "provenance": {}})
+                   {"pass@1": 50.0, "stderr": 10.0, "mean_tokens": 12.0, "truncation_rate": 25.0,
+                    "provenance": {}})
     for n in ALL_TABLES:
         write_table(config, n, paths.table(n, "csv"), paths.table(n, "json"))
     for n in ALL_FIGURES:
@@ -75,6 +76,14 @@ def test_report_lists_every_table_and_figure(results):
     meta = json.loads((results / paths.table(2, "json")).read_text())
     assert meta["status"] == "built" and len(meta["rows"]) == 2
     assert json.loads((results / paths.table(3, "json")).read_text())["status"] == "not yet built"
+
+
+def test_response_lengths_are_tabulated_beside_figure5(results):
+    html = (results / paths.report("index.html")).read_text()
+    section = html.split('id="lengths"', 1)[1].split("</table>", 1)[0]
+    assert section.count("<tr>") == 3 and section.count('12<span class="se"> (25)</span>') == 2
+    tex = (results / paths.report("paper.tex")).read_text()
+    assert tex.count("& 12 (25) \\\\") == 2
 
 
 def test_latex_escape_covers_every_special():

@@ -22,6 +22,7 @@ from .tables import (ALL_FIGURES, ALL_TABLES, BENCHMARK_LABELS, benchmarks, fmt,
                      recipe_label)
 
 MAX_EXCERPT = 600
+RESPONSE_LENGTH_TABLE = 2  # the rows whose response lengths the report tabulates beside Figure 5
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "%": r"\%", "#": r"\#",
@@ -137,6 +138,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
                         "pdf": _rel(str(root / paths.figure(n, "pdf")), report_dir),
                         "pdf_from_tex": f"../figures/figure{n}.pdf"})
     benches = benchmarks(config)
+    main_table = next((t for t in tables if t["table"] == RESPONSE_LENGTH_TABLE), {"rows": []})
     return {
         "config": config,
         "title": config["title"],
@@ -145,6 +147,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
         "models": [{"name": m, "label": model_label(config, m), "entry": e} for m, e in config["models"].items()],
         "tables": tables,
         "figures": figures,
+        "lengths": main_table["rows"],
         "filters": _filter_counts(config, root),
         "filter_reasons": FILTER_REASONS,
         "calibration": _calibration_summaries(config, root),

@@ -111,7 +111,8 @@ def required_metrics(config: dict, number: int, kind: str = "table") -> list[str
 
 
 def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "table") -> "pd.DataFrame":
-    """One row per table row: labels, pass@1 per benchmark, its standard error, and the average."""
+    """One row per table row: labels, pass@1 per benchmark, its standard error and the average; mean
+    response length and truncation rate per benchmark."""
     benches = benchmarks(config)
     records = []
     for row in required_rows(config, number, kind):
@@ -121,10 +122,11 @@ def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "tab
             record[bench] = m["pass@1"]
             record[bench + "_se"] = m["stderr"]
             record[bench + "_tokens"] = m["mean_tokens"]
+            record[bench + "_truncated"] = m.get("truncation_rate", float("nan"))
         record["AVG"] = sum(record[b] for b in benches) / len(benches)
         records.append(record)
     columns = ["model", "method", "recipe"] + benches + ["AVG"] + [b + "_se" for b in benches] + \
-        [b + "_tokens" for b in benches]
+        [b + "_tokens" for b in benches] + [b + "_truncated" for b in benches]
     import pandas as pd  # here, not at import: the Snakefile imports this module to plan, and must plan fast
 
     return pd.DataFrame.from_records(records, columns=columns)
