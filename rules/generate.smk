@@ -8,6 +8,7 @@ rule generate:
     output:
         paths.generations("{model}", "{dataset}"),
     threads: model_job_threads
+    priority: 10  # the pool feeds SGR and SSGR, the longest chain of the DAG: start it first
     log:
         log_path("generate", "{model}", "{dataset}"),
     params:
