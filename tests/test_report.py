@@ -86,6 +86,16 @@ def test_response_lengths_are_tabulated_beside_figure5(results):
     assert tex.count("& 12 (25) \\\\") == 2
 
 
+def test_table2_is_set_beside_the_papers_changes_from_dense(results):
+    # ours: dense 50, Wanda/SGR 50 (change 0); paper, DeepSeek-R1-Distill-Qwen-7B: 65.2 -> 56.6 (-8.6)
+    html = (results / paths.report("index.html")).read_text()
+    section = html.split('id="table2-beside"', 1)[1].split("</table>", 1)[0]
+    cells = [c.split("<", 1)[0] for c in section.split("<td>")[1:]]
+    assert len(cells) == 6 and cells[1:] == ["50.0", "+0.0", "56.6", "-8.6", "+8.6"]
+    tex = (results / paths.report("paper.tex")).read_text()
+    assert "& 50.0 & +0.0 & 56.6 & -8.6 & +8.6 \\\\" in tex
+
+
 def test_latex_escape_covers_every_special():
     assert report.latex_escape("a_b%c&d#e$f") == "a\\_b\\%c\\&d\\#e\\$f"
     assert report.latex_escape("\\x{y}") == "\\textbackslash{}x\\{y\\}"

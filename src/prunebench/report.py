@@ -113,6 +113,36 @@ def _published_label(row: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def _beside_paper(rows: list[dict], published: dict) -> dict | None:
+    """Our rows against the paper's first model, each as its change from its own dense model.
+
+    Absolute pass@1 of a small model on a small suite says nothing against a 7B model on the full
+    benchmarks; how much of the dense accuracy a method and recipe keep is comparable.
+    """
+    paper_rows = [r for r in (published or {}).get("rows", []) if r.get("method") and r.get("recipe")]
+    if not paper_rows or "AVG" not in published["columns"]:
+        return None
+    paper_model = paper_rows[0].get("model", published.get("model", ""))
+    avg = published["columns"].index("AVG")
+    paper = {(r["method"], r["recipe"]): r["values"][avg] for r in paper_rows if r.get("model") == paper_model}
+    paper_dense = paper.get((paths.DENSE, paths.NO_RECIPE))
+    if paper_dense is None:
+        return None
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        ours = {(r["method"], r["recipe"]): r["AVG"] for r in rows if r["model"] == model}
+        dense = ours.get((paths.DENSE, paths.NO_RECIPE))
+        for (method, recipe), value in ours.items():
+            if method == paths.DENSE or (method, recipe) not in paper or dense is None:
+                continue
+            ours_change, paper_change = value - dense, paper[(method, recipe)] - paper_dense
+            out.append({"model_label": next(r["model_label"] for r in rows if r["model"] == model),
+                        "method": method, "recipe": recipe, "ours": value, "ours_change": ours_change,
+                        "paper": paper[(method, recipe)], "paper_change": paper_change,
+                        "difference": ours_change - paper_change})
+    return {"paper_model": paper_model, "rows": out} if out else None
+
+
 def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
     root = Path(root)
     report_dir = str(root / paths.report(""))
@@ -124,10 +154,11 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
                                                               meta["benchmarks"][0])), report_dir)
             row["model_label"] = model_label(config, row["model"])
         published = paper_numbers["tables"].get(n, {})
+        beside = _beside_paper(meta["rows"], published) if meta["status"] == "built" else None
         if published:
             published = {**published, "rows": [{"label": _published_label(r), "values": r["values"]}
                                                for r in published["rows"]]}
-        tables.append({**meta, "caption": published.get("caption", ""), "published": published,
+        tables.append({**meta, "caption": published.get("caption", ""), "published": published, "beside": beside,
                        "csv": _rel(str(root / paths.table(n, "csv")), report_dir)})
     figures = []
     for n in ALL_FIGURES:
