@@ -169,3 +169,55 @@ def test_gold_uses_solutions_in_chat_format(ctx_factory):
     assert len(seqs) == 4
     text = ctx.tokenizer.decode(seqs[0].input_ids)
     assert "<|im_start|>user" in text and "<|im_start|>assistant" in text and text.endswith("<|im_end|>")
+
+
+@pytest.mark.parametrize("band,expected", [("easy", {"p0"}), ("medium", {"p1"}), ("hard", {"p2"})])
+def test_difficulty_recipe_keeps_one_band(ctx_factory, band, expected):
+    graded, problems = _pool()
+    seqs = cal.build(ctx_factory(graded, problems), band, {"type": "difficulty", "band": band})
+    assert {s.problem_id for s in seqs} == expected and all(f"({band})" in s.why for s in seqs)
+
+
+@pytest.mark.parametrize("pick,p0,p1", [("short", 0, 1), ("medium", 2, 2), ("long", 3, 3)])
+def test_length_recipe_picks_by_length(ctx_factory, pick, p0, p1):
+    # longer sample index = longer response; p0's correct samples are 0-3, p1's 1-3, p2's only 2
+    graded, problems = _pool()
+    seqs = cal.build(ctx_factory(graded, problems, max_length=1024), pick, {"type": "length", "pick": pick})
+    chosen = {s.problem_id: s.sample for s in seqs}
+    assert chosen == {"p0": p0, "p1": p1, "p2": 2}
+
+
+def test_length_recipe_random_is_seeded_and_among_correct(ctx_factory):
+    graded, problems = _pool()
+    ctx = ctx_factory(graded, problems, max_length=1024)
+    first = cal.build(ctx, "random", {"type": "length", "pick": "random"})
+    again = cal.build(ctx, "random", {"type": "length", "pick": "random"})
+    assert [(s.problem_id, s.sample) for s in first] == [(s.problem_id, s.sample) for s in again]
+    correct = {(s["id"], s["sample"]) for s in graded["src"] if s["correct"]}
+    assert all((s.problem_id, s.sample) in correct for s in first)
+
+
+def test_correctness_recipe_true_and_false_samples(ctx_factory):
+    graded, problems = _pool()
+    graded["src"][4]["filters"] = ["no_answer"]  # p1's only wrong response has no final answer
+    ctx = ctx_factory(graded, problems)
+    right = {s.problem_id: s.sample for s in cal.build(ctx, "true", {"type": "correctness", "correct": True})}
+    wrong = {s.problem_id: s.sample for s in cal.build(ctx, "false", {"type": "correctness", "correct": False})}
+    assert right == {"p0": 0, "p1": 1, "p2": 2}
+    assert wrong == {"p2": 0, "p3": 0}  # p0 is never wrong; p1's wrong response is filtered
+
+
+def test_recipe_max_length_overrides_the_calibration_length(ctx_factory):
+    docs = {"corpus": [{"id": "d1", "text": " ".join(["word"] * 400)}]}
+    seqs = cal.build(ctx_factory({}, docs, sequences=2, max_length=64), "c4-128",
+                     {"type": "pretraining", "datasets": ["corpus"], "max_length": 128})
+    assert [len(s.input_ids) for s in seqs] == [128, 128]
+
+
+def test_recipe_missing_its_parameter_is_named():
+    from prunebench.config import validate
+    from prunebench.io import InputError
+
+    with pytest.raises(InputError, match=r"recipe_definitions\.hard: a difficulty recipe needs 'band'"):
+        validate({"models": {"m": {"source": {"path": "/x"}}},
+                  "calibration": {"recipe_definitions": {"hard": {"type": "difficulty"}, "c4": {"type": "pretraining", "datasets": ["c4"]}}, "recipes": ["c4"]}})

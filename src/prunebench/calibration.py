@@ -7,6 +7,7 @@ ratio) are pure functions over plain numbers so that they can be tested on craft
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -171,27 +172,87 @@ def recipe_sgr_without_thinking(ctx: Context, spec: dict) -> list[Sequence]:
     return _self_generated(ctx, spec, lambda text: without_thinking(text, think, prefix), "sgr_nothink")
 
 
-def recipe_ssgr(ctx: Context, spec: dict) -> list[Sequence]:
-    """SSGR: problems with c <= tau; among their valid correct responses, the one eq. 1 picks."""
-    tau = spec.get("tau", 0.75)
+def _pick_per_problem(ctx: Context, keep: Callable[[float], bool], pick: Callable, label: str,
+                      explain: Callable[[float], str]) -> list[Sequence]:
+    """For each problem whose correctness ratio c passes `keep`, the valid correct response that
+    `pick(lengths, budget, pid)` chooses (token lengths include the end of turn; the budget is
+    l - l_q); then a seeded choice of `ctx.sequences` problems."""
     questions = _questions(ctx)
     eot = len(ctx.tokens(end_of_turn(ctx.tokenizer)))
     pool = []
     for dataset, pid, samples in _by_problem(ctx):
         c = correctness_ratio(samples)
         candidates = [s for s in samples if s["correct"] and not s["filters"]]
-        if c > tau or not candidates:
+        if not keep(c) or not candidates:
             continue
         budget = ctx.max_length - ctx.prompt_tokens(dataset, questions[pid])
         lengths = [len(ctx.tokens(s["text"])) + eot for s in candidates]
-        index, case = select_by_length(lengths, budget)
+        index, case = pick(lengths, budget, pid)
         pool.append((dataset, pid, candidates[index],
-                     f"c={c:.2f} <= tau={tau:g} ({difficulty_band(c)}); {case} "
+                     f"c={c:.2f} {explain(c)} ({difficulty_band(c)}); {case} "
                      f"({lengths[index]} of budget {budget} tokens, {len(candidates)} candidates)"))
     out = []
-    for dataset, pid, sample, why in choose(pool, ctx.sequences, ctx.seed, f"ssgr:{tau}"):
+    for dataset, pid, sample, why in choose(pool, ctx.sequences, ctx.seed, label):
         ids = ctx.exchange(dataset, questions[pid], sample["text"])
         out.append(Sequence(ids, dataset, why, problem_id=pid, sample=sample["sample"]))
+    return out
+
+
+def _eq1(lengths: list[int], budget: int, pid: str) -> tuple[int, str]:
+    return select_by_length(lengths, budget)
+
+
+def recipe_ssgr(ctx: Context, spec: dict) -> list[Sequence]:
+    """SSGR: problems with c <= tau; among their valid correct responses, the one eq. 1 picks."""
+    tau = spec.get("tau", 0.75)
+    return _pick_per_problem(ctx, lambda c: c <= tau, _eq1, f"ssgr:{tau}", lambda c: f"<= tau={tau:g}")
+
+
+def recipe_difficulty(ctx: Context, spec: dict) -> list[Sequence]:
+    """Table 4 and Figure 3: problems of one difficulty band only, each response picked by eq. 1."""
+    band = spec["band"]
+    return _pick_per_problem(ctx, lambda c: difficulty_band(c) == band, _eq1, f"difficulty:{band}",
+                             lambda c: f"in band {band}")
+
+
+def pick_by_length(lengths: list[int], pick: str, rng: random.Random) -> tuple[int, str]:
+    """Table 1's reasoning-length rows: the shortest, median (eq. 1's), longest or a random response."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    if pick == "short":
+        return order[0], "shortest"
+    if pick == "long":
+        return order[-1], "longest"
+    if pick == "medium":
+        return order[len(order) // 2], "median"
+    if pick == "random":
+        return rng.randrange(len(lengths)), "random"
+    raise ValueError(f"unknown length pick {pick!r}")
+
+
+def recipe_length(ctx: Context, spec: dict) -> list[Sequence]:
+    """Table 1: every problem with a valid correct response, the response picked by length alone."""
+    pick = spec["pick"]
+    return _pick_per_problem(
+        ctx, lambda c: True,
+        lambda lengths, budget, pid: pick_by_length(lengths, pick, random.Random(f"{ctx.seed}:length:{pid}")),
+        f"length:{pick}", lambda c: "any")
+
+
+def recipe_correctness(ctx: Context, spec: dict) -> list[Sequence]:
+    """Table 1's True / False samples: each problem's first valid correct, or first wrong, response.
+
+    A wrong response is one that finished with a final answer that is not the gold one (no quality
+    filter applies to it); a truncated or answerless response is neither kind.
+    """
+    correct = spec["correct"]
+    questions = _questions(ctx)
+    pool = [(d, pid, s) for d, pid, samples in _by_problem(ctx)
+            if (s := next((x for x in samples if bool(x["correct"]) == correct and not x["filters"]), None))]
+    kind = "correct" if correct else "wrong"
+    out = []
+    for dataset, pid, sample in choose(pool, ctx.sequences, ctx.seed, f"correctness:{kind}"):
+        ids = ctx.exchange(dataset, questions[pid], sample["text"])
+        out.append(Sequence(ids, dataset, f"first {kind} response", problem_id=pid, sample=sample["sample"]))
     return out
 
 
@@ -201,7 +262,13 @@ RECIPES: dict[str, Callable[[Context, dict], list[Sequence]]] = {
     "sgr": recipe_sgr,
     "sgr_nothink": recipe_sgr_without_thinking,
     "ssgr": recipe_ssgr,
+    "difficulty": recipe_difficulty,
+    "length": recipe_length,
+    "correctness": recipe_correctness,
 }
+
+REQUIRED_PARAMETERS = {"pretraining": ("datasets",), "gold": ("datasets",), "difficulty": ("band",),
+                       "length": ("pick",), "correctness": ("correct",)}
 
 
 def needs(spec: dict, self_generation_sources: list[str]) -> tuple[list[str], list[str]]:
@@ -212,6 +279,8 @@ def needs(spec: dict, self_generation_sources: list[str]) -> tuple[list[str], li
 
 
 def build(ctx: Context, name: str, spec: dict) -> list[Sequence]:
+    if spec.get("max_length"):  # Table 6: the same recipe at another sequence length
+        ctx = dataclasses.replace(ctx, max_length=spec["max_length"])
     sequences = RECIPES[spec["type"]](ctx, spec)
     if not sequences:
         raise InputError(f"calibration recipe {name!r} selected no sequences (no eligible problems or documents)")

@@ -59,7 +59,7 @@ def validate(config: dict, source: str = "config") -> dict:
 
 def _check_references(config: dict, source: str) -> None:
     """Cross-field rules that a JSON schema cannot say: names used must be defined."""
-    from .calibration import RECIPES
+    from .calibration import RECIPES, REQUIRED_PARAMETERS
     from .datasets import DATASETS
     from .pruning.spec import parse_method
 
@@ -74,6 +74,10 @@ def _check_references(config: dict, source: str) -> None:
         if spec["type"] not in RECIPES:
             raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.type: unknown recipe "
                              f"type {spec['type']!r} (known: {', '.join(sorted(RECIPES))})")
+        for parameter in REQUIRED_PARAMETERS.get(spec["type"], ()):
+            if parameter not in spec:
+                raise InputError(f"{source}: config.calibration.recipe_definitions.{name}: a {spec['type']} "
+                                 f"recipe needs {parameter!r}")
         for dataset in spec.get("datasets", []):
             if dataset not in DATASETS:
                 raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.datasets: unknown "
