@@ -41,7 +41,8 @@ rule report:
         tables=expand(paths.table("{n}", "{ext}"), n=pb_tables.ALL_TABLES, ext=["csv", "json"]),
         figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
-        calibration=expand(paths.calibration("{model}", "{recipe}"), model=MODELS, recipe=RECIPES),
+        calibration=expand(paths.calibration("{model}", "{recipe}"), model=MODELS,
+                           recipe=pb_tables.used_recipes(config)),
         templates=[REPORT_DIR / "templates" / "index.html.j2", REPORT_DIR / "templates" / "paper.tex.j2"],
         paper=REPORT_DIR / "paper.yaml",
     output:

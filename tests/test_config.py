@@ -66,3 +66,21 @@ def test_bad_yaml_names_the_file(tmp_path):
 
 def test_scaled_counts():
     assert pb_config.scaled(30, 1.0) == 30 and pb_config.scaled(30, 0.1) == 3 and pb_config.scaled(2, 0.01) == 1
+
+
+@pytest.mark.parametrize("overlay,cells", [("figure4.yaml", {"figure4": 6}),
+                                           ("ablations.yaml", {"table1": 6, "table3": 5, "table4": 3, "table5": 4,
+                                                               "table6": 2, "table7": 4})])
+def test_overlays_add_their_experiments_to_the_default(overlay, cells):
+    from prunebench.tables import FIGURES, TABLES, required_rows, used_recipes
+
+    overlay_config = yaml.safe_load((ROOT / "config" / overlay).read_text())
+    config = pb_config.load(ROOT / "config" / "config.yaml", overlay_config)
+    for key, count in cells.items():
+        kind, number = ("figure", int(key[6:])) if key.startswith("figure") else ("table", int(key[5:]))
+        rows = required_rows(config, number, kind)
+        assert len(rows) == count + 1 and rows[0].method == "dense", key  # the dense row, then one per cell
+        assert (FIGURES if kind == "figure" else TABLES)[number].status(config) == "built"
+    assert set(used_recipes(config)) >= set(config["calibration"]["recipes"])
+    default = pb_config.load(ROOT / "config" / "config.yaml")
+    assert TABLES[1].status(default) == "not in this run" and TABLES[8].status(default) == "not yet built"

@@ -63,8 +63,9 @@ def _check_references(config: dict, source: str) -> None:
     from .datasets import DATASETS
     from .pruning.spec import parse_method
 
+    experiments = config["experiments"]
     recipe_lists = {"calibration.recipes": config["calibration"]["recipes"],
-                    "experiments.figure4.recipes": config["experiments"]["figure4"]["recipes"]}
+                    **{f"experiments.{key}.recipes": e["recipes"] for key, e in experiments.items()}}
     for key, names in recipe_lists.items():
         for name in names:
             if name not in config["calibration"]["recipe_definitions"]:
@@ -92,16 +93,21 @@ def _check_references(config: dict, source: str) -> None:
             known = sorted(n for n, d in DATASETS.items() if d.benchmark)
             raise InputError(f"{source}: config.evaluation.benchmarks: {bench!r} is not a benchmark "
                              f"(known: {', '.join(known)})")
-    method_lists = {"pruning.methods": config["pruning"]["methods"],
-                    "experiments.figure4.methods": config["experiments"]["figure4"]["methods"]}
-    for key, methods in method_lists.items():
-        for index, method in enumerate(methods):
-            try:
-                canonical = parse_method(method).name
-            except ValueError as err:
-                raise InputError(f"{source}: config.{key}[{index}]: {err}") from None
-            if canonical != method:  # names become paths: one spelling per method
-                raise InputError(f"{source}: config.{key}[{index}]: write {method!r} as {canonical!r}")
+    for key, experiment in experiments.items():
+        for index, model in enumerate(experiment.get("models") or []):
+            if model not in config["models"]:
+                raise InputError(f"{source}: config.experiments.{key}.models[{index}]: {model!r} is not under "
+                                 f"config.models")
+    named_methods = [(f"pruning.methods[{i}]", m) for i, m in enumerate(config["pruning"]["methods"])]
+    named_methods += [(f"experiments.figure4.methods[{i}]", m) for i, m in enumerate(experiments["figure4"]["methods"])]
+    named_methods += [(f"experiments.{key}.method", e["method"]) for key, e in experiments.items() if "method" in e]
+    for key, method in named_methods:
+        try:
+            canonical = parse_method(method).name
+        except ValueError as err:
+            raise InputError(f"{source}: config.{key}: {err}") from None
+        if canonical != method:  # names become paths: one spelling per method
+            raise InputError(f"{source}: config.{key}: write {method!r} as {canonical!r}")
 
 
 def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:

@@ -72,6 +72,22 @@ def figure2(config: dict, frame, ax) -> str:
     return f"{model_label(config, model)}, {method_label(method)}"
 
 
+def figure3(config: dict, frame, ax) -> str:
+    """Dense vs calibration data of each difficulty band (Table 4's rows), per benchmark."""
+    model = next(iter(config["models"]))
+    experiment = config["experiments"]["table4"]
+    rows = frame[frame.model == model]
+    benches = benchmarks(config)
+    dense = rows[rows.method == paths.DENSE]
+    series = {"Dense": [float(dense.iloc[0][b]) for b in benches]} if len(dense) else {}
+    for recipe in experiment["recipes"]:
+        row = rows[(rows.method == experiment["method"]) & (rows.recipe == recipe)]
+        if len(row):
+            series[recipe_label(recipe)] = [float(row.iloc[0][b]) for b in benches]
+    _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches], series, "pass@1 (%)")
+    return f"{model_label(config, model)}, {method_label(experiment['method'])}"
+
+
 def figure4(config: dict, frame, ax) -> str:
     """Average pass@1 of SparseGPT at each further setting, one bar per calibration recipe; the
     dense model's average as a line."""
@@ -110,16 +126,17 @@ def figure5(config: dict, frame, ax) -> str:
     return f"{model_label(config, model)}, {method_label(method)}"
 
 
-DRAW = {1: figure1, 2: figure2, 4: figure4, 5: figure5}
+DRAW = {1: figure1, 2: figure2, 3: figure3, 4: figure4, 5: figure5}
 
 
 def write_figure(config: dict, number: int, out_svg: str | Path, out_pdf: str | Path, out_json: str | Path,
                  root: str | Path = ".") -> None:
     spec = FIGURES[number]
+    status = spec.status(config)
     fig, ax = plt.subplots(figsize=(7.0, 3.2))
-    if not spec.built:
+    if status != "built":
         ax.axis("off")
-        ax.text(0.5, 0.5, f"Figure {number}: not yet built", ha="center", va="center", fontsize=12)
+        ax.text(0.5, 0.5, f"Figure {number}: {status}", ha="center", va="center", fontsize=12)
         subtitle = ""
     else:
         subtitle = DRAW[number](config, assemble(config, number, root, "figure"), ax)
@@ -133,5 +150,5 @@ def write_figure(config: dict, number: int, out_svg: str | Path, out_pdf: str | 
         with atomic_path(out, suffix="." + fmt) as tmp:
             fig.savefig(tmp, format=fmt, metadata=meta)
     plt.close(fig)
-    write_json(out_json, {"figure": number, "status": "built" if spec.built else "not yet built", "subtitle": subtitle,
+    write_json(out_json, {"figure": number, "status": status, "experiment": spec.experiment, "subtitle": subtitle,
                           "provenance": prov})

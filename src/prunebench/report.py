@@ -19,7 +19,7 @@ from .grading import FILTER_REASONS
 from .io import iter_jsonl, read_json, write_text
 from .provenance import code_commit, package_versions
 from .tables import (ALL_FIGURES, ALL_TABLES, BENCHMARK_LABELS, benchmarks, fmt, method_label, model_label,
-                     recipe_label)
+                     recipe_label, used_recipes)
 
 MAX_EXCERPT = 600
 RESPONSE_LENGTH_TABLE = 2  # the rows whose response lengths the report tabulates beside Figure 5
@@ -92,7 +92,7 @@ def _filter_counts(config: dict, root: Path) -> list[dict]:
 def _calibration_summaries(config: dict, root: Path) -> list[dict]:
     out = []
     for model in config["models"]:
-        for recipe in config["calibration"]["recipes"]:
+        for recipe in used_recipes(config):
             path = root / paths.calibration(model, recipe)
             if not path.exists():
                 continue

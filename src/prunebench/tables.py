@@ -1,8 +1,9 @@
 """The paper's tables as specifications over the config, assembled with pandas from metrics files.
 
 A table's rows come from the config (every configured model, method and recipe gets its row), so
-adding one of them to the config adds its rows everywhere. A table whose experiment the workflow
-does not run yet is written with its columns, no rows, and status "not yet built".
+adding one of them to the config adds its rows everywhere. A table is written with its columns and
+no rows, and status "not in this run" when its experiment lists no recipes, or "not yet built"
+when the workflow cannot run its experiment yet.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ BENCHMARK_ORDER = ["wordproblems", "gsm8k", "math500", "aime", "olympiadbench", 
 BENCHMARK_LABELS = {"wordproblems": "WordProblems", "gsm8k": "GSM8K", "math500": "MATH500", "aime": "AIME",
                     "olympiadbench": "Olympiad", "gpqa_diamond": "GPQA"}
 RECIPE_LABELS = {"c4": "C4", "wikitext2": "WikiText-2", "mathr": "MathR", "sgr": "SGR", "ssgr": "SSGR",
-                 "sgr_nothink": "SGR w/o thinking", "none": ""}
+                 "sgr_nothink": "SGR w/o thinking", "none": "", "true_samples": "True samples",
+                 "false_samples": "False samples", "length_random": "Random length", "length_short": "Short",
+                 "length_medium": "Medium length", "length_long": "Long", "easy": "Easy", "medium": "Medium",
+                 "hard": "Hard", "ssgr_tau025": "SSGR τ=0.25", "ssgr_tau05": "SSGR τ=0.5", "ssgr_tau1": "SSGR τ=1"}
 ALL_TABLES = range(1, 9)
 ALL_FIGURES = range(1, 6)
 
@@ -79,30 +83,67 @@ def _figure4_grid(config: dict) -> list[Row]:
     return _grid(config, grid["methods"], grid["recipes"])
 
 
+def _experiment_grid(key: str) -> Callable[[dict], list[Row]]:
+    """An ablation of the paper (`experiments.<key>`): one method on each of its recipes, for its
+    models (all by default). No recipes means the experiment is not part of this run."""
+
+    def rows(config: dict) -> list[Row]:
+        experiment = config["experiments"][key]
+        if not experiment["recipes"]:
+            return []
+        models = experiment["models"] or list(config["models"])
+        return [row for row in _grid(config, [experiment["method"]], experiment["recipes"]) if row.model in models]
+
+    rows.__doc__ = f"experiments.{key}"
+    return rows
+
+
 @dataclass(frozen=True)
 class Spec:
     """A table or figure: the rows it needs from the config, or None while it is not yet built."""
 
     number: int
     rows: Callable[[dict], list[Row]] | None
+    experiment: str | None = None  # the experiments key that configures it, if any
 
     @property
     def built(self) -> bool:
         return self.rows is not None
 
+    def status(self, config: dict) -> str:
+        if not self.built:
+            return "not yet built"
+        return "built" if self.rows(config) else "not in this run"
 
+
+# Tables 1 and 3 to 7: the paper's ablations, each SparseGPT 50% on its own calibration recipes.
+EXPERIMENT_TABLES = (1, 3, 4, 5, 6, 7)
 TABLES: dict[int, Spec] = {n: Spec(n, None) for n in ALL_TABLES}
 TABLES[2] = Spec(2, _main_grid)
+for _n in EXPERIMENT_TABLES:
+    TABLES[_n] = Spec(_n, _experiment_grid(f"table{_n}"), f"table{_n}")
 FIGURES: dict[int, Spec] = {n: Spec(n, None) for n in ALL_FIGURES}
 FIGURES[1] = Spec(1, _main_grid)
 FIGURES[2] = Spec(2, _main_grid)
-FIGURES[4] = Spec(4, _figure4_grid)
+FIGURES[3] = Spec(3, _experiment_grid("table4"), "table4")  # Table 4's difficulty bands, drawn
+FIGURES[4] = Spec(4, _figure4_grid, "figure4")
 FIGURES[5] = Spec(5, _main_grid)
 
 
 def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
     spec = (FIGURES if kind == "figure" else TABLES)[number]
     return spec.rows(config) if spec.built else []
+
+
+def used_recipes(config: dict) -> list[str]:
+    """Every calibration recipe some table or figure of this run needs, in first-use order."""
+    recipes = dict.fromkeys(config["calibration"]["recipes"])
+    for number in ALL_TABLES:
+        recipes.update(dict.fromkeys(r.recipe for r in required_rows(config, number) if r.recipe != paths.NO_RECIPE))
+    for number in ALL_FIGURES:
+        recipes.update(dict.fromkeys(r.recipe for r in required_rows(config, number, "figure")
+                                     if r.recipe != paths.NO_RECIPE))
+    return list(recipes)
 
 
 def required_metrics(config: dict, number: int, kind: str = "table") -> list[str]:
@@ -140,7 +181,8 @@ def write_table(config: dict, number: int, out_csv: str | Path, out_json: str | 
     write_text(out_csv, header + frame.to_csv(index=False, float_format="%.4f"))
     write_json(out_json, {
         "table": number,
-        "status": "built" if TABLES[number].built else "not yet built",
+        "status": TABLES[number].status(config),
+        "experiment": TABLES[number].experiment,
         "benchmarks": benchmarks(config),
         "rows": json.loads(frame.to_json(orient="records")),
         "provenance": prov,
