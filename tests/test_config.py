@@ -83,4 +83,14 @@ def test_overlays_add_their_experiments_to_the_default(overlay, cells):
         assert (FIGURES if kind == "figure" else TABLES)[number].status(config) == "built"
     assert set(used_recipes(config)) >= set(config["calibration"]["recipes"])
     default = pb_config.load(ROOT / "config" / "config.yaml")
-    assert TABLES[1].status(default) == "not in this run" and TABLES[8].status(default) == "not yet built"
+    assert TABLES[1].status(default) == "not in this run" and TABLES[8].status(default) == "not in this run"
+
+
+def test_recipe_generator_must_be_a_model():
+    config = {"models": {"m": {"source": {"path": "/x"}}},
+              "calibration": {"recipes": ["c4"], "recipe_definitions": {
+                  "c4": {"type": "pretraining", "datasets": ["c4"]},
+                  "other": {"type": "ssgr", "generator": "nobody"}}}}
+    with pytest.raises(InputError, match=r"recipe_definitions\.other\.generator: 'nobody' is not under config\.models"):
+        pb_config.validate(config, "config")
+

@@ -76,7 +76,7 @@ def test_report_lists_every_table_and_figure(results):
     meta = json.loads((results / paths.table(2, "json")).read_text())
     assert meta["status"] == "built" and len(meta["rows"]) == 2
     assert json.loads((results / paths.table(3, "json")).read_text())["status"] == "not in this run"
-    assert json.loads((results / paths.table(8, "json")).read_text())["status"] == "not yet built"
+    assert json.loads((results / paths.table(8, "json")).read_text())["status"] == "not in this run"
     assert "list its calibration recipes under <code>experiments.table3</code>" in html
 
 

@@ -64,13 +64,16 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     config = load_config(ROOT / configfile)
-    grids = [(config["pruning"]["methods"], config["calibration"]["recipes"]),
-             (config["experiments"]["figure4"]["methods"],
-              config["experiments"]["figure4"]["recipes"] or config["calibration"]["recipes"])]
-    pruned = {(m, r) for methods, recipes in grids for m in methods for r in recipes}
+    # every (model, method, recipe) cell of Table 2, Figure 4 and each configured ablation, once
+    grids = [(config["pruning"]["methods"], config["calibration"]["recipes"], config["models"]),
+             (config["experiments"]["figure4"]["methods"], config["experiments"]["figure4"]["recipes"],
+              config["models"])]
+    grids += [([e["method"]], e["recipes"], e["models"] or config["models"])
+              for key, e in config["experiments"].items() if key != "figure4"]
+    pruned = {(model, m, r) for methods, recipes, ms in grids for model in ms for m in methods for r in recipes}
     assert len(config["models"]) == models
-    assert counts["prepare_model"] == models and counts["prune"] == models * len(pruned)
-    assert counts["evaluate"] == models * (1 + len(pruned))
+    assert counts["prepare_model"] == models and counts["prune"] == len(pruned)
+    assert counts["evaluate"] == models + len(pruned)
     assert counts["table"] == 8 and counts["figure"] == 5 and counts["report"] == 1
     assert time.monotonic() - start < 30
 
@@ -80,6 +83,14 @@ def test_paper_dry_run_is_fast_and_offline(tmp_path):
                           cwd=tmp_path)
     assert env_probe.returncode == 0
     assert not (tmp_path / "results").exists()  # planning wrote nothing and fetched nothing
+
+
+def test_table8_calibrates_on_another_models_responses(tmp_path):
+    target = "results/calibration/deepseek-r1-distill-qwen-7b/ssgr_from_qwen3.jsonl"
+    result = snakemake(target, "-n", "--cores", "1", "--configfile", str(ROOT / "config" / "paper.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "results/graded/qwen3-14b/gsm8k_train.jsonl" in result.stdout
+    assert "results/graded/deepseek-r1-distill-qwen-7b/" not in result.stdout
 
 
 def test_dry_run_through_the_python_api(tmp_path):
@@ -151,9 +162,11 @@ def e2e(tmp_path_factory):
         "calibration": {"sequences": 4, "max_length": 96, "recipes": ["c4", "mathr", "sgr", "ssgr"],
                         "recipe_definitions": {"c4": {"type": "pretraining", "datasets": ["c4"]},
                                                "mathr": {"type": "gold", "datasets": ["gsm8k_train", "math_train"]},
-                                               "sgr": {"type": "sgr"}, "ssgr": {"type": "ssgr", "tau": 1.0}}},
+                                               "sgr": {"type": "sgr"}, "ssgr": {"type": "ssgr", "tau": 1.0},
+                                               "true_samples": {"type": "correctness", "correct": True}}},
         "pruning": {"methods": ["sparsegpt-0.5", "wanda-0.5"]},
-        "experiments": {"figure4": {"methods": ["sparsegpt-0.6", "sparsegpt-2of4"], "recipes": ["c4", "ssgr"]}},
+        "experiments": {"figure4": {"methods": ["sparsegpt-0.6", "sparsegpt-2of4"], "recipes": ["c4", "ssgr"]},
+                        "table1": {"recipes": ["true_samples"]}, "table5": {"recipes": ["c4", "ssgr"]}},
         "evaluation": {"samples": 2, "max_new_tokens": 24,
                        "benchmarks": {"wordproblems": 4, "gsm8k": 2, "gpqa_diamond": 2}},
         "grading": {"workers": 1},
@@ -176,7 +189,22 @@ def test_e2e_builds_the_report(e2e):
         assert f'id="table{n}"' in html and f"Table {n}" in tex
     for n in range(1, 6):
         assert f'id="figure{n}"' in html
-    assert "<svg" in html and "not yet built" in html
+    assert "<svg" in html and "Table 3 is not part of this run" in html and "not yet built" not in html
+
+
+@pytest.mark.slow
+def test_e2e_ablation_tables_have_their_rows(e2e):
+    table1 = json.loads((e2e["work"] / "results/tables/table1.json").read_text())
+    assert table1["status"] == "built"
+    assert [(r["method"], r["recipe"]) for r in table1["rows"]] == [("dense", "none"), ("sparsegpt-0.5", "true_samples")]
+    table2 = {(r["method"], r["recipe"]): r for r in json.loads((e2e["work"] / "results/tables/table2.json").read_text())["rows"]}
+    table5 = json.loads((e2e["work"] / "results/tables/table5.json").read_text())["rows"]
+    for row in table5:  # the same cells as Table 2's: the same numbers
+        assert row["AVG"] == table2[(row["method"], row["recipe"])]["AVG"]
+    calibration = e2e["work"] / "results/calibration/tiny/true_samples.jsonl"
+    from prunebench.io import read_jsonl
+
+    assert all(r["why"] == "first correct response" for r in read_jsonl(calibration))
 
 
 @pytest.mark.slow

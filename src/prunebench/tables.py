@@ -28,7 +28,8 @@ RECIPE_LABELS = {"c4": "C4", "wikitext2": "WikiText-2", "mathr": "MathR", "sgr":
                  "sgr_nothink": "SGR w/o thinking", "none": "", "true_samples": "True samples",
                  "false_samples": "False samples", "length_random": "Random length", "length_short": "Short",
                  "length_medium": "Medium length", "length_long": "Long", "easy": "Easy", "medium": "Medium",
-                 "hard": "Hard", "ssgr_tau025": "SSGR τ=0.25", "ssgr_tau05": "SSGR τ=0.5", "ssgr_tau1": "SSGR τ=1"}
+                 "hard": "Hard", "ssgr_tau025": "SSGR τ=0.25", "ssgr_tau05": "SSGR τ=0.5", "ssgr_tau1": "SSGR τ=1",
+                 "ssgr_from_qwen3": "SSGR by Qwen3-14B"}
 ALL_TABLES = range(1, 9)
 ALL_FIGURES = range(1, 6)
 
@@ -116,8 +117,8 @@ class Spec:
         return "built" if self.rows(config) else "not in this run"
 
 
-# Tables 1 and 3 to 7: the paper's ablations, each SparseGPT 50% on its own calibration recipes.
-EXPERIMENT_TABLES = (1, 3, 4, 5, 6, 7)
+# Tables 1 and 3 to 8: the paper's ablations, each SparseGPT 50% on its own calibration recipes.
+EXPERIMENT_TABLES = (1, 3, 4, 5, 6, 7, 8)
 TABLES: dict[int, Spec] = {n: Spec(n, None) for n in ALL_TABLES}
 TABLES[2] = Spec(2, _main_grid)
 for _n in EXPERIMENT_TABLES:
