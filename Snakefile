@@ -39,4 +39,4 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        rules.report.output,
+        rules.report.input,

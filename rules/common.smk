@@ -1,6 +1,7 @@
 # Helpers shared by every stage file (validated config, output paths, input functions).
 
 import json
+import shutil
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -8,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from prunebench import calibration as pb_calibration
 from prunebench import config as pb_config
 from prunebench import paths
+from prunebench import latex as pb_latex
 from prunebench import tables as pb_tables
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS

@@ -36,7 +36,7 @@ rule figure:
         "--out-svg {output.svg} --out-pdf {output.pdf} --out-json {output.json} 2> {log}"
 
 
-rule report:
+rule render_report:
     input:
         tables=expand(paths.table("{n}", "{ext}"), n=pb_tables.ALL_TABLES, ext=["csv", "json"]),
         figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
@@ -58,6 +58,28 @@ rule report:
     shell:
         "prunebench report --config-json {params.config:q} --templates {params.templates} "
         "--paper {input.paper} --out-html {output.html} --out-tex {output.tex} 2> {log}"
+
+
+rule paper_pdf:
+    input:
+        tex=paths.report("paper.tex"),
+        figures=expand(paths.figure("{n}", "pdf"), n=pb_tables.ALL_FIGURES),
+    output:
+        paths.report("paper.pdf"),
+    log:
+        log_path("paper_pdf"),
+    conda:
+        ENV
+    shell:
+        "prunebench paper-pdf --tex {input.tex} --out {output} 2> {log}"
+
+
+rule report:
+    input:
+        rules.render_report.output,
+        # the PDF too where a TeX engine is installed (`snakemake paper_pdf` asks for it anyway)
+        rules.paper_pdf.output if shutil.which(pb_latex.TEX_ENGINE) else [],
+    localrule: True
 
 
 # One target per table and figure of the paper: `snakemake table2`, `snakemake figure1`, ...

@@ -134,3 +134,71 @@ def test_figure5_draws_mean_response_lengths(tmp_path, monkeypatch):
     assert heights == sorted(round(v) for values in lengths.values() for v in values)
     write_figure(config, 5, paths.figure(5, "svg"), paths.figure(5, "pdf"), paths.figure(5, "json"))
     assert json.loads((tmp_path / paths.figure(5, "json")).read_text())["status"] == "built"
+
+
+def _tool(name: str) -> str:
+    """The tool's path; a skip where it is not installed, unless CI asks for every tool."""
+    import os
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("PRUNEBENCH_REQUIRE_TOOLS"):
+            pytest.fail(f"{name} is not installed, and PRUNEBENCH_REQUIRE_TOOLS is set")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def test_chromium_finds_every_table_and_figure(results):
+    import subprocess
+    from html.parser import HTMLParser
+
+    chromium = _tool("chromium")
+    page = (results / paths.report("index.html")).resolve()
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+
+    class Sections(HTMLParser):
+        """Which section (h2 id) each <table>, <svg> and <script> of the rendered DOM falls in."""
+
+        def __init__(self):
+            super().__init__()
+            self.section, self.found = None, []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "h2":
+                self.section = attrs.get("id")
+            elif tag in ("table", "svg", "script", "p"):
+                self.found.append((self.section, tag, attrs.get("class")))
+
+    parser = Sections()
+    parser.feed(dom)
+    assert not [f for f in parser.found if f[1] == "script"]  # the hostile <script> stayed text
+    assert ("table2", "table", None) in parser.found
+    for n in ALL_TABLES:  # a table with rows, or its "not in this run" note
+        assert (f"table{n}", "table", None) in parser.found or (f"table{n}", "p", "pending") in parser.found, n
+    for n in ALL_FIGURES:
+        assert (f"figure{n}", "svg", None) in parser.found, n
+
+
+def test_latex_compiles_to_pdf_despite_hostile_text(results):
+    from prunebench.latex import compile_pdf
+
+    _tool("pdflatex")
+    compile_pdf(results / paths.report("paper.tex"), results / paths.report("paper.pdf"))
+    pdf = (results / paths.report("paper.pdf")).read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+    assert not list((results / paths.report("")).glob(".latex.*"))  # the scratch directory is gone
+
+
+def test_latex_failure_is_one_clear_error(tmp_path):
+    from prunebench.io import InputError
+    from prunebench.latex import compile_pdf
+
+    _tool("pdflatex")
+    tex = tmp_path / "broken.tex"
+    tex.write_text("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
+    with pytest.raises(InputError, match="broken.tex: pdflatex failed"):
+        compile_pdf(tex, tmp_path / "broken.pdf")
+    assert not (tmp_path / "broken.pdf").exists()

@@ -74,7 +74,7 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
     assert len(config["models"]) == models
     assert counts["prepare_model"] == models and counts["prune"] == len(pruned)
     assert counts["evaluate"] == models + len(pruned)
-    assert counts["table"] == 8 and counts["figure"] == 5 and counts["report"] == 1
+    assert counts["table"] == 8 and counts["figure"] == 5 and counts["render_report"] == 1
     assert time.monotonic() - start < 30
 
 

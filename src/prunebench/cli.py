@@ -288,6 +288,12 @@ def cmd_report(args) -> None:
            args.out_tex)
 
 
+def cmd_paper_pdf(args) -> None:
+    from .latex import compile_pdf
+
+    compile_pdf(args.tex, args.out)
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-html", default=paths.report("index.html"))
     p.add_argument("--out-tex", default=paths.report("paper.tex"))
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("paper-pdf", help="compile the LaTeX paper to PDF (needs pdflatex)")
+    p.add_argument("--tex", default=paths.report("paper.tex"))
+    p.add_argument("--out", default=paths.report("paper.pdf"))
+    p.set_defaults(func=cmd_paper_pdf)
     return parser
 
 

@@ -195,3 +195,4 @@ def render(config: dict, root: str | Path, templates: str | Path, paper_yaml: st
     html_env, tex_env = _environments(Path(templates))
     write_text(out_html, html_env.get_template("index.html.j2").render(**ctx))
     write_text(out_tex, tex_env.get_template("paper.tex.j2").render(**ctx))
+
