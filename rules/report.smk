@@ -41,8 +41,7 @@ rule render_report:
         tables=expand(paths.table("{n}", "{ext}"), n=pb_tables.ALL_TABLES, ext=["csv", "json"]),
         figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
-        calibration=expand(paths.calibration("{model}", "{recipe}"), model=MODELS,
-                           recipe=pb_tables.used_recipes(config)),
+        calibration=[paths.calibration(m, r) for m, r in pb_tables.calibration_sets(config)],
         templates=[REPORT_DIR / "templates" / "index.html.j2", REPORT_DIR / "templates" / "paper.tex.j2"],
         paper=REPORT_DIR / "paper.yaml",
     output:

@@ -72,7 +72,7 @@ def test_scaled_counts():
                                            ("ablations.yaml", {"table1": 6, "table3": 5, "table4": 3, "table5": 4,
                                                                "table6": 2, "table7": 4})])
 def test_overlays_add_their_experiments_to_the_default(overlay, cells):
-    from prunebench.tables import FIGURES, TABLES, required_rows, used_recipes
+    from prunebench.tables import FIGURES, TABLES, calibration_sets, required_rows
 
     overlay_config = yaml.safe_load((ROOT / "config" / overlay).read_text())
     config = pb_config.load(ROOT / "config" / "config.yaml", overlay_config)
@@ -81,7 +81,8 @@ def test_overlays_add_their_experiments_to_the_default(overlay, cells):
         rows = required_rows(config, number, kind)
         assert len(rows) == count + 1 and rows[0].method == "dense", key  # the dense row, then one per cell
         assert (FIGURES if kind == "figure" else TABLES)[number].status(config) == "built"
-    assert set(used_recipes(config)) >= set(config["calibration"]["recipes"])
+    sets = calibration_sets(config)
+    assert len(sets) == len(set(sets)) and {r for _, r in sets} >= set(config["calibration"]["recipes"])
     default = pb_config.load(ROOT / "config" / "config.yaml")
     assert TABLES[1].status(default) == "not in this run" and TABLES[8].status(default) == "not in this run"
 

@@ -19,7 +19,7 @@ from .grading import FILTER_REASONS
 from .io import iter_jsonl, read_json, write_text
 from .provenance import code_commit, package_versions
 from .tables import (ALL_FIGURES, ALL_TABLES, BENCHMARK_LABELS, benchmarks, fmt, method_label, model_label,
-                     recipe_label, used_recipes)
+                     recipe_label, calibration_sets)
 
 MAX_EXCERPT = 600
 RESPONSE_LENGTH_TABLE = 2  # the rows whose response lengths the report tabulates beside Figure 5
@@ -91,18 +91,17 @@ def _filter_counts(config: dict, root: Path) -> list[dict]:
 
 def _calibration_summaries(config: dict, root: Path) -> list[dict]:
     out = []
-    for model in config["models"]:
-        for recipe in used_recipes(config):
-            path = root / paths.calibration(model, recipe)
-            if not path.exists():
-                continue
-            records = list(iter_jsonl(path))
-            lengths = [r["tokens"] for r in records]
-            bands = Counter(r["why"].split("(")[1].split(")")[0] for r in records if r["why"].startswith("c="))
-            example = next((r for r in records if r.get("problem_id")), None)
-            out.append({"model": model, "recipe": recipe, "sequences": len(records), "tokens": sum(lengths),
-                        "mean_tokens": sum(lengths) / max(len(lengths), 1), "bands": dict(sorted(bands.items())),
-                        "example": example, "href": _rel(str(path), str(root / paths.report("")))})
+    for model, recipe in calibration_sets(config):
+        path = root / paths.calibration(model, recipe)
+        if not path.exists():
+            continue
+        records = list(iter_jsonl(path))
+        lengths = [r["tokens"] for r in records]
+        bands = Counter(r["why"].split("(")[1].split(")")[0] for r in records if r["why"].startswith("c="))
+        example = next((r for r in records if r.get("problem_id")), None)
+        out.append({"model": model, "recipe": recipe, "sequences": len(records), "tokens": sum(lengths),
+                    "mean_tokens": sum(lengths) / max(len(lengths), 1), "bands": dict(sorted(bands.items())),
+                    "example": example, "href": _rel(str(path), str(root / paths.report("")))})
     return out
 
 

@@ -136,15 +136,15 @@ def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
     return spec.rows(config) if spec.built else []
 
 
-def used_recipes(config: dict) -> list[str]:
-    """Every calibration recipe some table or figure of this run needs, in first-use order."""
-    recipes = dict.fromkeys(config["calibration"]["recipes"])
-    for number in ALL_TABLES:
-        recipes.update(dict.fromkeys(r.recipe for r in required_rows(config, number) if r.recipe != paths.NO_RECIPE))
-    for number in ALL_FIGURES:
-        recipes.update(dict.fromkeys(r.recipe for r in required_rows(config, number, "figure")
-                                     if r.recipe != paths.NO_RECIPE))
-    return list(recipes)
+def calibration_sets(config: dict) -> list[tuple[str, str]]:
+    """Every (model, recipe) calibration set some table or figure of this run prunes with, plus
+    Table 2's recipes for every model, in first-use order."""
+    sets = dict.fromkeys((m, r) for m in config["models"] for r in config["calibration"]["recipes"])
+    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
+        for number in numbers:
+            sets.update(dict.fromkeys((row.model, row.recipe) for row in required_rows(config, number, kind)
+                                      if row.recipe != paths.NO_RECIPE))
+    return list(sets)
 
 
 def required_metrics(config: dict, number: int, kind: str = "table") -> list[str]:
