@@ -18,6 +18,10 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+
+
+# `snakemake --report report.html`: Snakemake's own report of the run, tables and figures captioned.
+report: "report/workflow.rst"
 wildcard_constraints:
     model="|".join(MODELS) or "^$",
     dataset=r"[a-z0-9_]+",

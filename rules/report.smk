@@ -5,7 +5,8 @@ rule table:
     input:
         lambda w: pb_tables.required_metrics(config, int(w.n)),
     output:
-        csv=paths.table("{n}", "csv"),
+        csv=report(paths.table("{n}", "csv"), caption="../report/captions/table.rst", category="Tables",
+                   labels={"table": "Table {n}"}),
         json=paths.table("{n}", "json"),
     log:
         log_path("tables", "table{n}"),
@@ -22,7 +23,8 @@ rule figure:
     input:
         lambda w: pb_tables.required_metrics(config, int(w.n), "figure"),
     output:
-        svg=paths.figure("{n}", "svg"),
+        svg=report(paths.figure("{n}", "svg"), caption="../report/captions/figure.rst", category="Figures",
+                   labels={"figure": "Figure {n}"}),
         pdf=paths.figure("{n}", "pdf"),
         json=paths.figure("{n}", "json"),
     log:
