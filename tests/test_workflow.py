@@ -287,3 +287,14 @@ def test_e2e_second_run_is_a_no_op(e2e):
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
     assert time.monotonic() - start < 30
+
+
+@pytest.mark.slow
+def test_e2e_snakemakes_own_report_has_captioned_tables_and_figures(e2e):
+    out = e2e["work"] / "snakemake-report.html"
+    result = snakemake("--report", str(out), "--configfile", str(e2e["config"]), cwd=e2e["work"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = out.read_text()
+    assert "rebuilt by prunebench" in html and "redrawn by prunebench" in html
+    for name in ("table2.csv", "figure1.svg", "figure5.svg"):
+        assert name in html
