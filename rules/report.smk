@@ -3,7 +3,7 @@
 
 rule table:
     input:
-        lambda w: pb_tables.required_metrics(config, int(w.n)),
+        lambda w: pb_tables.required_inputs(config, int(w.n)),
     output:
         csv=report(paths.table("{n}", "csv"), caption="../report/captions/table.rst", category="Tables",
                    labels={"table": "Table {n}"}),
@@ -21,7 +21,7 @@ rule table:
 
 rule figure:
     input:
-        lambda w: pb_tables.required_metrics(config, int(w.n), "figure"),
+        lambda w: pb_tables.required_inputs(config, int(w.n), "figure"),
     output:
         svg=report(paths.figure("{n}", "svg"), caption="../report/captions/figure.rst", category="Figures",
                    labels={"figure": "Figure {n}"}),

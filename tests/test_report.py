@@ -205,3 +205,24 @@ def test_latex_failure_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="broken.tex: pdflatex failed"):
         compile_pdf(tex, tmp_path / "broken.pdf")
     assert not (tmp_path / "broken.pdf").exists()
+
+
+def test_tables_carry_the_mean_calibration_length(tmp_path, monkeypatch):
+    from prunebench.tables import assemble, required_inputs
+
+    monkeypatch.chdir(tmp_path)
+    config = validate({
+        "models": {"m": {"source": {"path": "/nonexistent"}}},
+        "self_generation": {"sources": {"wordproblems_train": 2}},
+        "calibration": {"recipes": ["sgr"]},
+        "pruning": {"methods": ["wanda-0.5"]},
+        "evaluation": {"benchmarks": {"wordproblems": 2}},
+    })
+    for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):
+        write_json(paths.eval_metrics("m", method, recipe, "wordproblems"),
+                   {"pass@1": 50.0, "stderr": 10.0, "mean_tokens": 12.0, "provenance": {}})
+    write_jsonl(paths.calibration("m", "sgr"), [{"tokens": 10}, {"tokens": 20}])
+    assert paths.calibration("m", "sgr") in required_inputs(config, 2)
+    frame = assemble(config, 2)
+    assert frame.calibration_tokens.isna().tolist() == [True, False]
+    assert frame.calibration_tokens.iloc[1] == 15.0

@@ -18,7 +18,7 @@ from . import paths  # noqa: E402
 from .io import atomic_path, write_json  # noqa: E402
 from .provenance import provenance  # noqa: E402
 from .tables import (BENCHMARK_LABELS, FIGURES, assemble, benchmarks, method_label, model_label,  # noqa: E402
-                     recipe_label, required_metrics)
+                     recipe_label, required_inputs)
 
 plt.rcParams.update({"svg.hashsalt": "prunebench", "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False})
@@ -142,7 +142,7 @@ def write_figure(config: dict, number: int, out_svg: str | Path, out_pdf: str | 
         subtitle = DRAW[number](config, assemble(config, number, root, "figure"), ax)
         ax.set_title(subtitle, fontsize=9)
     fig.tight_layout()
-    inputs = [Path(root) / p for p in required_metrics(config, number, "figure")]
+    inputs = [Path(root) / p for p in required_inputs(config, number, "figure")]
     prov = provenance(inputs)
     description = json.dumps({"figure": number, "provenance": prov}, sort_keys=True)
     for out, fmt, meta in ((out_svg, "svg", {"Date": None, "Description": description}),

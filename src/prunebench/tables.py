@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from . import paths
-from .io import read_json, write_json, write_text
+from .io import iter_jsonl, read_json, write_json, write_text
 from .provenance import provenance
 
 BENCHMARK_ORDER = ["wordproblems", "gsm8k", "math500", "aime", "olympiadbench", "gpqa_diamond"]
@@ -152,13 +152,30 @@ def required_metrics(config: dict, number: int, kind: str = "table") -> list[str
             for r in required_rows(config, number, kind) for b in benchmarks(config)]
 
 
+def required_inputs(config: dict, number: int, kind: str = "table") -> list[str]:
+    """The metrics of every row, and the calibration set each pruned row was calibrated on."""
+    calibration = dict.fromkeys(paths.calibration(r.model, r.recipe) for r in required_rows(config, number, kind)
+                                if r.recipe != paths.NO_RECIPE)
+    return required_metrics(config, number, kind) + list(calibration)
+
+
+def _calibration_tokens(path: Path) -> float:
+    """Mean token length of a calibration set's sequences (Table 4 reports it per difficulty band)."""
+    if not path.exists():
+        return float("nan")
+    lengths = [record["tokens"] for record in iter_jsonl(path)]
+    return sum(lengths) / len(lengths) if lengths else float("nan")
+
+
 def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "table") -> "pd.DataFrame":
     """One row per table row: labels, pass@1 per benchmark, its standard error and the average; mean
-    response length and truncation rate per benchmark."""
+    response length and truncation rate per benchmark; the calibration set's mean length."""
     benches = benchmarks(config)
     records = []
     for row in required_rows(config, number, kind):
-        record = {"model": row.model, "method": row.method, "recipe": row.recipe}
+        record = {"model": row.model, "method": row.method, "recipe": row.recipe,
+                  "calibration_tokens": (float("nan") if row.recipe == paths.NO_RECIPE else
+                                         _calibration_tokens(Path(root) / paths.calibration(row.model, row.recipe)))}
         for bench in benches:
             m = read_json(Path(root) / paths.eval_metrics(row.model, row.method, row.recipe, bench))
             record[bench] = m["pass@1"]
@@ -167,7 +184,7 @@ def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "tab
             record[bench + "_truncated"] = m.get("truncation_rate", float("nan"))
         record["AVG"] = sum(record[b] for b in benches) / len(benches)
         records.append(record)
-    columns = ["model", "method", "recipe"] + benches + ["AVG"] + [b + "_se" for b in benches] + \
+    columns = ["model", "method", "recipe"] + benches + ["AVG", "calibration_tokens"] + [b + "_se" for b in benches] + \
         [b + "_tokens" for b in benches] + [b + "_truncated" for b in benches]
     import pandas as pd  # here, not at import: the Snakefile imports this module to plan, and must plan fast
 
@@ -176,7 +193,7 @@ def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "tab
 
 def write_table(config: dict, number: int, out_csv: str | Path, out_json: str | Path, root: str | Path = ".") -> None:
     frame = assemble(config, number, root)
-    inputs = [Path(root) / p for p in required_metrics(config, number)]
+    inputs = [Path(root) / p for p in required_inputs(config, number)]
     prov = provenance(inputs)
     header = "# " + json.dumps({"table": number, "provenance": prov}, sort_keys=True) + "\n"
     write_text(out_csv, header + frame.to_csv(index=False, float_format="%.4f"))
