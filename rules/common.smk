@@ -61,6 +61,15 @@ def runtime_args(wildcards):
             f"--tensor-parallel {entry['tensor_parallel']}")
 
 
+def adaptive_args():
+    """Adaptive self-generation grades as it samples, so it takes the grader's settings too."""
+    tau = config["self_generation"]["adaptive_tau"]
+    if tau is None:
+        return ""
+    grading = config["grading"]
+    return f"--adaptive-tau {tau} --timeout {grading['timeout_seconds']} --workers {grading['workers']}"
+
+
 def scaled(count):
     return pb_config.scaled(count, config["scale"])
 

@@ -16,6 +16,7 @@ rule generate:
         gen=config["self_generation"],
         seed=config["seed"],
         runtime=runtime_args,
+        adaptive=adaptive_args(),
         data_dir=DATA_DIR_ARG,
     conda:
         ENV
@@ -24,4 +25,4 @@ rule generate:
         "{params.data_dir} --count {params.problems} --samples {params.gen[samples]} "
         "--temperature {params.gen[temperature]} --top-p {params.gen[top_p]} "
         "--max-new-tokens {params.gen[max_new_tokens]} --seed {params.seed} {params.runtime} "
-        "--out {output} 2> {log}"
+        "{params.adaptive} --out {output} 2> {log}"

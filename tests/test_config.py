@@ -95,3 +95,11 @@ def test_recipe_generator_must_be_a_model():
     with pytest.raises(InputError, match=r"recipe_definitions\.other\.generator: 'nobody' is not under config\.models"):
         pb_config.validate(config, "config")
 
+
+
+def test_adaptive_sampling_refuses_recipes_that_need_every_sample():
+    overlay = yaml.safe_load((ROOT / "config" / "ablations.yaml").read_text())
+    with pytest.raises(InputError, match=r"self_generation\.adaptive_tau: 0\.75 stops sampling problems that recipe"):
+        pb_config.load(ROOT / "config" / "config.yaml", {**overlay, "self_generation": {"adaptive_tau": 0.75}})
+    config = pb_config.load(ROOT / "config" / "config.yaml", {"self_generation": {"adaptive_tau": 0.75}})
+    assert config["self_generation"]["adaptive_tau"] == 0.75  # Table 2's recipes are all compatible

@@ -298,3 +298,37 @@ def test_e2e_snakemakes_own_report_has_captioned_tables_and_figures(e2e):
     assert "rebuilt by prunebench" in html and "redrawn by prunebench" in html
     for name in ("table2.csv", "figure1.svg", "figure5.svg"):
         assert name in html
+
+
+@pytest.mark.slow
+def test_e2e_adaptive_sampling_gives_the_fixed_n_ssgr_set(e2e, tmp_path):
+    """The taught model solves most of its pool: adaptive sampling at tau 1/3 stops early on those
+    problems, draws a subset of the fixed-n samples with identical text, and SSGR picks the same."""
+    from prunebench.io import read_jsonl, read_provenance
+
+    work, env = e2e["work"], dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", HF_HUB_OFFLINE="1")
+    model, data = "results/models/tiny/model.json", "results/data/wordproblems_train.jsonl"
+
+    def run(*args):
+        result = subprocess.run([str(BIN / "prunebench"), *args], cwd=work, env=env, capture_output=True, text=True,
+                                timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    common = ["--model", model, "--dataset", "wordproblems_train", "--data", data, "--count", "6", "--samples", "6",
+              "--temperature", "1.0", "--max-new-tokens", "96", "--batch-size", "8", "--seed", "0"]
+    sets = {}
+    for name, extra in (("fixed", []), ("adaptive", ["--adaptive-tau", "0.34", "--workers", "1"])):
+        run("generate", *common, *extra, "--out", str(tmp_path / f"{name}.jsonl"))
+        run("grade", "--model", model, "--dataset", "wordproblems_train", "--data", data, "--workers", "1",
+            "--generations", str(tmp_path / f"{name}.jsonl"), "--out", str(tmp_path / f"{name}.graded.jsonl"))
+        run("calibrate", "--model", model, "--recipe", "ssgr", "--spec", '{"type": "ssgr", "tau": 0.34}',
+            "--sequences", "6", "--max-length", "160", "--graded", f"wordproblems_train={tmp_path / name}.graded.jsonl",
+            "--out", str(tmp_path / f"{name}.ssgr.jsonl"))
+        sets[name] = [(r["problem_id"], r["sample"], r["input_ids"]) for r in read_jsonl(tmp_path / f"{name}.ssgr.jsonl")]
+    fixed = {(r["id"], r["sample"]): r["text"] for r in read_jsonl(tmp_path / "fixed.jsonl")}
+    adaptive = {(r["id"], r["sample"]): r["text"] for r in read_jsonl(tmp_path / "adaptive.jsonl")}
+    assert all(fixed[key] == text for key, text in adaptive.items())
+    saved = read_provenance(tmp_path / "adaptive.jsonl")["params"]["adaptive"]
+    assert saved["samples_generated"] == len(adaptive) and saved["samples_skipped"] == len(fixed) - len(adaptive)
+    assert saved["samples_skipped"] > 0, "the taught model should settle some problems early"
+    assert sets["adaptive"] == sets["fixed"]

@@ -49,24 +49,44 @@ def _problems(dataset: str, data_path: str, count: int | None, seed: int, data_d
     return [dict(r, dataset=dataset) for r in datasets.hydrate(dataset, records, data_dir)]
 
 
-def _generate(args, problems: list[dict], work_dir: str, label: str) -> list[dict]:
-    """Samples for every (problem, sample index), one pooled run over problems of any datasets."""
+def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[list[dict], dict | None]:
+    """Samples for every (problem, sample index), one pooled run over problems of any datasets.
+
+    With `--adaptive-tau` the samples come in rounds, each graded before the next, and a problem
+    SSGR has dropped gets no more (generation/adaptive.py); returns the samples and what was saved.
+    """
+    import functools
+
     from .generation import Request, Sampling, make_backend, request_seed, run_sharded
+    from .generation.adaptive import sample_in_rounds
     from .models import load_tokenizer, model_info
     from .prompts import build_prompt
 
     info = model_info(args.model)
     entry = dict(info["entry"], batch_size=args.batch_size, tensor_parallel=args.tensor_parallel)
     tokenizer = load_tokenizer(args.model)
-    requests = [Request(p["id"], s, build_prompt(tokenizer, entry, p["question"],
-                                                 datasets.get(p["dataset"]).instruction),
-                        request_seed(args.seed, p["id"], s)) for p in problems for s in range(args.samples)]
-    sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
     by_id = {p["id"]: p for p in problems}
-    return run_sharded(lambda: make_backend(args.backend, args.model, entry, args.device), requests, sampling,
-                       work_dir, model_key=json.dumps([info.get("path"), info.get("revision")]),
-                       extra=lambda r: {"dataset": by_id[r.id]["dataset"], "meta": by_id[r.id].get("meta", {})},
-                       label=label)
+    prompts = {p["id"]: build_prompt(tokenizer, entry, p["question"], datasets.get(p["dataset"]).instruction)
+               for p in problems}
+    sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
+    backend = functools.cache(lambda: make_backend(args.backend, args.model, entry, args.device))
+
+    def generate(pairs: list[tuple[str, int]], work: str | Path) -> list[dict]:
+        requests = [Request(pid, s, prompts[pid], request_seed(args.seed, pid, s)) for pid, s in pairs]
+        return run_sharded(backend, requests, sampling, work, model_key=json.dumps([info.get("path"), info.get("revision")]),
+                           extra=lambda r: {"dataset": by_id[r.id]["dataset"], "meta": by_id[r.id].get("meta", {})},
+                           label=label)
+
+    ids = [p["id"] for p in problems]
+    if getattr(args, "adaptive_tau", None) is None:
+        return generate([(pid, s) for pid in ids for s in range(args.samples)], work_dir), None
+    graded = lambda records: [g["correct"] for g in _grade(args, records, problems, args.data)]  # noqa: E731
+    samples, saved = sample_in_rounds(ids, args.samples, args.adaptive_tau,
+                                      lambda i, pairs: generate(pairs, Path(work_dir) / f"round-{i:03d}"), graded)
+    log.info("%s: adaptive sampling drew %d of %d samples (%d skipped, ~%d tokens saved)", label,
+             saved["samples_generated"], len(ids) * args.samples, saved["samples_skipped"],
+             saved["tokens_saved_estimate"])
+    return samples, saved
 
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
@@ -119,9 +139,11 @@ def cmd_generate(args) -> None:
 
     problems = _problems(args.dataset, args.data, args.count, args.seed, args.data_dir)
     work = args.out + ".parts"
-    samples = _generate(args, problems, work, args.label or args.dataset)
-    prov = provenance([args.data, args.model], model=model_info(args.model), seed=args.seed,
-                      params=_sampling_params(args, dataset=args.dataset, count=args.count))
+    samples, saved = _generate(args, problems, work, args.label or args.dataset)
+    params = _sampling_params(args, dataset=args.dataset, count=args.count)
+    if saved is not None:
+        params["adaptive"] = saved
+    prov = provenance([args.data, args.model], model=model_info(args.model), seed=args.seed, params=params)
     write_jsonl(args.out, samples, provenance=prov)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -254,7 +276,7 @@ def cmd_evaluate(args) -> None:
                                    args.data_dir)]
     out_dir = Path(args.out_dir)
     work = str(out_dir) + ".parts"
-    samples = _generate(args, problems, work, args.label or str(out_dir))
+    samples, _ = _generate(args, problems, work, args.label or str(out_dir))
     graded = _grade(args, samples, problems, ", ".join(data.values()))
     info = {k: v for k, v in model_info(args.model).items() if k != "entry"}
     for bench, path in data.items():
@@ -322,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="registry name of the dataset")
     p.add_argument("--data", required=True, help="the dataset's normalized JSONL")
     p.add_argument("--count", type=int, default=None, help="problems to take (a seeded subset)")
+    p.add_argument("--adaptive-tau", type=float, default=None,
+                   help="sample in rounds; stop sampling a problem once more than tau x samples are correct")
+    p.add_argument("--timeout", type=float, default=10, help="grading timeout per answer (adaptive sampling)")
+    p.add_argument("--workers", type=int, default=0, help="grading processes (adaptive sampling)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)
 

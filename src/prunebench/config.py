@@ -102,6 +102,21 @@ def _check_references(config: dict, source: str) -> None:
             if model not in config["models"]:
                 raise InputError(f"{source}: config.experiments.{key}.models[{index}]: {model!r} is not under "
                                  f"config.models")
+    adaptive = config["self_generation"]["adaptive_tau"]
+    if adaptive is not None:
+        from .tables import calibration_sets
+
+        definitions = config["calibration"]["recipe_definitions"]
+        for recipe in dict.fromkeys(r for _, r in calibration_sets(config)):
+            spec = definitions[recipe]
+            if spec["type"] in ("pretraining", "gold", "sgr", "sgr_nothink"):
+                continue
+            if spec["type"] == "ssgr" and spec.get("tau", 0.75) <= adaptive:
+                continue
+            raise InputError(f"{source}: config.self_generation.adaptive_tau: {adaptive:g} stops sampling problems "
+                             f"that recipe {recipe!r} ({spec['type']}"
+                             f"{', tau ' + format(spec.get('tau', 0.75), 'g') if spec['type'] == 'ssgr' else ''}) "
+                             f"still needs; use null (fixed-n sampling) or drop the recipe")
     named_methods = [(f"pruning.methods[{i}]", m) for i, m in enumerate(config["pruning"]["methods"])]
     named_methods += [(f"experiments.figure4.methods[{i}]", m) for i, m in enumerate(experiments["figure4"]["methods"])]
     named_methods += [(f"experiments.{key}.method", e["method"]) for key, e in experiments.items() if "method" in e]
