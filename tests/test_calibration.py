@@ -221,3 +221,11 @@ def test_recipe_missing_its_parameter_is_named():
     with pytest.raises(InputError, match=r"recipe_definitions\.hard: a difficulty recipe needs 'band'"):
         validate({"models": {"m": {"source": {"path": "/x"}}},
                   "calibration": {"recipe_definitions": {"hard": {"type": "difficulty"}, "c4": {"type": "pretraining", "datasets": ["c4"]}}, "recipes": ["c4"]}})
+
+
+def test_graded_sample_of_an_unknown_problem_is_named(ctx_factory):
+    from prunebench.io import InputError
+
+    graded, problems = _pool()
+    with pytest.raises(InputError, match="problem 'p0', which no --data file holds"):
+        cal.build(ctx_factory(graded, {"src": []}), "sgr", {"type": "sgr"})

@@ -301,9 +301,10 @@ def test_e2e_snakemakes_own_report_has_captioned_tables_and_figures(e2e):
 
 
 @pytest.mark.slow
-def test_e2e_adaptive_sampling_gives_the_fixed_n_ssgr_set(e2e, tmp_path):
-    """The taught model solves most of its pool: adaptive sampling at tau 1/3 stops early on those
-    problems, draws a subset of the fixed-n samples with identical text, and SSGR picks the same."""
+def test_e2e_adaptive_sampling_gives_the_fixed_n_selection(e2e, tmp_path):
+    """The taught model solves most of its pool every time: adaptive sampling at tau 1/3 stops early
+    on those problems and draws a subset of the fixed-n samples with identical text. SGR (first
+    correct response) picks the same; SSGR's equality on mixed pools is tests/test_adaptive.py's."""
     from prunebench.io import read_jsonl, read_provenance
 
     work, env = e2e["work"], dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", HF_HUB_OFFLINE="1")
@@ -321,14 +322,15 @@ def test_e2e_adaptive_sampling_gives_the_fixed_n_ssgr_set(e2e, tmp_path):
         run("generate", *common, *extra, "--out", str(tmp_path / f"{name}.jsonl"))
         run("grade", "--model", model, "--dataset", "wordproblems_train", "--data", data, "--workers", "1",
             "--generations", str(tmp_path / f"{name}.jsonl"), "--out", str(tmp_path / f"{name}.graded.jsonl"))
-        run("calibrate", "--model", model, "--recipe", "ssgr", "--spec", '{"type": "ssgr", "tau": 0.34}',
-            "--sequences", "6", "--max-length", "160", "--graded", f"wordproblems_train={tmp_path / name}.graded.jsonl",
-            "--out", str(tmp_path / f"{name}.ssgr.jsonl"))
-        sets[name] = [(r["problem_id"], r["sample"], r["input_ids"]) for r in read_jsonl(tmp_path / f"{name}.ssgr.jsonl")]
+        run("calibrate", "--model", model, "--recipe", "sgr", "--spec", '{"type": "sgr"}',
+            "--sequences", "6", "--max-length", "160", "--data", f"wordproblems_train={data}",
+            "--graded", f"wordproblems_train={tmp_path / name}.graded.jsonl",
+            "--out", str(tmp_path / f"{name}.sgr.jsonl"))
+        sets[name] = [(r["problem_id"], r["sample"], r["input_ids"]) for r in read_jsonl(tmp_path / f"{name}.sgr.jsonl")]
     fixed = {(r["id"], r["sample"]): r["text"] for r in read_jsonl(tmp_path / "fixed.jsonl")}
     adaptive = {(r["id"], r["sample"]): r["text"] for r in read_jsonl(tmp_path / "adaptive.jsonl")}
     assert all(fixed[key] == text for key, text in adaptive.items())
     saved = read_provenance(tmp_path / "adaptive.jsonl")["params"]["adaptive"]
     assert saved["samples_generated"] == len(adaptive) and saved["samples_skipped"] == len(fixed) - len(adaptive)
     assert saved["samples_skipped"] > 0, "the taught model should settle some problems early"
-    assert sets["adaptive"] == sets["fixed"]
+    assert sets["adaptive"] == sets["fixed"] and sets["fixed"]

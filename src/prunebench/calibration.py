@@ -109,8 +109,15 @@ def _by_problem(ctx: Context) -> list[tuple[str, str, list[dict]]]:
     return out
 
 
+class _Questions(dict):
+    """Problem id -> question text; a graded sample of an unknown problem is one clear error."""
+
+    def __missing__(self, pid):
+        raise InputError(f"calibration: graded sample of problem {pid!r}, which no --data file holds")
+
+
 def _questions(ctx: Context) -> dict[str, str]:
-    return {r["id"]: r["question"] for records in ctx.problems.values() for r in records}
+    return _Questions((r["id"], r["question"]) for records in ctx.problems.values() for r in records)
 
 
 def recipe_pretraining(ctx: Context, spec: dict) -> list[Sequence]:
