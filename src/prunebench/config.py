@@ -75,10 +75,12 @@ def _check_references(config: dict, source: str) -> None:
         if spec["type"] not in RECIPES:
             raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.type: unknown recipe "
                              f"type {spec['type']!r} (known: {', '.join(sorted(RECIPES))})")
-        if "generator" in spec and (spec["type"] in ("pretraining", "gold") or spec["generator"] not in config["models"]):
-            raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.generator: "
-                             + (f"{spec['generator']!r} is not under config.models" if spec["type"] not in
-                                ("pretraining", "gold") else f"a {spec['type']} recipe has no generator"))
+        if "generator" in spec:
+            where = f"{source}: config.calibration.recipe_definitions.{name}.generator"
+            if spec["type"] in ("pretraining", "gold"):
+                raise InputError(f"{where}: a {spec['type']} recipe has no generator")
+            if spec["generator"] not in config["models"]:
+                raise InputError(f"{where}: {spec['generator']!r} is not under config.models")
         for parameter in REQUIRED_PARAMETERS.get(spec["type"], ()):
             if parameter not in spec:
                 raise InputError(f"{source}: config.calibration.recipe_definitions.{name}: a {spec['type']} "

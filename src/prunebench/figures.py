@@ -36,6 +36,17 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]], ylabel:
     ax.legend(frameon=False, fontsize=8, ncols=min(len(series), 4))
 
 
+def _recipe_series(benches: list[str], dense, rows, recipes, column: str = "") -> dict[str, list[float]]:
+    """Per benchmark: the dense row's value, then each recipe's row (recipes without a row are left
+    out). `column` picks pass@1 ("") or another per-benchmark column ("_tokens")."""
+    series = {"Dense": [float(dense.iloc[0][b + column]) for b in benches]} if len(dense) else {}
+    for recipe in recipes:
+        row = rows[rows.recipe == recipe]
+        if len(row):
+            series[recipe_label(recipe)] = [float(row.iloc[0][b + column]) for b in benches]
+    return series
+
+
 def _first_method_rows(config: dict, frame):
     """Rows of the first model and the first configured method (the paper's figures use SparseGPT)."""
     model, method = next(iter(config["models"])), config["pruning"]["methods"][0]
@@ -48,11 +59,7 @@ def figure1(config: dict, frame, ax) -> str:
     """Dense vs the pruned model calibrated on C4, MathR and SSGR, per benchmark."""
     model, method, dense, pruned = _first_method_rows(config, frame)
     benches = benchmarks(config)
-    series = {"Dense": [float(dense.iloc[0][b]) for b in benches]}
-    for recipe in FIGURE1_RECIPES:
-        row = pruned[pruned.recipe == recipe]
-        if len(row):
-            series[recipe_label(recipe)] = [float(row.iloc[0][b]) for b in benches]
+    series = _recipe_series(benches, dense, pruned, FIGURE1_RECIPES)
     _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches], series, "pass@1 (%)")
     return f"{model_label(config, model)}, {method_label(method)}"
 
@@ -78,12 +85,8 @@ def figure3(config: dict, frame, ax) -> str:
     experiment = config["experiments"]["table4"]
     rows = frame[frame.model == model]
     benches = benchmarks(config)
-    dense = rows[rows.method == paths.DENSE]
-    series = {"Dense": [float(dense.iloc[0][b]) for b in benches]} if len(dense) else {}
-    for recipe in experiment["recipes"]:
-        row = rows[(rows.method == experiment["method"]) & (rows.recipe == recipe)]
-        if len(row):
-            series[recipe_label(recipe)] = [float(row.iloc[0][b]) for b in benches]
+    series = _recipe_series(benches, rows[rows.method == paths.DENSE], rows[rows.method == experiment["method"]],
+                            experiment["recipes"])
     _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches], series, "pass@1 (%)")
     return f"{model_label(config, model)}, {method_label(experiment['method'])}"
 
@@ -114,11 +117,7 @@ def figure5(config: dict, frame, ax) -> str:
     response cut at the token limit counts at that limit, so rambling shows as length."""
     model, method, dense, pruned = _first_method_rows(config, frame)
     benches = benchmarks(config)
-    series = {"Dense": [float(dense.iloc[0][b + "_tokens"]) for b in benches]}
-    for recipe in config["calibration"]["recipes"]:
-        row = pruned[pruned.recipe == recipe]
-        if len(row):
-            series[recipe_label(recipe)] = [float(row.iloc[0][b + "_tokens"]) for b in benches]
+    series = _recipe_series(benches, dense, pruned, config["calibration"]["recipes"], "_tokens")
     _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches], series, "mean response length (tokens)")
     limit = config["evaluation"]["max_new_tokens"]
     ax.axhline(limit, color="#333333", linestyle=":", linewidth=1)

@@ -95,7 +95,6 @@ def _experiment_grid(key: str) -> Callable[[dict], list[Row]]:
         models = experiment["models"] or list(config["models"])
         return [row for row in _grid(config, [experiment["method"]], experiment["recipes"]) if row.model in models]
 
-    rows.__doc__ = f"experiments.{key}"
     return rows
 
 
