@@ -11,12 +11,13 @@ rule calibrate:
     params:
         spec=lambda w: json.dumps(RECIPE_DEFS[w.recipe], sort_keys=True),
         sources=calibration_args,
-        cal=config["calibration"],
+        sequences=config["calibration"]["sequences"],
+        max_length=config["calibration"]["max_length"],
         seed=config["seed"],
         data_dir=DATA_DIR_ARG,
     conda:
         ENV
     shell:
         "prunebench calibrate --model {input.model} --recipe {wildcards.recipe} --spec {params.spec:q} "
-        "--sequences {params.cal[sequences]} --max-length {params.cal[max_length]} --seed {params.seed} "
+        "--sequences {params.sequences} --max-length {params.max_length} --seed {params.seed} "
         "{params.sources} {params.data_dir} --out {output} 2> {log}"

@@ -61,6 +61,13 @@ def runtime_args(wildcards):
             f"--tensor-parallel {entry['tensor_parallel']}")
 
 
+def sampling_params():
+    """Only what shapes one pool's samples: a source added elsewhere in the config, or adaptive
+    sampling left off, must not rerun every pool."""
+    gen = config["self_generation"]
+    return {key: gen[key] for key in ("samples", "temperature", "top_p", "max_new_tokens")}
+
+
 def adaptive_args():
     """Adaptive self-generation grades as it samples, so it takes the grader's settings too."""
     tau = config["self_generation"]["adaptive_tau"]

@@ -13,7 +13,7 @@ rule generate:
         log_path("generate", "{model}", "{dataset}"),
     params:
         problems=lambda w: scaled(config["self_generation"]["sources"][w.dataset]),
-        gen=config["self_generation"],
+        gen=sampling_params(),
         seed=config["seed"],
         runtime=runtime_args,
         adaptive=adaptive_args(),

@@ -290,6 +290,22 @@ def test_e2e_second_run_is_a_no_op(e2e):
 
 
 @pytest.mark.slow
+def test_e2e_a_new_recipe_reruns_only_its_own_jobs(e2e, tmp_path):
+    """Adding a recipe (and the table that uses it) to a finished run plans its calibration set,
+    its prune and its evaluation, and the report; no pool, no other calibration set."""
+    config = yaml.safe_load(e2e["config"].read_text())
+    config["calibration"]["recipe_definitions"]["easy"] = {"type": "difficulty", "band": "easy"}
+    config["experiments"]["table4"] = {"recipes": ["easy"]}
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "report", "--configfile", str(configfile), cwd=e2e["work"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert (counts.get("calibrate"), counts.get("prune"), counts.get("evaluate")) == (1, 1, 1), counts
+    assert "generate" not in counts and "grade" not in counts, counts
+
+
+@pytest.mark.slow
 def test_e2e_snakemakes_own_report_has_captioned_tables_and_figures(e2e):
     out = e2e["work"] / "snakemake-report.html"
     result = snakemake("--report", str(out), "--configfile", str(e2e["config"]), cwd=e2e["work"])
