@@ -13,7 +13,7 @@ from prunebench.tables import ALL_FIGURES, ALL_TABLES, write_table
 from .conftest import ROOT
 
 HOSTILE = ("<script>alert(1)</script> \\input{/etc/passwd} \\def\\x{ {{{ unbalanced $x^2$ & % # _ ~ ^ "
-           "</pre></details> {{ config }} ((( title ))) " + "A" * 1_000_000)
+           "</pre></details> {{ config }} ((( title ))) 解题 τ→∞ 😀 ł é " + "A" * 1_000_000)
 
 
 @pytest.fixture
@@ -78,6 +78,11 @@ def test_report_lists_every_table_and_figure(results):
     assert json.loads((results / paths.table(3, "json")).read_text())["status"] == "not in this run"
     assert json.loads((results / paths.table(8, "json")).read_text())["status"] == "not in this run"
     assert "list its calibration recipes under <code>experiments.table3</code>" in html
+    # every number links to its metrics file; each row to its calibration set and sparsity record
+    table2 = html.split('id="table2"', 1)[1].split("</table>", 1)[0]
+    for href in ("../eval/m/dense/none/wordproblems.json", "../eval/m/wanda-0.5/sgr/wordproblems.json",
+                 "../models/m/model.json", "../calibration/m/sgr.jsonl", "../pruned/m/wanda-0.5/sgr/sparsity.json"):
+        assert f'href="{href}"' in table2, href
 
 
 def test_response_lengths_are_tabulated_beside_figure5(results):
@@ -98,12 +103,55 @@ def test_table2_is_set_beside_the_papers_changes_from_dense(results):
     assert "& 50.0 & +0.0 & 56.6 & -8.6 & +8.6 \\\\" in tex
 
 
+def test_ablation_rows_meet_the_papers_by_recipe_definition():
+    import yaml
+
+    paper = yaml.safe_load((ROOT / "report" / "paper.yaml").read_text())
+    config = validate({
+        "models": {"m": {"source": {"path": "/nonexistent"}}, "other": {"source": {"path": "/nonexistent"}}},
+        "self_generation": {"sources": {"wordproblems_train": 2}},
+        "calibration": {"recipes": ["ssgr"], "max_length": 320, "recipe_definitions": {
+            "ssgr": {"type": "ssgr", "tau": 0.75}, "strict": {"type": "ssgr", "tau": 0.25}, "right": {"type": "correctness", "correct": True},
+            "borrowed": {"type": "ssgr", "tau": 0.75, "generator": "other"}}},
+        "evaluation": {"benchmarks": {"wordproblems": 2}},
+    })
+    dense = report._paper_dense(paper)
+
+    def beside(n, recipes):
+        rows = [{"model": "m", "model_label": "M", "method": "dense", "recipe": "none", "AVG": 40.0}]
+        rows += [{"model": "m", "model_label": "M", "method": "sparsegpt-0.5", "recipe": r, "AVG": v}
+                 for r, v in recipes.items()]
+        return report._beside_paper(config, rows, paper["tables"][n], dense)
+
+    table7 = beside(7, {"strict": 30.0, "ssgr": 35.0})
+    assert [(r["recipe"], r["paper_label"], r["paper"]) for r in table7["rows"]] == [
+        ("strict", "τ = 0.25", 60.6), ("ssgr", "τ = 0.75", 62.0)]
+    assert table7["rows"][0]["paper_change"] == pytest.approx(60.6 - 65.2)
+    assert table7["rows"][0]["difference"] == pytest.approx(-10.0 - (60.6 - 65.2))
+    assert table7["unmatched"] == ["τ = 0.5", "τ = 1"]
+    # Table 1 averages three benchmarks: the paper's dense is averaged over the same three
+    table1 = beside(1, {"right": 38.0})
+    assert table1["rows"][0]["paper_change"] == pytest.approx(41.3 - (43.8 + 56.0 + 40.8) / 3)
+    # a 320-token SSGR is none of Table 6's 0.5k to 16k
+    assert beside(6, {"ssgr": 35.0})["rows"] == []
+    # Table 8 tells the model's own responses from another model's
+    table8 = beside(8, {"ssgr": 35.0, "borrowed": 33.0})
+    assert [r["paper_label"] for r in table8["rows"]] == ["DS-Distill-Qwen-7B", "Qwen3-14B"]
+    # the paper prints no dense Qwen3-14B: its changes are unknown, not made up
+    table5 = beside(5, {"ssgr": 35.0})
+    assert table5["paper_dense"] is False and table5["rows"][0]["paper_change"] is None
+    assert report.signed(None) == "–" and report.signed(2.0) == "+2.0"
+
+
 def test_latex_escape_covers_every_special():
     assert report.latex_escape("a_b%c&d#e$f") == "a\\_b\\%c\\&d\\#e\\$f"
     assert report.latex_escape("\\x{y}") == "\\textbackslash{}x\\{y\\}"
     assert report.latex_escape("^~<>|") == ("\\textasciicircum{}\\textasciitilde{}\\textless{}\\textgreater{}"
                                             "\\textbar{}")
     assert report.latex_escape("bell\x07") == "bell "
+    # pdflatex stops at a character it cannot typeset: other scripts and emoji become "?"
+    assert report.latex_escape("解 😀 ł é τ≤Ω Α") == ("? ? ł é \\ensuremath{\\tau}\\ensuremath{\\leq}"
+                                                 "\\ensuremath{\\Omega} A")
     assert report.latex_escape(report.Latex("\\textbf{x}")) == "\\textbf{x}"
 
 

@@ -8,6 +8,7 @@ additionally cut to a bounded length, so a hostile response cannot bloat or brea
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +34,35 @@ _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIALS))
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def _greek_macros() -> dict[str, str]:
+    """Greek letters as math macros (\\tau); capitals without a macro are the Latin letter they look like."""
+    capitals = ("gamma", "delta", "theta", "lambda", "xi", "pi", "sigma", "upsilon", "phi", "psi", "omega")
+    out = {}
+    for code in range(0x391, 0x3CA):
+        name = unicodedata.name(chr(code), "")
+        if "LETTER" not in name:
+            continue
+        word = name.split()[-1].lower().replace("lamda", "lambda")
+        if "SMALL" in name:
+            out[chr(code)] = "o" if word == "omicron" else rf"\ensuremath{{\{word}}}"
+        elif word in capitals:
+            out[chr(code)] = rf"\ensuremath{{\{word.capitalize()}}}"
+        else:
+            out[chr(code)] = "H" if word == "eta" else word[0].upper()
+    return out
+
+
+# What pdflatex's utf8 input encoding with T1 fonts cannot typeset stops the whole document, so
+# every other character becomes a macro or a "?": model text may hold any script or emoji.
+_LATEX_UNICODE = {
+    **_greek_macros(), "−": r"\ensuremath{-}", "±": r"\ensuremath{\pm}", "×": r"\ensuremath{\times}",
+    "÷": r"\ensuremath{\div}", "≤": r"\ensuremath{\leq}", "≥": r"\ensuremath{\geq}", "≠": r"\ensuremath{\neq}",
+    "≈": r"\ensuremath{\approx}", "→": r"\ensuremath{\rightarrow}", "←": r"\ensuremath{\leftarrow}",
+    "∞": r"\ensuremath{\infty}", "√": r"\ensuremath{\surd}",
+}
+_LATEX_UNTYPESETTABLE = re.compile("[^\t\n\x20-\x7e\xa0-\u017f–—‘’“”…•]|[ĦħĸĿŀŉŦŧſ\xad]")
+
+
 class Latex(str):
     """A string that is already LaTeX and must not be escaped again."""
 
@@ -41,12 +71,18 @@ def latex_escape(value) -> str:
     if isinstance(value, Latex):
         return value
     text = _CONTROL.sub(" ", str(value))
-    return _LATEX_RE.sub(lambda m: _LATEX_SPECIALS[m.group()], text)
+    text = _LATEX_RE.sub(lambda m: _LATEX_SPECIALS[m.group()], text)
+    return _LATEX_UNTYPESETTABLE.sub(lambda m: _LATEX_UNICODE.get(m.group(), "?"), text)
 
 
 def excerpt(text: str, limit: int = MAX_EXCERPT) -> str:
     text = _CONTROL.sub(" ", text or "")
     return text if len(text) <= limit else text[:limit] + f" … [{len(text) - limit} more characters]"
+
+
+def signed(value) -> str:
+    """A change in percentage points; a dash where a side has no dense model to change from."""
+    return "–" if value is None else f"{value:+.1f}"
 
 
 def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
@@ -60,7 +96,8 @@ def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environme
         finalize=latex_escape,
     )
     for env in (html, tex):
-        env.filters.update(fmt=fmt, method_label=method_label, recipe_label=recipe_label, excerpt=excerpt)
+        env.filters.update(fmt=fmt, signed=signed, method_label=method_label, recipe_label=recipe_label,
+                           excerpt=excerpt)
     tex.filters["latex"] = Latex
     return html, tex
 
@@ -105,55 +142,113 @@ def _calibration_summaries(config: dict, root: Path) -> list[dict]:
     return out
 
 
-def _published_label(row: dict) -> str:
+def _published_label(row: dict, with_model: bool = True) -> str:
     """A published row's name from whichever of model, group, method, recipe and label it has."""
-    parts = [row.get("model"), row.get("group"), method_label(row["method"]) if row.get("method") else None,
+    parts = [row.get("model") if with_model else None, row.get("group"), method_label(row["method"]) if row.get("method") else None,
              row.get("label") or (recipe_label(row["recipe"]) if row.get("recipe") else None)]
     return " · ".join(p for p in parts if p)
 
 
-def _beside_paper(rows: list[dict], published: dict) -> dict | None:
-    """Our rows against the paper's first model, each as its change from its own dense model.
+def _recipe_traits(config: dict, recipe: str) -> dict:
+    """A recipe's definition with its defaults filled in: what a published row's `match` reads."""
+    calibration = config["calibration"]
+    traits = dict(calibration["recipe_definitions"].get(recipe, {}))
+    traits.setdefault("max_length", calibration["max_length"])
+    traits["generator"] = "another" if traits.get("generator") else "self"
+    return traits
+
+
+def _published_match(row: dict, method: str, recipe: str, traits: dict, table_method: str | None) -> bool:
+    if (row.get("method") or table_method) != method:
+        return False
+    if "recipe" in row:
+        return row["recipe"] == recipe
+    return "match" in row and all(traits.get(key) == value for key, value in row["match"].items())
+
+
+def _paper_dense(paper_numbers: dict) -> dict[str, dict[str, float]]:
+    """The paper's dense models, column by column, from Table 2."""
+    table2 = paper_numbers["tables"][2]
+    return {r["model"]: dict(zip(table2["columns"], r["values"]))
+            for r in table2["rows"] if r.get("method") == paths.DENSE}
+
+
+def _dense_average(dense: dict | None, columns: list[str]) -> float | None:
+    """The dense model's average over the table's own benchmark columns (Table 1 has three)."""
+    if dense is None:
+        return None
+    benches = [c for c in columns if c in dense and c != "AVG"]
+    return sum(dense[c] for c in benches) / len(benches) if benches else dense.get("AVG")
+
+
+def _change(value, base):
+    return None if value is None or base is None else value - base
+
+
+def _beside_paper(config: dict, rows: list[dict], published: dict, paper_dense: dict) -> dict | None:
+    """Our rows against the paper's, each as its change from its own dense model.
 
     Absolute pass@1 of a small model on a small suite says nothing against a 7B model on the full
-    benchmarks; how much of the dense accuracy a method and recipe keep is comparable.
+    benchmarks; how much of the dense accuracy a method and recipe keep is comparable. Published
+    rows that no row of this run matches are named, so a reader sees what is left to run.
     """
-    paper_rows = [r for r in (published or {}).get("rows", []) if r.get("method") and r.get("recipe")]
-    if not paper_rows or "AVG" not in published["columns"]:
+    columns = (published or {}).get("columns", [])
+    if "AVG" not in columns:
         return None
-    paper_model = paper_rows[0].get("model", published.get("model", ""))
-    avg = published["columns"].index("AVG")
-    paper = {(r["method"], r["recipe"]): r["values"][avg] for r in paper_rows if r.get("model") == paper_model}
-    paper_dense = paper.get((paths.DENSE, paths.NO_RECIPE))
-    if paper_dense is None:
-        return None
-    out = []
+    avg = columns.index("AVG")
+    paper_model = published.get("model") or next((r["model"] for r in published["rows"] if r.get("model")), None)
+    paper_rows = [r for r in published["rows"]
+                  if r.get("model", paper_model) == paper_model and r.get("method") != paths.DENSE]
+    paper_dense_avg = _dense_average(paper_dense.get(paper_model), columns)
+    out, matched = [], set()
     for model in dict.fromkeys(r["model"] for r in rows):
         ours = {(r["method"], r["recipe"]): r["AVG"] for r in rows if r["model"] == model}
         dense = ours.get((paths.DENSE, paths.NO_RECIPE))
         for (method, recipe), value in ours.items():
-            if method == paths.DENSE or (method, recipe) not in paper or dense is None:
+            if method == paths.DENSE:
                 continue
-            ours_change, paper_change = value - dense, paper[(method, recipe)] - paper_dense
+            traits = _recipe_traits(config, recipe)
+            index = next((i for i, r in enumerate(paper_rows)
+                          if _published_match(r, method, recipe, traits, published.get("method"))), None)
+            if index is None:
+                continue
+            matched.add(index)
+            paper = paper_rows[index]["values"][avg]
+            ours_change, paper_change = _change(value, dense), _change(paper, paper_dense_avg)
             out.append({"model_label": next(r["model_label"] for r in rows if r["model"] == model),
-                        "method": method, "recipe": recipe, "ours": value, "ours_change": ours_change,
-                        "paper": paper[(method, recipe)], "paper_change": paper_change,
-                        "difference": ours_change - paper_change})
-    return {"paper_model": paper_model, "rows": out} if out else None
+                        "method": method, "recipe": recipe, "paper_label": _published_label(paper_rows[index], with_model=False),
+                        "ours": value, "ours_change": ours_change, "paper": paper, "paper_change": paper_change,
+                        "difference": _change(ours_change, paper_change)})
+    unmatched = [_published_label(r, with_model=False) for i, r in enumerate(paper_rows) if i not in matched]
+    return {"paper_model": paper_model, "rows": out, "unmatched": unmatched,
+            "paper_dense": paper_dense_avg is not None}
+
+
+def _row_files(root: Path, row: dict, benches: list[str], report_dir: str) -> tuple[dict, list]:
+    """Where a table row's numbers come from: each benchmark's metrics (its cell links there), and
+    the calibration set and pruned checkpoint's sparsity record behind the row (or the dense model)."""
+    model, method, recipe = row["model"], row["method"], row["recipe"]
+    links = {b: _rel(str(root / paths.eval_metrics(model, method, recipe, b)), report_dir) for b in benches}
+    if method == paths.DENSE:
+        files = [("model", paths.model_json(model))]
+    else:
+        files = [("calibration", paths.calibration(model, recipe)),
+                 ("sparsity", f"{paths.pruned(model, method, recipe)}/sparsity.json")]
+    return links, [(name, _rel(str(root / path), report_dir)) for name, path in files]
 
 
 def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
     root = Path(root)
     report_dir = str(root / paths.report(""))
     tables = []
+    paper_dense = _paper_dense(paper_numbers)
     for n in ALL_TABLES:
         meta = read_json(root / paths.table(n, "json"))
         for row in meta["rows"]:
-            row["href"] = _rel(str(root / paths.eval_metrics(row["model"], row["method"], row["recipe"],
-                                                              meta["benchmarks"][0])), report_dir)
+            row["links"], row["files"] = _row_files(root, row, meta["benchmarks"], report_dir)
             row["model_label"] = model_label(config, row["model"])
         published = paper_numbers["tables"].get(n, {})
-        beside = _beside_paper(meta["rows"], published) if meta["status"] == "built" else None
+        beside = _beside_paper(config, meta["rows"], published, paper_dense) if meta["status"] == "built" else None
         if published:
             published = {**published, "rows": [{"label": _published_label(r), "values": r["values"]}
                                                for r in published["rows"]]}
