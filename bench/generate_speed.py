@@ -1,10 +1,18 @@
-"""Generation speed: prunebench's HF backend against a plain `model.generate` loop, same run.
+"""Generation and grading speed, each against a plain peer in the same run.
 
-Both decode the same prompts (word problems in the model's chat format) in the same batches with
-the same sampling settings; the script prints tokens per second of each and their ratio. Run it on
-an idle machine; the ratio, not the absolute speed, is the result.
+Generation: prunebench's HF backend against a plain `model.generate` loop. Both decode the same
+prompts (word problems in the model's chat format) in the same batches with the same sampling
+settings; the script prints tokens per second of each and their ratio.
+
+Grading: `grading.grade_answers` (a process pool with a hard timeout per item) against calling
+math-verify's parse and verify in a plain loop in one process, over the same MATH500 answer pairs
+(each gold answer against itself and against another problem's). The peer has no timeout and no
+isolation; the ratio says what they cost, or gain with more cores.
+
+Run it on an idle machine; the ratios, not the absolute speeds, are the result.
 
     python bench/generate_speed.py --model results/models/qwen2.5-coder-0.5b-instruct/model.json
+    python bench/generate_speed.py --grading-only --data-dir ../shared/data --workers 2
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import time
 
 import torch
 
-from prunebench import datasets
+from prunebench import datasets, grading
 from prunebench.generation import Request, Sampling, request_seed
 from prunebench.generation.hf import HFBackend
 from prunebench.models import model_info
@@ -41,14 +49,41 @@ def plain_generate(backend: HFBackend, requests: list[Request], sampling: Sampli
     return produced
 
 
+def grading_speed(data_dir: str | None, items: int, workers: int) -> None:
+    records, _ = datasets.load("math500", data_dir)
+    golds = [r["answer"] for r in records[: items // 2]]
+    jobs = [(g, g, "math") for g in golds] + [(g, golds[(i + 1) % len(golds)], "math") for i, g in enumerate(golds)]
+    start = time.perf_counter()
+    ours = grading.grade_answers(jobs, timeout=10.0, workers=workers)
+    ours_s = time.perf_counter() - start
+    start = time.perf_counter()
+    theirs = [grading.check_answer(g, p, k, timeout=10.0) for g, p, k in jobs]
+    theirs_s = time.perf_counter() - start
+    agree = sum((v == "correct") == t for v, t in zip(ours, theirs))
+    print(f"prunebench grader ({workers} workers): {len(jobs):5d} answers in {ours_s:6.1f} s = "
+          f"{len(jobs) / ours_s:7.1f} answers/s")
+    print(f"math-verify in one process  : {len(jobs):5d} answers in {theirs_s:6.1f} s = "
+          f"{len(jobs) / theirs_s:7.1f} answers/s")
+    print(f"ratio (ours / peer)         : {theirs_s / ours_s:.2f}x answers/s; verdicts agree on {agree}/{len(jobs)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a prepared model.json or a model directory")
+    parser.add_argument("--model", help="a prepared model.json or a model directory")
     parser.add_argument("--problems", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--data-dir", help="the local data mirror (default: the Hugging Face cache)")
+    parser.add_argument("--grading-items", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="grader processes")
+    parser.add_argument("--grading-only", action="store_true")
     args = parser.parse_args()
+    if not args.grading_only and not args.model:
+        parser.error("--model is required unless --grading-only")
 
+    grading_speed(args.data_dir, args.grading_items, args.workers)
+    if args.grading_only:
+        return
     entry = dict(model_info(args.model)["entry"], batch_size=args.batch_size)
     backend = HFBackend(args.model, entry)
     records, _ = datasets.load("wordproblems", None)
