@@ -41,6 +41,17 @@ def model_job_threads(wildcards):
         return 1
 
 
+def model_gpus(wildcards):
+    """What a scheduler gives a model job: the model entry's `gpus` (0 runs it on CPUs)."""
+    return config["models"][wildcards.model]["gpus"]
+
+
+def model_gpu_model(wildcards):
+    """The entry's `gpu_model`, only where the job asks for GPUs (SLURM reads a model as a GPU request)."""
+    entry = config["models"][wildcards.model]
+    return (entry["gpu_model"] or "") if entry["gpus"] else ""
+
+
 def log_path(*parts):
     return str(Path("results", "logs", *parts)) + ".log"
 

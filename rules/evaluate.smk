@@ -10,6 +10,9 @@ rule evaluate:
         samples=expand(paths.eval_samples("{{model}}", "{{method}}", "{{recipe}}", "{bench}"), bench=BENCHMARKS),
         metrics=expand(paths.eval_metrics("{{model}}", "{{method}}", "{{recipe}}", "{bench}"), bench=BENCHMARKS),
     threads: model_job_threads
+    resources:
+        gpu=model_gpus,
+        gpu_model=model_gpu_model,
     log:
         log_path("evaluate", "{model}", "{method}", "{recipe}"),
     params:

@@ -8,6 +8,9 @@ rule generate:
     output:
         paths.generations("{model}", "{dataset}"),
     threads: model_job_threads
+    resources:
+        gpu=model_gpus,
+        gpu_model=model_gpu_model,
     priority: 10  # the pool feeds SGR and SSGR, the longest chain of the DAG: start it first
     log:
         log_path("generate", "{model}", "{dataset}"),

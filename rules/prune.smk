@@ -8,6 +8,9 @@ rule prune:
     output:
         directory(paths.pruned("{model}", "{method}", "{recipe}")),
     threads: model_job_threads
+    resources:
+        gpu=model_gpus,
+        gpu_model=model_gpu_model,
     log:
         log_path("prune", "{model}", "{method}", "{recipe}"),
     params:
