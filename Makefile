@@ -1,13 +1,14 @@
 # Set-up and the two promised commands. Everything lands in .venv; nothing outside the project.
 #   make report   build the environment, then run the whole paper DAG on the embedded default
 #   make test     build the environment, then run the test suite
+#   make container-test   build the CPU image with Podman and run a rule's command in it
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv report test lint dry-run clean
+.PHONY: venv report test lint dry-run container-test clean
 
 venv: $(STAMP)
 
@@ -27,6 +28,9 @@ test: venv
 
 lint: venv
 	$(BIN)/snakemake --lint
+
+container-test: venv
+	bash containers/test.sh
 
 dry-run: venv
 	$(BIN)/snakemake -n report --configfile config/paper.yaml

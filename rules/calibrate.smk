@@ -17,6 +17,8 @@ rule calibrate:
         data_dir=DATA_DIR_ARG,
     conda:
         ENV
+    container:
+        CPU_IMAGE
     shell:
         "prunebench calibrate --model {input.model} --recipe {wildcards.recipe} --spec {params.spec:q} "
         "--sequences {params.sequences} --max-length {params.max_length} --seed {params.seed} "

@@ -29,6 +29,9 @@ POOL_SOURCES = list(config["self_generation"]["sources"])
 DATA_DIR = config["data_dir"] if config["data_dir"] and Path(config["data_dir"]).is_dir() else None
 DATA_DIR_ARG = f"--data-dir {DATA_DIR}" if DATA_DIR else ""
 ENV = "../envs/prunebench.yaml"
+_images = config["containers"]
+CPU_IMAGE = f"docker://{_images['registry']}/prunebench-cpu:{_images['tag']}"
+MODEL_IMAGE = f"docker://{_images['registry']}/prunebench-{_images['model_jobs']}:{_images['tag']}"
 REPORT_DIR = Path(workflow.basedir) / "report"  # templates and published numbers travel with the workflow
 
 

@@ -10,6 +10,8 @@ rule data:
         data_dir=DATA_DIR_ARG,
     conda:
         ENV
+    container:
+        CPU_IMAGE
     shell:
         "prunebench data --dataset {wildcards.dataset} {params.data_dir} --out {output} 2> {log}"
 
@@ -24,5 +26,7 @@ rule prepare_model:
         out=lambda w: paths.model_dir(w.model),
     conda:
         ENV
+    container:
+        CPU_IMAGE
     shell:
         "prunebench prepare-model --name {wildcards.model} --entry {params.entry:q} --out {params.out} 2> {log}"

@@ -28,6 +28,8 @@ rule evaluate:
         data_dir=DATA_DIR_ARG,
     conda:
         ENV
+    container:
+        MODEL_IMAGE
     shell:
         "prunebench evaluate --model {input.model} {params.benchmarks} {params.data_dir} "
         "--samples {params.ev[samples]} --temperature {params.ev[temperature]} --top-p {params.ev[top_p]} "

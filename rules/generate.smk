@@ -23,6 +23,8 @@ rule generate:
         data_dir=DATA_DIR_ARG,
     conda:
         ENV
+    container:
+        MODEL_IMAGE
     shell:
         "prunebench generate --model {input.model} --dataset {wildcards.dataset} --data {input.data} "
         "{params.data_dir} --count {params.problems} --samples {params.gen[samples]} "

@@ -14,6 +14,8 @@ rule grade:
         grading=config["grading"],
     conda:
         ENV
+    container:
+        CPU_IMAGE
     shell:
         "prunebench grade --model {input.model} --dataset {wildcards.dataset} --data {input.data} "
         "--generations {input.generations} --timeout {params.grading[timeout_seconds]} "

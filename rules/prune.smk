@@ -20,6 +20,8 @@ rule prune:
         + f"--mask-selection {config['pruning']['mask_selection']}",
     conda:
         ENV
+    container:
+        MODEL_IMAGE
     shell:
         "prunebench prune --model {input.model} --calibration {input.calibration} --method {wildcards.method} "
         "--blocksize {params.blocksize} --percdamp {params.percdamp} {params.options} --out {output} 2> {log}"

@@ -14,6 +14,8 @@ rule table:
         config=config_json(),
     conda:
         ENV
+    container:
+        CPU_IMAGE
     shell:
         "prunebench table --number {wildcards.n} --config-json {params.config:q} "
         "--out-csv {output.csv} --out-json {output.json} 2> {log}"
@@ -33,6 +35,8 @@ rule figure:
         config=config_json(),
     conda:
         ENV
+    container:
+        CPU_IMAGE
     shell:
         "prunebench figure --number {wildcards.n} --config-json {params.config:q} "
         "--out-svg {output.svg} --out-pdf {output.pdf} --out-json {output.json} 2> {log}"
@@ -56,6 +60,8 @@ rule render_report:
         templates=REPORT_DIR / "templates",
     conda:
         ENV
+    container:
+        CPU_IMAGE
     shell:
         "prunebench report --config-json {params.config:q} --templates {params.templates} "
         "--paper {input.paper} --out-html {output.html} --out-tex {output.tex} 2> {log}"
@@ -71,6 +77,8 @@ rule paper_pdf:
         log_path("paper_pdf"),
     conda:
         ENV
+    container:
+        CPU_IMAGE
     shell:
         "prunebench paper-pdf --tex {input.tex} --out {output} 2> {log}"
 

@@ -389,6 +389,31 @@ def test_offloaded_activations_give_the_same_result():
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize("method", ["sparsegpt-0.5", "wanda-2of4", "magnitude-0.5"])
+def test_a_killed_run_resumes_at_its_first_unfinished_layer(tmp_path, method):
+    cal, spec = calibration(), parse_method(method)
+    whole = tiny_model("qwen2")
+    prune_model(whole, cal, spec, log=quiet)
+
+    def killed_after_the_first_layer(message):
+        if "layer 1/" in message:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        prune_model(tiny_model("qwen2"), cal, spec, checkpoint_dir=tmp_path, checkpoint_key="run",
+                    log=killed_after_the_first_layer)
+    resumed = tiny_model("qwen2")
+    messages = []
+    report = prune_model(resumed, cal, spec, checkpoint_dir=tmp_path, checkpoint_key="run", log=messages.append)
+    assert report["resumed_layers"] == 1 and "resumed" in messages[0] and "pruned" in messages[1]
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert len(report["modules"]) == len(linears(whole))
+    # checkpoints of another run (model, calibration, setting) are not used
+    other = prune_model(tiny_model("qwen2"), cal, spec, checkpoint_dir=tmp_path, checkpoint_key="other", log=quiet)
+    assert other["resumed_layers"] == 0
+
+
 def test_upper_triangle_accumulation_equals_the_full_product(monkeypatch):
     generator = torch.Generator().manual_seed(2)
     parts = [torch.randn(1, n, 40, generator=generator) for n in (30, 5, 70)]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import datasets, paths
 from .io import InputError, iter_jsonl, require_fields, write_json, write_jsonl
-from .provenance import provenance
+from .provenance import provenance, sha256_file
 
 log = logging.getLogger("prunebench")
 
@@ -245,11 +245,18 @@ def cmd_prune(args) -> None:
     tokenizer = load_tokenizer(args.model)
     calibration = read_calibration(args.calibration, tokenizer)
     model = load_model(args.model, args.dtype or entry["dtype"], args.device)
-    report = prune_model(model, calibration, spec, layers_path=args.layers or entry["layers"],
+    settings = {"method": spec.name, "layers": args.layers or entry["layers"], "blocksize": args.blocksize,
+                "percdamp": args.percdamp, "true_sequential": args.true_sequential,
+                "mask_selection": args.mask_selection, "dtype": args.dtype or entry["dtype"]}
+    # finished layers live beside the output until it is written: a killed job resumes there
+    checkpoints = Path(str(args.out).rstrip("/") + ".parts")
+    key = json.dumps({**settings, "model": [info.get("path"), info.get("revision")],
+                      "calibration": sha256_file(args.calibration)}, sort_keys=True)
+    report = prune_model(model, calibration, spec, layers_path=settings["layers"],
                          skip_modules=entry.get("skip_modules", []), blocksize=args.blocksize,
                          percdamp=args.percdamp, true_sequential=args.true_sequential,
                          mask_selection=args.mask_selection, offload_activations=args.offload_activations,
-                         device=args.device, log=log.info)
+                         device=args.device, checkpoint_dir=checkpoints, checkpoint_key=key, log=log.info)
     with atomic_dir(args.out) as staging:
         model.save_pretrained(staging)
         copy_tokenizer_files(model_dir(args.model), staging)
@@ -262,6 +269,7 @@ def cmd_prune(args) -> None:
                                              "true_sequential": args.true_sequential,
                                              "mask_selection": args.mask_selection}),
         })
+    shutil.rmtree(checkpoints, ignore_errors=True)
     log.info("%s: overall sparsity %.4f in %.1f s", spec.name, report["overall_sparsity"], report["wall_seconds"])
 
 

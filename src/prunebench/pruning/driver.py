@@ -11,14 +11,20 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import json
 import math
 import resource
+import shutil
 import time
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ..io import atomic_path
 
 from .magnitude import satisfies_nm
 from .methods import METHODS, PruneSpec
@@ -296,10 +302,54 @@ def _prune_module(module, stat, spec, method, options, qualified, report, prepar
     }
 
 
+class _LayerCheckpoints:
+    """Each pruned layer's weights and report, saved as it finishes, so that a killed job resumes.
+
+    A resumed layer loads its pruned weights and only runs forward (to give the next layer its
+    inputs), so the pruning work of finished layers is kept and the result is the same. Files of
+    another model, calibration set or setting (a different `key`) are discarded.
+    """
+
+    def __init__(self, directory: str | Path | None, key: str, log):
+        self.directory = Path(directory) if directory is not None else None
+        if self.directory is None:
+            return
+        stamp = self.directory / "KEY"
+        if self.directory.exists() and (not stamp.exists() or stamp.read_text() != key):
+            log(f"discarding the layer checkpoints of another pruning run in {self.directory}")
+            shutil.rmtree(self.directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(key)
+
+    def _paths(self, index: int) -> tuple[Path, Path]:
+        return self.directory / f"layer-{index:04d}.safetensors", self.directory / f"layer-{index:04d}.json"
+
+    def load(self, index: int, linears: dict[str, nn.Linear]) -> dict | None:
+        """The layer's saved report (its weights loaded into `linears`), or None if not yet pruned."""
+        if self.directory is None or not self._paths(index)[1].exists():
+            return None
+        weights, record = self._paths(index)
+        tensors = load_file(str(weights))
+        for name, module in linears.items():
+            if name in tensors:
+                module.weight.copy_(tensors[name])
+        return json.loads(record.read_text())
+
+    def save(self, index: int, linears: dict[str, nn.Linear], record: dict) -> None:
+        if self.directory is None:
+            return
+        weights, path = self._paths(index)
+        with atomic_path(weights) as tmp:
+            save_file({name: m.weight.detach().to("cpu").contiguous() for name, m in linears.items()}, str(tmp))
+        with atomic_path(path) as tmp:   # written last: the layer counts as done once this exists
+            tmp.write_text(json.dumps(record))
+
+
 def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, layers_path: str = "model.layers",
                 skip_modules: Sequence[str] = (), blocksize: int = 128, percdamp: float = 0.01,
                 true_sequential: bool = False, mask_selection: str = "exact", offload_activations: bool = False,
-                device: str | None = None, log=print) -> dict:
+                device: str | None = None, checkpoint_dir: str | Path | None = None, checkpoint_key: str = "",
+                log=print) -> dict:
     """Prune every nn.Linear of the decoder layers at ``layers_path`` in place; return a JSON-able report.
 
     ``device`` runs each layer there (moving it in and back out) while the rest of the model waits
@@ -307,8 +357,11 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     calibration activations in pinned CPU memory, copied to the layer's device one sequence at a
     time. ``true_sequential`` recomputes the statistics of each group of modules (q/k/v, o, gate/up,
     down: found as modules sharing an input) after the earlier groups of the layer are pruned.
+    ``checkpoint_dir`` keeps each finished layer (see _LayerCheckpoints; ``checkpoint_key`` names
+    the run) so that a killed run resumes at its first unfinished layer.
     """
     start = time.perf_counter()
+    checkpoints = _LayerCheckpoints(checkpoint_dir, checkpoint_key, log)
     method = METHODS[spec.method]
     try:
         layers = functools.reduce(getattr, layers_path.split("."), model)
@@ -326,7 +379,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     options = dict(blocksize=blocksize, percdamp=percdamp, mask_selection=mask_selection, log=log)
     report = {"method": spec.name, "sparsity_target": spec.target, "pattern": spec.pattern, "modules": {},
               "calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))}}
-    skipped = []
+    skipped, resumed = [], 0
 
     with torch.no_grad():
         moved = _move_outside(model, layers, run_device) if device is not None else []
@@ -345,7 +398,14 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
                 layer.to(run_device)
             linears = {name: module for name, module in layer.named_modules() if isinstance(module, nn.Linear)
                        and not any((prefix + name).endswith(suffix) for suffix in skip_modules)}
-            if method.needs is None:
+            saved = checkpoints.load(index, linears)
+            if saved is not None:
+                resumed += 1
+                report["modules"].update(saved["modules"])
+                skipped += saved["skipped"]
+                if method.needs is not None:
+                    hidden = _replay(layer, hidden, calls, index, layer_device)
+            elif method.needs is None:
                 for name, module in linears.items():
                     _prune_module(module, None, spec, method, options, prefix + name, report)
             else:
@@ -370,16 +430,21 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
                         collector.stats.pop(collector.leader[name], None)
                     del source
                 hidden = _replay(layer, hidden, calls, index, layer_device)
+            if saved is None:
+                checkpoints.save(index, linears, {
+                    "modules": {k: v for k, v in report["modules"].items() if k.startswith(prefix)},
+                    "skipped": [name for name in skipped if name.startswith(prefix)]})
             if device is not None:
                 layer.to(home)
             pruned = sum(name.startswith(prefix) for name in report["modules"])
-            log(f"{spec.name}: layer {index + 1}/{len(layers)}: pruned {pruned} modules in "
-                f"{time.perf_counter() - layer_start:.1f} s")
+            log(f"{spec.name}: layer {index + 1}/{len(layers)}: {'resumed' if saved else 'pruned'} {pruned} "
+                f"modules in {time.perf_counter() - layer_start:.1f} s")
 
     zeros = sum(entry.pop("_zeros") for entry in report["modules"].values())
     total = sum(math.prod(entry["shape"]) for entry in report["modules"].values())
     report["overall_sparsity"] = zeros / total if total else 0.0
     report["skipped_modules"] = skipped
+    report["resumed_layers"] = resumed   # wall time and peak memory are of this run only
     report["wall_seconds"] = time.perf_counter() - start
     if run_device.type == "cuda":
         report["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(run_device))
