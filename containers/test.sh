@@ -20,11 +20,11 @@ if ! podman image exists localhost/debian:bookworm; then
   rm -rf "$work/rootfs"
 fi
 
-volumes=() pip_options=""
+volumes=() pip_options="" cert_args=()
 # a TLS-intercepting proxy's CA, trusted on this host, must be trusted by pip in the build too
 ca=$(python3 -c 'import ssl; print(ssl.get_default_verify_paths().openssl_cafile)' 2>/dev/null || true)
 if [ -n "$ca" ] && [ -f "$ca" ]; then
-  volumes+=(--volume "$ca:/etc/ssl/certs/host-ca.crt:ro") && pip_options+=" --cert /etc/ssl/certs/host-ca.crt"
+  volumes+=(--volume "$ca:/etc/ssl/certs/host-ca.crt:ro") && cert_args=(--build-arg PIP_CERT=/etc/ssl/certs/host-ca.crt)
 fi
 [ -d /opt/wheels ] && volumes+=(--volume /opt/wheels:/opt/wheels:ro) && pip_options+=" --find-links /opt/wheels"
 for index in /opt/pypi /opt/pypi-more; do
@@ -33,7 +33,7 @@ for index in /opt/pypi /opt/pypi-more; do
 done
 start=$(date +%s)
 podman build -f containers/cpu.Containerfile -t "$image" --build-arg BASE=localhost/debian:bookworm \
-  --build-arg TORCH_INDEX=https://pypi.org/simple --build-arg PIP_OPTIONS="$pip_options" "${volumes[@]}" .
+  --build-arg TORCH_INDEX=https://pypi.org/simple --build-arg PIP_OPTIONS="$pip_options" "${cert_args[@]}" "${volumes[@]}" .
 echo "image built in $(( $(date +%s) - start )) s: $(podman image inspect "$image" --format '{{.Size}}') bytes"
 
 data=$(cd ../shared/data && pwd)

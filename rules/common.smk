@@ -20,6 +20,8 @@ except InputError as err:
     raise WorkflowError(str(err)) from None
 
 MODELS = list(config["models"])
+# The results `snakemake verify` reruns; `{model}` is the run's first model.
+config["verify"]["targets"] = [t.replace("{model}", MODELS[0]) for t in config["verify"]["targets"]]
 METHODS = config["pruning"]["methods"]
 RECIPES = config["calibration"]["recipes"]
 RECIPE_DEFS = config["calibration"]["recipe_definitions"]

@@ -48,6 +48,7 @@ rule render_report:
         figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
         calibration=[paths.calibration(m, r) for m, r in pb_tables.calibration_sets(config)],
+        verify=paths.verify("reproducibility.json"),
         templates=[REPORT_DIR / "templates" / "index.html.j2", REPORT_DIR / "templates" / "paper.tex.j2"],
         paper=REPORT_DIR / "paper.yaml",
     output:
@@ -67,6 +68,29 @@ rule render_report:
         "--paper {input.paper} --out-html {output.html} --out-tex {output.tex} 2> {log}"
 
 
+rule verify:
+    input:
+        config["verify"]["targets"],
+    output:
+        paths.verify("reproducibility.json"),
+    threads: model_job_threads
+    log:
+        log_path("verify"),
+    params:
+        config=config_json(),
+        snakefile=workflow.main_snakefile,
+        targets=lambda w, input: " ".join(f"--target {t}" for t in input),
+        tolerance=config["verify"]["tolerance"],
+    conda:
+        ENV
+    container:
+        MODEL_IMAGE
+    shell:
+        "prunebench verify --snakefile {params.snakefile} --config-json {params.config:q} {params.targets} "
+        "--scratch {paths.RESULTS}/verify/scratch --tolerance {params.tolerance} --cores {threads} "
+        "--out {output} 2> {log}"
+
+
 rule paper_pdf:
     input:
         tex=paths.report("paper.tex"),
@@ -83,11 +107,29 @@ rule paper_pdf:
         "prunebench paper-pdf --tex {input.tex} --out {output} 2> {log}"
 
 
+rule manifest:
+    input:
+        rules.render_report.output,
+        rules.verify.output,
+        rules.paper_pdf.output if shutil.which(pb_latex.TEX_ENGINE) else [],
+    output:
+        paths.MANIFEST,
+    log:
+        log_path("manifest"),
+    conda:
+        ENV
+    container:
+        CPU_IMAGE
+    shell:
+        "prunebench manifest --out {output} 2> {log}"
+
+
 rule report:
     input:
         rules.render_report.output,
         # the PDF too where a TeX engine is installed (`snakemake paper_pdf` asks for it anyway)
         rules.paper_pdf.output if shutil.which(pb_latex.TEX_ENGINE) else [],
+        rules.manifest.output,
     localrule: True
 
 

@@ -281,6 +281,25 @@ def test_e2e_gpqa_questions_stay_out_of_results(e2e):
 
 
 @pytest.mark.slow
+def test_e2e_verify_reruns_jobs_and_finds_them_identical(e2e):
+    """The default slice (the SSGR calibration set, the Wanda/SSGR checkpoint) rerun on CPU is the
+    recorded result: byte for byte, up to the wall time and peak memory of the pruning record."""
+    from prunebench.provenance import sha256_file
+
+    work = e2e["work"]
+    rows = {r["target"]: r for r in json.loads((work / "results/verify/reproducibility.json").read_text())["rows"]}
+    assert rows["results/calibration/tiny/ssgr.jsonl"]["status"] == "identical"
+    pruned = rows["results/pruned/tiny/wanda-0.5/ssgr"]
+    assert pruned["rule"] == "prune" and pruned["status"] == "identical but timing" and pruned["files"] >= 4
+    html = (work / "results/report/index.html").read_text()
+    assert html.split('id="reproducibility"', 1)[1].count("identical") >= 2
+    files = {f["path"]: f for f in json.loads((work / "results/manifest.json").read_text())["files"]}
+    weights = "results/pruned/tiny/wanda-0.5/ssgr/model.safetensors"
+    assert files[weights]["sha256"] == sha256_file(work / weights) and files[weights]["code_commit"]
+    assert "results/report/index.html" in files and not any(p.startswith("results/logs/") for p in files)
+
+
+@pytest.mark.slow
 def test_e2e_second_run_is_a_no_op(e2e):
     start = time.monotonic()
     result = snakemake("report", "--cores", "2", "--configfile", str(e2e["config"]), cwd=e2e["work"])

@@ -318,6 +318,20 @@ def cmd_report(args) -> None:
            args.out_tex)
 
 
+def cmd_verify(args) -> None:
+    from .verify import verify
+
+    rows = verify(args.target, snakefile=args.snakefile, config=_json_arg(args.config_json, "--config-json"),
+                  scratch=args.scratch, tolerance=args.tolerance, cores=args.cores, log=log.info)
+    write_json(args.out, {"rows": rows})
+
+
+def cmd_manifest(args) -> None:
+    from .verify import manifest
+
+    log.info("manifest: %d files", manifest(".", args.out))
+
+
 def cmd_paper_pdf(args) -> None:
     from .latex import compile_pdf
 
@@ -427,6 +441,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-html", default=paths.report("index.html"))
     p.add_argument("--out-tex", default=paths.report("paper.tex"))
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("verify", help="rerun jobs in a scratch directory and compare them with the results")
+    p.add_argument("--target", action="append", required=True, help="a result file or directory (repeatable)")
+    p.add_argument("--snakefile", required=True)
+    p.add_argument("--config-json", required=True)
+    p.add_argument("--scratch", default=paths.verify("scratch"))
+    p.add_argument("--tolerance", type=float, default=0.0, help="largest difference accepted for a number")
+    p.add_argument("--cores", type=int, default=1)
+    p.add_argument("--out", default=paths.verify("reproducibility.json"))
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("manifest", help="list every result with its sha256 and provenance")
+    p.add_argument("--out", default=paths.MANIFEST)
+    p.set_defaults(func=cmd_manifest)
 
     p = sub.add_parser("paper-pdf", help="compile the LaTeX paper to PDF (needs pdflatex)")
     p.add_argument("--tex", default=paths.report("paper.tex"))

@@ -56,3 +56,10 @@ def figure(number: int | str, ext: str = "svg") -> str:
 
 def report(name: str) -> str:
     return f"{RESULTS}/report/{name}"
+
+
+def verify(name: str) -> str:
+    return f"{RESULTS}/verify/{name}"
+
+
+MANIFEST = f"{RESULTS}/manifest.json"

@@ -224,6 +224,17 @@ def _beside_paper(config: dict, rows: list[dict], published: dict, paper_dense: 
             "paper_dense": paper_dense_avg is not None}
 
 
+def _reproducibility(root: Path, report_dir: str) -> list[dict]:
+    """The rows `snakemake verify` wrote: each rerun job against its recorded result."""
+    path = root / paths.verify("reproducibility.json")
+    if not path.exists():
+        return []
+    rows = read_json(path)["rows"]
+    for row in rows:
+        row["href"] = _rel(str(root / row["target"]), report_dir)
+    return rows
+
+
 def _row_files(root: Path, row: dict, benches: list[str], report_dir: str) -> tuple[dict, list]:
     """Where a table row's numbers come from: each benchmark's metrics (its cell links there), and
     the calibration set and pruned checkpoint's sparsity record behind the row (or the dense model)."""
@@ -274,6 +285,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
         "figures": figures,
         "lengths": main_table["rows"],
         "filters": _filter_counts(config, root),
+        "reproducibility": _reproducibility(root, report_dir),
         "filter_reasons": FILTER_REASONS,
         "calibration": _calibration_summaries(config, root),
         "code_commit": code_commit(),

@@ -1,0 +1,219 @@
+"""Did a rebuild reproduce the numbers? Rerun a slice of jobs in a scratch directory and compare.
+
+Each target's job runs again in `scratch/<n>/`, where every other result of the run is a symbolic
+link to the recorded one, so Snakemake reruns that job and nothing upstream. Its output is compared
+with the recorded output file by file: byte for byte first; failing that, with the fields that
+measure the machine rather than the result (wall time, peak memory) set aside; failing that,
+number by number against a tolerance (for GPU kernels, which need not be bitwise deterministic).
+The manifest lists every result file with its sha256 and where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from . import paths
+from .io import iter_jsonl, read_json, write_json
+from .provenance import sha256_file
+
+# Fields that describe the run, not the result: they are reported, never compared.
+VOLATILE_FIELDS = frozenset({"wall_seconds", "peak_memory_bytes", "resumed_layers"})
+
+IDENTICAL, EQUAL_BUT_TIMING, WITHIN_TOLERANCE, DIFFERS, MISSING = (
+    "identical", "identical but timing", "within tolerance", "differs", "missing")
+
+
+def mirror(root: Path, scratch: Path, target: str) -> None:
+    """`scratch` as a copy of `root`'s results made of symbolic links, without `target`."""
+    target_parts = Path(target).parts
+    scratch = scratch.resolve()
+    for depth in range(len(target_parts)):
+        here = Path(*target_parts[:depth])
+        (scratch / here).mkdir(parents=True, exist_ok=True)
+        source = root / here
+        if not source.is_dir():
+            continue
+        for entry in source.iterdir():
+            if entry.name == target_parts[depth] or entry.name.endswith(".parts") \
+                    or scratch.is_relative_to(entry.resolve()):
+                continue
+            link = scratch / here / entry.name
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to(entry.resolve())
+                # the link's own time is the recorded one, so Snakemake sees the recorded order
+                stat = entry.stat()
+                os.utime(link, ns=(stat.st_atime_ns, stat.st_mtime_ns), follow_symlinks=False)
+
+
+def _strip(value):
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in VOLATILE_FIELDS}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _largest_difference(a, b) -> float:
+    """The largest absolute difference between two JSON values of the same shape (inf if the shape,
+    a string or a key differs)."""
+    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, str) or a is None:
+        return 0.0 if a == b else math.inf
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return math.inf
+        return max((_largest_difference(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return math.inf
+        return max((_largest_difference(x, y) for x, y in zip(a, b)), default=0.0)
+    return 0.0 if a == b else math.inf
+
+
+def _load(path: Path):
+    if path.suffix == ".json":
+        return read_json(path)
+    if path.suffix == ".jsonl":
+        return list(iter_jsonl(path))
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return None
+
+
+def compare_file(recorded: Path, rerun: Path, tolerance: float) -> tuple[str, float]:
+    """(status, largest difference) of one file against its rerun."""
+    if not rerun.exists():
+        return MISSING, math.inf
+    if sha256_file(recorded) == sha256_file(rerun):
+        return IDENTICAL, 0.0
+    a, b = _load(recorded), _load(rerun)
+    if a is None:
+        return DIFFERS, math.inf
+    if recorded.suffix == ".safetensors":
+        if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+            return DIFFERS, math.inf
+        worst = max(((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].numel()), default=0.0)
+    else:
+        if _strip(a) == _strip(b):
+            return EQUAL_BUT_TIMING, 0.0
+        worst = _largest_difference(_strip(a), _strip(b))
+    return (WITHIN_TOLERANCE if worst <= tolerance else DIFFERS), worst
+
+
+def compare(recorded: Path, rerun: Path, tolerance: float) -> dict:
+    """A file or a directory against its rerun: the worst status of its files."""
+    order = [IDENTICAL, EQUAL_BUT_TIMING, WITHIN_TOLERANCE, DIFFERS, MISSING]
+    files = [recorded] if recorded.is_file() else sorted(p for p in recorded.rglob("*") if p.is_file())
+    statuses, worst, differing = [], 0.0, []
+    for path in files:
+        relative = path.relative_to(recorded) if recorded.is_dir() else Path()
+        status, difference = compare_file(path, rerun / relative if recorded.is_dir() else rerun, tolerance)
+        statuses.append(status)
+        worst = max(worst, difference)
+        if status in (DIFFERS, MISSING):
+            differing.append(str(relative) if recorded.is_dir() else path.name)
+    extra = sorted(str(p.relative_to(rerun)) for p in rerun.rglob("*")
+                   if p.is_file() and not (recorded / p.relative_to(rerun)).exists()) if rerun.is_dir() else []
+    status = max(statuses, key=order.index) if statuses else MISSING
+    if extra:
+        status, differing = DIFFERS, differing + [f"{name} (only in the rerun)" for name in extra]
+    return {"status": status, "files": len(files), "largest_difference": worst if math.isfinite(worst) else None,
+            "differing_files": differing}
+
+
+def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | Path, tolerance: float,
+           cores: int = 1, root: str | Path = ".", log=print) -> list[dict]:
+    """Rerun each target's job in its own scratch directory and compare it with the recorded one."""
+    root, scratch = Path(root).resolve(), Path(scratch).resolve()
+    shutil.rmtree(scratch, ignore_errors=True)
+    rows = []
+    for number, target in enumerate(targets):
+        recorded = root / target
+        if not recorded.exists():
+            raise FileNotFoundError(f"verify: {target} is not in the recorded results; build it first")
+        work = scratch / str(number)
+        mirror(root, work, target)
+        configfile = work / "config.yaml"
+        configfile.write_text(yaml.safe_dump(config))
+        command = [sys.executable, "-m", "snakemake", "-s", snakefile, "--directory", str(work),
+                   "--configfile", str(configfile), "--cores", str(cores), "--rerun-triggers", "mtime",
+                   "--nocolor", "--nolock", target]  # the scratch directory is this job's alone
+        planned = subprocess.run(command + ["--dry-run", "--quiet", "rules"], capture_output=True, text=True)
+        jobs = _planned_jobs(planned.stdout)
+        if planned.returncode != 0 or sum(jobs.values()) != 1:
+            raise RuntimeError(f"verify: rerunning {target} would run {jobs or 'nothing'} instead of its own job "
+                               f"alone:\n{(planned.stdout + planned.stderr)[-3000:]}")
+        rule = next(iter(jobs))
+        log(f"verify: rerunning {target} ({rule}) in {work}")
+        start = time.monotonic()
+        result = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.monotonic() - start
+        if result.returncode != 0:
+            raise RuntimeError(f"verify: the rerun of {target} failed:\n{result.stderr[-3000:]}")
+        row = {"target": target, "rule": rule, "seconds": round(seconds, 1), "tolerance": tolerance,
+               **compare(recorded, work / target, tolerance)}
+        log(f"verify: {target}: {row['status']}")
+        rows.append(row)
+    return rows
+
+
+def _planned_jobs(output: str) -> dict[str, int]:
+    """Snakemake's job-count table of a dry run, {rule: count}."""
+    counts, table = {}, False
+    for line in output.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            table = True
+        elif table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+        elif table and parts and parts[0] == "total":
+            break
+    return counts
+
+
+def _provenance_of(path: Path) -> dict | None:
+    """The provenance recorded in or beside a result file, if any."""
+    try:
+        if path.suffix == ".json":
+            return read_json(path).get("provenance")
+        if path.suffix == ".jsonl":
+            with open(path, encoding="utf-8") as handle:
+                return json.loads(handle.readline() or "{}").get("_provenance")
+    except (OSError, ValueError, AttributeError):
+        return None
+    for parent in path.parents:     # files of a pruned checkpoint: its sparsity.json
+        if (parent / "sparsity.json").exists():
+            return read_json(parent / "sparsity.json").get("provenance")
+        if parent.name == paths.RESULTS.name:
+            break
+    return None
+
+
+def manifest(root: str | Path = ".", out: str | Path = "results/manifest.json") -> int:
+    """Every result file with its size, sha256, and the commit and inputs it was made from."""
+    root = Path(root)
+    results = root / paths.RESULTS
+    skip = {results / "logs", results / "verify", Path(out).resolve()}
+    entries = []
+    for path in sorted(p for p in results.rglob("*") if p.is_file()):
+        if any(part.endswith(".parts") for part in path.parts) or path.resolve() in skip or \
+                any(s in path.parents for s in skip):
+            continue
+        prov = _provenance_of(path) or {}
+        entries.append({"path": str(path.relative_to(root)), "bytes": path.stat().st_size,
+                        "sha256": sha256_file(path), "code_commit": prov.get("code_commit"),
+                        "inputs": prov.get("inputs", {})})
+    write_json(out, {"files": entries})
+    return len(entries)
