@@ -81,13 +81,14 @@ rule verify:
         snakefile=workflow.main_snakefile,
         targets=lambda w, input: " ".join(f"--target {t}" for t in input),
         tolerance=config["verify"]["tolerance"],
+        scratch=paths.verify("scratch"),
     conda:
         ENV
     container:
         MODEL_IMAGE
     shell:
         "prunebench verify --snakefile {params.snakefile} --config-json {params.config:q} {params.targets} "
-        "--scratch {paths.RESULTS}/verify/scratch --tolerance {params.tolerance} --cores {threads} "
+        "--scratch {params.scratch} --tolerance {params.tolerance} --cores {threads} "
         "--out {output} 2> {log}"
 
 
