@@ -50,6 +50,8 @@ def test_checkpoints_compare_weight_by_weight(tmp_path):
 
 def test_the_mirror_links_everything_but_the_target_at_the_recorded_times(tmp_path):
     root = tmp_path / "run"
+    (root / ".snakemake").mkdir(parents=True)
+    (root / "config.yaml").write_text("recorded")
     for path in ("results/data/a.jsonl", "results/calibration/m/ssgr.jsonl", "results/calibration/m/c4.jsonl"):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(path)
@@ -61,6 +63,7 @@ def test_the_mirror_links_everything_but_the_target_at_the_recorded_times(tmp_pa
     assert not (scratch / "results/calibration/m/ssgr.jsonl").exists()
     assert not (scratch / "results/calibration/m/ssgr.jsonl.parts").exists()
     assert not (scratch / "results/verify").exists()        # the scratch directory does not contain itself
+    assert not (scratch / ".snakemake").exists() and not (scratch / "config.yaml").exists()
     assert os.lstat(scratch / "results/data").st_mtime_ns == os.stat(root / "results/data").st_mtime_ns
 
 

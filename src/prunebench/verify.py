@@ -33,14 +33,19 @@ IDENTICAL, EQUAL_BUT_TIMING, WITHIN_TOLERANCE, DIFFERS, MISSING = (
 
 
 def mirror(root: Path, scratch: Path, target: str) -> None:
-    """`scratch` as a copy of `root`'s results made of symbolic links, without `target`."""
+    """`scratch` as a copy of `root`'s results made of symbolic links, without `target`.
+
+    Only what lies under the target's top folder (results/) is linked: Snakemake's own state and
+    the config of the recorded run are never shared with the rerun.
+    """
     target_parts = Path(target).parts
     scratch = scratch.resolve()
     for depth in range(len(target_parts)):
         here = Path(*target_parts[:depth])
         (scratch / here).mkdir(parents=True, exist_ok=True)
         source = root / here
-        if not source.is_dir():
+        # results only: the working directory's .snakemake (metadata, locks) and config stay apart
+        if depth == 0 or not source.is_dir():
             continue
         for entry in source.iterdir():
             if entry.name == target_parts[depth] or entry.name.endswith(".parts") \
@@ -149,7 +154,7 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
         configfile.write_text(yaml.safe_dump(config))
         command = [sys.executable, "-m", "snakemake", "-s", snakefile, "--directory", str(work),
                    "--configfile", str(configfile), "--cores", str(cores), "--rerun-triggers", "mtime",
-                   "--nocolor", "--nolock", target]  # the scratch directory is this job's alone
+                   "--nocolor", target]
         planned = subprocess.run(command + ["--dry-run", "--quiet", "rules"], capture_output=True, text=True)
         jobs = _planned_jobs(planned.stdout)
         if planned.returncode != 0 or sum(jobs.values()) != 1:
