@@ -49,6 +49,7 @@ def slurm_run(cluster, tmp_path_factory):
         "experiments": {"figure4": {"methods": ["wanda-0.5"], "recipes": ["c4"]}},
         "evaluation": {"samples": 1, "max_new_tokens": 16, "benchmarks": {"wordproblems": 2, "gsm8k": 1}},
         "grading": {"workers": 1},
+        "verify": {"targets": ["results/calibration/tiny/c4.jsonl"]},   # this untaught model has no SSGR set
     }
     configfile = work / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
