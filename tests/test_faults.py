@@ -25,8 +25,7 @@ GENERATIONS = "results/generations/tiny/wordproblems_train.jsonl"
 PRUNED = "results/pruned/tiny/sparsegpt-0.5/c4"
 
 
-def _workdir(root: Path, model_dir: Path) -> tuple[Path, Path]:
-    work = root
+def _workdir(work: Path, model_dir: Path) -> tuple[Path, Path]:
     work.mkdir(parents=True, exist_ok=True)
     config = {
         "title": "fault test", "data_dir": str(MIRROR), "seed": 0,

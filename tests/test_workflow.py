@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from prunebench.config import load as load_config
+from prunebench.verify import job_counts
 
 from .conftest import MIRROR, ROOT, build_tiny_model
 
@@ -39,21 +40,6 @@ def snakemake(*args, cwd: Path, timeout: int = 1200) -> subprocess.CompletedProc
     env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", HF_HUB_OFFLINE="1")
     return subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    counts, table = {}, False
-    for line in output.splitlines():
-        if line.startswith("job ") and "count" in line:
-            table = True
-            continue
-        if table:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
-            elif counts and not line.startswith("-"):
-                break
-    return counts
 
 
 @pytest.mark.parametrize("configfile,models", [("config/config.yaml", 1), ("config/paper.yaml", 3)])

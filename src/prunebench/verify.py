@@ -10,6 +10,7 @@ The manifest lists every result file with its sha256 and where it came from.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -111,9 +112,10 @@ def compare_file(recorded: Path, rerun: Path, tolerance: float) -> tuple[str, fl
             return DIFFERS, math.inf
         worst = max(((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].numel()), default=0.0)
     else:
-        if _strip(a) == _strip(b):
+        a, b = _strip(a), _strip(b)
+        if a == b:
             return EQUAL_BUT_TIMING, 0.0
-        worst = _largest_difference(_strip(a), _strip(b))
+        worst = _largest_difference(a, b)
     return (WITHIN_TOLERANCE if worst <= tolerance else DIFFERS), worst
 
 
@@ -156,7 +158,7 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
                    "--configfile", str(configfile), "--cores", str(cores), "--rerun-triggers", "mtime",
                    "--nocolor", target]
         planned = subprocess.run(command + ["--dry-run", "--quiet", "rules"], capture_output=True, text=True)
-        jobs = _planned_jobs(planned.stdout)
+        jobs = job_counts(planned.stdout)
         if planned.returncode != 0 or sum(jobs.values()) != 1:
             raise RuntimeError(f"verify: rerunning {target} would run {jobs or 'nothing'} instead of its own job "
                                f"alone:\n{(planned.stdout + planned.stderr)[-3000:]}")
@@ -174,7 +176,7 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
     return rows
 
 
-def _planned_jobs(output: str) -> dict[str, int]:
+def job_counts(output: str) -> dict[str, int]:
     """Snakemake's job-count table of a dry run, {rule: count}."""
     counts, table = {}, False
     for line in output.splitlines():
@@ -188,8 +190,8 @@ def _planned_jobs(output: str) -> dict[str, int]:
     return counts
 
 
-def _provenance_of(path: Path) -> dict | None:
-    """The provenance recorded in or beside a result file, if any."""
+def _provenance_of(path: Path, beside) -> dict | None:
+    """The provenance recorded in a result file, or beside it (a checkpoint's sparsity.json)."""
     try:
         if path.suffix == ".json":
             return read_json(path).get("provenance")
@@ -198,9 +200,9 @@ def _provenance_of(path: Path) -> dict | None:
                 return json.loads(handle.readline() or "{}").get("_provenance")
     except (OSError, ValueError, AttributeError):
         return None
-    for parent in path.parents:     # files of a pruned checkpoint: its sparsity.json
+    for parent in path.parents:
         if (parent / "sparsity.json").exists():
-            return read_json(parent / "sparsity.json").get("provenance")
+            return beside(parent / "sparsity.json")
         if parent.name == paths.RESULTS.name:
             break
     return None
@@ -210,13 +212,15 @@ def manifest(root: str | Path = ".", out: str | Path = "results/manifest.json") 
     """Every result file with its size, sha256, and the commit and inputs it was made from."""
     root = Path(root)
     results = root / paths.RESULTS
-    skip = {results / "logs", results / "verify", Path(out).resolve()}
+    out = Path(out).resolve()
+    skipped = (results / "logs", results / "verify")
+    beside = functools.cache(lambda record: read_json(record).get("provenance"))  # one read per checkpoint
     entries = []
     for path in sorted(p for p in results.rglob("*") if p.is_file()):
-        if any(part.endswith(".parts") for part in path.parts) or path.resolve() in skip or \
-                any(s in path.parents for s in skip):
+        if path.resolve() == out or any(part.endswith(".parts") for part in path.parts) \
+                or any(path.is_relative_to(s) for s in skipped):
             continue
-        prov = _provenance_of(path) or {}
+        prov = _provenance_of(path, beside) or {}
         entries.append({"path": str(path.relative_to(root)), "bytes": path.stat().st_size,
                         "sha256": sha256_file(path), "code_commit": prov.get("code_commit"),
                         "inputs": prov.get("inputs", {})})
