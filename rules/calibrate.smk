@@ -16,7 +16,7 @@ rule calibrate:
         seed=config["seed"],
         data_dir=DATA_DIR_ARG,
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:

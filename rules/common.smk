@@ -30,10 +30,12 @@ POOL_SOURCES = list(config["self_generation"]["sources"])
 # The local mirror when it exists; otherwise datasets come from the Hugging Face hub.
 DATA_DIR = config["data_dir"] if config["data_dir"] and Path(config["data_dir"]).is_dir() else None
 DATA_DIR_ARG = f"--data-dir {DATA_DIR}" if DATA_DIR else ""
-ENV = "../envs/prunebench.yaml"
+# Light jobs run in the CPU image or environment; model jobs in the GPU one unless model_jobs is cpu.
 _images = config["containers"]
 CPU_IMAGE = f"docker://{_images['registry']}/prunebench-cpu:{_images['tag']}"
 MODEL_IMAGE = f"docker://{_images['registry']}/prunebench-{_images['model_jobs']}:{_images['tag']}"
+CPU_ENV = "../envs/cpu.yaml"
+MODEL_ENV = f"../envs/{_images['model_jobs']}.yaml"
 REPORT_DIR = Path(workflow.basedir) / "report"  # templates and published numbers travel with the workflow
 
 

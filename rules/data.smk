@@ -9,7 +9,7 @@ rule data:
     params:
         data_dir=DATA_DIR_ARG,
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:
@@ -25,7 +25,7 @@ rule prepare_model:
         entry=model_output_entry,
         out=lambda w: paths.model_dir(w.model),
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:

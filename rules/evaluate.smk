@@ -27,7 +27,7 @@ rule evaluate:
         runtime=runtime_args,
         data_dir=DATA_DIR_ARG,
     conda:
-        ENV
+        MODEL_ENV
     container:
         MODEL_IMAGE
     shell:

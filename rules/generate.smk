@@ -22,7 +22,7 @@ rule generate:
         adaptive=adaptive_args(),
         data_dir=DATA_DIR_ARG,
     conda:
-        ENV
+        MODEL_ENV
     container:
         MODEL_IMAGE
     shell:

@@ -13,7 +13,7 @@ rule grade:
     params:
         grading=config["grading"],
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:

@@ -19,7 +19,7 @@ rule prune:
         options=("--true-sequential " if config["pruning"]["true_sequential"] else "")
         + f"--mask-selection {config['pruning']['mask_selection']}",
     conda:
-        ENV
+        MODEL_ENV
     container:
         MODEL_IMAGE
     shell:

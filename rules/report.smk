@@ -13,7 +13,7 @@ rule table:
     params:
         config=config_json(),
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:
@@ -34,7 +34,7 @@ rule figure:
     params:
         config=config_json(),
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:
@@ -60,7 +60,7 @@ rule render_report:
         config=config_json(),
         templates=REPORT_DIR / "templates",
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:
@@ -83,7 +83,7 @@ rule verify:
         tolerance=config["verify"]["tolerance"],
         scratch=paths.verify("scratch"),
     conda:
-        ENV
+        MODEL_ENV
     container:
         MODEL_IMAGE
     shell:
@@ -101,7 +101,7 @@ rule paper_pdf:
     log:
         log_path("paper_pdf"),
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:
@@ -118,7 +118,7 @@ rule manifest:
     log:
         log_path("manifest"),
     conda:
-        ENV
+        CPU_ENV
     container:
         CPU_IMAGE
     shell:

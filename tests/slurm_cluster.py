@@ -8,6 +8,7 @@ profile's requests are schedulable unchanged.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -24,6 +25,8 @@ MARKER = "# prunebench test cluster"
 
 def unavailable() -> str | None:
     """Why a cluster cannot start here, or None."""
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "the SLURM executor plugin is not installed (it is in locks/cpu.txt, not locks/gpu.txt)"
     missing = [b for b in BINARIES if not shutil.which(b) and not Path("/usr/sbin", b).exists()]
     if missing:
         return f"SLURM is not installed ({', '.join(missing)} missing; Debian: slurm-wlm munge)"
