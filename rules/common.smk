@@ -11,6 +11,7 @@ from prunebench import config as pb_config
 from prunebench import paths
 from prunebench import latex as pb_latex
 from prunebench import tables as pb_tables
+from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
 
@@ -20,8 +21,7 @@ except InputError as err:
     raise WorkflowError(str(err)) from None
 
 MODELS = list(config["models"])
-# The results `snakemake verify` reruns; `{model}` is the run's first model.
-config["verify"]["targets"] = [t.replace("{model}", MODELS[0]) for t in config["verify"]["targets"]]
+config["verify"]["targets"] = pb_verify.expand_targets(config)  # the results `snakemake verify` reruns
 METHODS = config["pruning"]["methods"]
 RECIPES = config["calibration"]["recipes"]
 RECIPE_DEFS = config["calibration"]["recipe_definitions"]

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from prunebench import verify
+from prunebench.config import validate
 from prunebench.io import write_json, write_jsonl
 
 
@@ -85,3 +86,20 @@ def test_the_manifest_hashes_every_result_and_names_its_provenance(tmp_path, mon
     weights = files["results/pruned/m/wanda-0.5/c4/model.safetensors"]
     assert weights["sha256"] == hashlib.sha256(b"weights").hexdigest() and weights["code_commit"] == "def"
     assert files["results/calibration/m/c4.jsonl"]["inputs"] == {"results/data/c4.jsonl": "f00"}
+
+
+def test_the_default_slice_names_what_the_run_builds():
+    base = {"models": {"m1": {"source": {"path": "/x"}}, "m2": {"source": {"path": "/y"}}}}
+    assert verify.expand_targets(validate(base)) == [
+        "results/calibration/m1/ssgr.jsonl", "results/pruned/m1/wanda-0.5/ssgr"]
+    # a run without SSGR or Wanda verifies what it has, not a result it never builds
+    narrow = validate(base | {"calibration": {"recipes": ["mathr", "c4"]},
+                              "pruning": {"methods": ["sparsegpt-2of4", "sparsegpt-0.5"]}})
+    assert verify.expand_targets(narrow) == [
+        "results/calibration/m1/mathr.jsonl", "results/pruned/m1/sparsegpt-2of4/mathr"]
+    # an SSGR recipe under another name is found by its type
+    definitions = validate(base)["calibration"]["recipe_definitions"] | {"mine": {"type": "ssgr"}}
+    renamed = validate(base | {"calibration": {"recipes": ["c4", "mine"], "recipe_definitions": definitions}})
+    assert verify.expand_targets(renamed)[0] == "results/calibration/m1/mine.jsonl"
+    explicit = validate(base | {"verify": {"targets": ["results/pruned/m2/wanda-0.5/c4"]}})
+    assert verify.expand_targets(explicit) == ["results/pruned/m2/wanda-0.5/c4"]

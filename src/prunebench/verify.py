@@ -33,6 +33,25 @@ IDENTICAL, EQUAL_BUT_TIMING, WITHIN_TOLERANCE, DIFFERS, MISSING = (
     "identical", "identical but timing", "within tolerance", "differs", "missing")
 
 
+def expand_targets(config: dict) -> list[str]:
+    """verify.targets with the run's names in: `{model}` is its first model, `{recipe}` its first
+    SSGR recipe (else its first recipe), `{method}` its first Wanda method (else its first method):
+    the cheapest slice that still covers self-generation, selection and pruning."""
+    recipes, definitions = config["calibration"]["recipes"], config["calibration"]["recipe_definitions"]
+    methods = config["pruning"]["methods"]
+    names = {
+        "{model}": next(iter(config["models"])),
+        "{recipe}": next((r for r in recipes if definitions.get(r, {}).get("type") == "ssgr"), recipes[0]),
+        "{method}": next((m for m in methods if m.startswith("wanda")), methods[0]),
+    }
+    targets = []
+    for target in config["verify"]["targets"]:
+        for placeholder, name in names.items():
+            target = target.replace(placeholder, name)
+        targets.append(target)
+    return targets
+
+
 def mirror(root: Path, scratch: Path, target: str) -> None:
     """`scratch` as a copy of `root`'s results made of symbolic links, without `target`.
 
