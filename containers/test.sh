@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build the CPU image with Podman where no image registry is reachable: the base is a debootstrapped
-# Debian 12, torch and the other wheels come from this machine's local wheel directories where it
-# has them (else PyPI). Then run one rule's command (`prunebench data`) inside the image and check
-# that its records equal the host's, byte for byte.   make container-test
+# Build an image with Podman where no image registry is reachable: the base is a debootstrapped
+# Debian 12, and wheels come from this machine's local wheel directories where it has them (else
+# PyPI). Then run one rule's command (`prunebench data`) inside the image and check that its records
+# equal the host's, byte for byte.   make container-test   (or: bash containers/test.sh gpu)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+kind=${1:-cpu}
 work=${CONTAINER_TEST_DIR:-/tmp/prunebench-container-test}
-image=localhost/prunebench-cpu:test
+image=localhost/prunebench-$kind:test
 mkdir -p "$work"
 # runc (crun fails on some cgroup setups) and ulimits that a sandbox may set
 export CONTAINERS_CONF="$work/containers.conf"
@@ -32,7 +33,7 @@ for index in /opt/pypi /opt/pypi-more; do
     && pip_options+=" --extra-index-url file://$index/simple"
 done
 start=$(date +%s)
-podman build -f containers/cpu.Containerfile -t "$image" --build-arg BASE=localhost/debian:bookworm \
+podman build -f "containers/$kind.Containerfile" -t "$image" --build-arg BASE=localhost/debian:bookworm \
   --build-arg TORCH_INDEX=https://pypi.org/simple --build-arg PIP_OPTIONS="$pip_options" "${cert_args[@]}" "${volumes[@]}" .
 echo "image built in $(( $(date +%s) - start )) s: $(podman image inspect "$image" --format '{{.Size}}') bytes"
 
@@ -43,5 +44,8 @@ podman run --rm --network none --volume "$data:/data:ro" --volume "$work:/out" "
 .venv/bin/prunebench data --dataset gsm8k --data-dir "$data" --out "$work/gsm8k.host.jsonl"
 # the first line is provenance (paths and commit differ); the records must not
 cmp <(tail -n +2 "$work/gsm8k.image.jsonl") <(tail -n +2 "$work/gsm8k.host.jsonl")
-podman run --rm "$image" python -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-echo "container test passed: prunebench data in the image equals the host's ($(( $(wc -l < "$work/gsm8k.host.jsonl") - 1 )) records)"
+# the GPU image's vLLM imports without a GPU; its kernels need one
+check="import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+[ "$kind" = gpu ] && check+="; import vllm; print('vllm', vllm.__version__)"
+podman run --rm "$image" python -c "$check"
+echo "container test passed ($kind): prunebench data in the image equals the host's ($(( $(wc -l < "$work/gsm8k.host.jsonl") - 1 )) records)"
