@@ -229,3 +229,11 @@ def test_graded_sample_of_an_unknown_problem_is_named(ctx_factory):
     graded, problems = _pool()
     with pytest.raises(InputError, match="problem 'p0', which no --data file holds"):
         cal.build(ctx_factory(graded, {"src": []}), "sgr", {"type": "sgr"})
+
+
+def test_the_pool_sources_order_does_not_depend_on_the_config_mapping():
+    from prunebench import calibration
+
+    assert calibration.needs({"type": "ssgr"}, ["wordproblems_train", "gsm8k_train"]) == \
+        calibration.needs({"type": "ssgr"}, ["gsm8k_train", "wordproblems_train"]) == \
+        (["gsm8k_train", "wordproblems_train"], ["gsm8k_train", "wordproblems_train"])

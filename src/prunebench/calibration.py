@@ -279,10 +279,13 @@ REQUIRED_PARAMETERS = {"pretraining": ("datasets",), "gold": ("datasets",), "dif
 
 
 def needs(spec: dict, self_generation_sources: list[str]) -> tuple[list[str], list[str]]:
-    """(datasets whose normalized records the recipe reads, datasets whose graded samples it reads)."""
+    """(datasets whose normalized records the recipe reads, datasets whose graded samples it reads).
+
+    The pool's sources come sorted: the selection draws from them in this order, and a config
+    mapping's key order (which a JSON round trip may change) must not change the calibration set."""
     if spec["type"] in ("pretraining", "gold"):
         return list(spec["datasets"]), []
-    return list(self_generation_sources), list(self_generation_sources)
+    return sorted(self_generation_sources), sorted(self_generation_sources)
 
 
 def build(ctx: Context, name: str, spec: dict) -> list[Sequence]:
