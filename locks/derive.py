@@ -19,34 +19,35 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)==([^\s;\\]+)\s*(
 EXTRA_INDEXES = {"cpu": ["https://download.pytorch.org/whl/cpu"], "gpu": []}
 
 
+def requirement_blocks(path: Path) -> dict[str, str]:
+    """name -> its lines (the pin, its hashes, its comments) for every requirement of a
+    pip-compiled lock."""
+    blocks: dict[str, list[str]] = {}
+    name = None
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith(" ") and name:
+            blocks[name].append(line)
+        elif line and line[0] not in " #-":
+            match = PIN.match(line)
+            if not match:
+                raise ValueError(f"{path}:{number}: {line!r} is not a pinned requirement (name==version)")
+            name = match.group(1)
+            blocks[name] = [line]
+    return {name: "\n".join(lines) + "\n" for name, lines in blocks.items()}
+
+
 def read_lock(path: Path) -> dict[str, str]:
     """name -> 'version' (or 'version ; marker') for every requirement of a pip-compiled lock."""
     pins = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line or line[0] in " #-":
-            continue
-        match = PIN.match(line)
-        if not match:
-            raise ValueError(f"{path}:{number}: {line!r} is not a pinned requirement (name==version)")
-        name, version, marker = match.groups()
+    for name, block in requirement_blocks(path).items():
+        _, version, marker = PIN.match(block).groups()
         pins[name] = version + (f" {marker.strip()}" if marker else "")
     return pins
 
 
-def requirement_block(path: Path, name: str) -> str:
-    """The lines of one requirement of a pip-compiled lock: the pin, its hashes, its comments."""
-    lines = path.read_text().splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith(f"{name}==")), None)
-    if start is None:
-        raise ValueError(f"{path}: no {name}== requirement")
-    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
-    return "\n".join(lines[start:end]) + "\n"
-
-
 def torch_lock() -> str:
-    return "# Written by `make lock` from locks/cpu.txt (see locks/derive.py).\n" + requirement_block(
-        ROOT / "locks" / "cpu.txt", "torch"
-    )
+    return ("# Written by `make lock` from locks/cpu.txt (see locks/derive.py).\n"
+            + requirement_blocks(ROOT / "locks" / "cpu.txt")["torch"])
 
 
 def conda_env(kind: str) -> str:
