@@ -106,3 +106,65 @@ def test_repetition_filter_catches_loops_not_solutions():
 def test_no_reasoning_filter():
     text = "\\boxed{4}"
     assert grading.NO_REASONING in grading.quality_filters(text, grading.extract(text, "stop", None))
+
+
+@pytest.mark.parametrize("text,gold,correct", [
+    ("so \\boxed{9.}", "9", True),             # a sentence's period inside the box
+    ("so \\boxed{9.} ", "8", False),
+    ("a drop of \\boxed{-10\\%}", "-10", True),  # math-verify alone rejects this one
+    ("a drop of \\boxed{-10\\%}", "10", False),
+    ("a rise of \\boxed{10\\%}", "10", True),
+    ("\\boxed{-10}", "-10\\%", True),
+    ("\\boxed{-12\\%}", "-10", False),
+])
+def test_periods_and_percent_signs(text, gold, correct):
+    assert grade(text, gold)["correct"] is correct
+
+
+@pytest.mark.parametrize("text,gold,correct", [
+    ("\\boxed{\\mathrm{A}}", "A", True),
+    ("\\boxed{(A) 4.5 eV}", "A", True),
+    ("\\boxed{\\text{(C) } 4.5\\,\\mathrm{eV}}", "C", True),
+    ("\\boxed{D.}", "D", True),
+    ("\\boxed{(A) or (B)}", "A", False),        # two options named: no answer of one letter
+    ("\\boxed{All of them}", "A", False),
+    ("\\boxed{AB}", "A", False),
+])
+def test_more_choice_spellings(text, gold, correct):
+    assert grade(text, gold, kind="choice")["correct"] is correct
+
+
+def test_choice_parsing_is_linear_on_hostile_boxes():
+    start = time.monotonic()
+    for answer in (" " * 4000 + "B", "(" * 4000 + "B", "\\text{" * 2000 + "B" + "}" * 2000, "{ " * 4000):
+        grading.choice_letter(answer)
+    assert time.monotonic() - start < 1.0
+
+
+@pytest.mark.parametrize("tail", ["\\boxed", "\\fbox", " and \\boxed{ never closed", "\\boxed 5"])
+def test_a_stray_box_after_the_answer_keeps_the_answer(tail):
+    result = grade("The total is \\boxed{12}. " + tail, "12")
+    assert result["correct"] and result["extracted"] == "12", result
+
+
+def test_last_box_is_linear_on_many_unclosed_boxes():
+    start = time.monotonic()
+    assert last_boxed("\\boxed{7} " + "\\boxed{" * 40_000) == "7"
+    assert time.monotonic() - start < 2.0
+
+
+def test_a_prompt_too_long_has_its_own_verdict():
+    result = grade("", "3", finish="prompt_too_long")
+    assert result["verdict"] == "prompt_too_long" and result["filters"] == ["prompt_too_long"]
+    assert not result["correct"]
+
+
+def test_metrics_have_no_nan():
+    import json
+
+    from prunebench.evaluation import metrics
+
+    single = [{"id": "p", "correct": False, "tokens": 5, "finish": "stop", "verdict": "incorrect"}]
+    out = metrics(single)
+    assert out["stderr"] is None and out["mean_tokens_correct"] is None
+    json.dumps(out, allow_nan=False)

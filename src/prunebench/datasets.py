@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 from . import wordproblems
 from .io import InputError
+from .prompts import last_boxed
 
 GPQA_PASSWORD = b"deserted-untie-orchid"  # published with the archive by its authors; see data/README.md
 LETTERS = "ABCD"
@@ -137,26 +138,6 @@ def subset(records: list[dict], count: int, seed: int, name: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------- answer helpers
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} (or \\fbox{...}) with balanced braces, or None."""
-    index = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if index < 0:
-        return None
-    start = text.find("{", index)
-    if start < 0 or text[index:start].strip() not in ("\\boxed", "\\fbox"):
-        return None
-    depth = 0
-    for pos in range(start, len(text)):
-        char = text[pos]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1:pos]
-    return None
-
 
 def _strip_dollars(answer: str) -> str:
     answer = answer.strip().rstrip(".").strip()

@@ -40,8 +40,20 @@ def length_stats(samples: list[dict]) -> dict:
     }
 
 
+def finite(value):
+    """`value` with every NaN or infinity replaced by None: JSON has no NaN (a reader would fail on it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def metrics(samples: list[dict], group_by: str | None = None) -> dict:
-    """Everything a table or figure reads about one benchmark run."""
+    """Everything a table or figure reads about one benchmark run (None where a number is undefined,
+    such as the standard error over a single problem)."""
     p1, se = pass_at_1(samples)
     out = {
         "pass@1": p1,
@@ -57,4 +69,4 @@ def metrics(samples: list[dict], group_by: str | None = None) -> dict:
         for s in samples:
             groups[str(s.get("meta", {}).get(group_by))].append(s)
         out["by_" + group_by] = {g: pass_at_1(v)[0] for g, v in sorted(groups.items())}
-    return out
+    return finite(out)

@@ -15,17 +15,21 @@ from collections import Counter
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from .datasets import last_boxed
-from .prompts import split_response
+from .generation import PROMPT_TOO_LONG
+from .prompts import last_boxed, split_response
 
 MAX_ANSWER_CHARS = 4096  # a box longer than this is not an answer
 MAX_SCAN_CHARS = 200_000  # the answer is searched for in this many trailing characters
-CHOICE = re.compile(r"^\s*\(?\s*(?:\\text(?:bf)?\{\s*)?\(?\s*([A-Da-d])\s*\)?\s*\}?\s*\)?\s*[.:]?\s*$")
+# Formatting around a choice letter: \text{...}, \mathrm{...} and the like, braces, dollars, spaces.
+_CHOICE_MARKUP = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mathit|mathsf|operatorname)\s*\{|[{}$\s]+")
+_CHOICE = re.compile(r"\(?([A-Da-d])(?:\)|[.:]|$)")
+_PARENTHESIZED_LETTER = re.compile(r"\([A-Da-d]\)")
+_TRAILING_PERCENT = re.compile(r"(?:\\[,;!: ]|\s)*\\?%$")
 
 # Filter reasons, as counted in the report.
 TRUNCATED, NO_ANSWER, MALFORMED, REPETITION, NO_REASONING = (
     "truncated", "no_answer", "malformed_answer", "repetition", "no_reasoning")
-FILTER_REASONS = (TRUNCATED, NO_ANSWER, MALFORMED, REPETITION, NO_REASONING)
+FILTER_REASONS = (TRUNCATED, NO_ANSWER, MALFORMED, REPETITION, NO_REASONING, PROMPT_TOO_LONG)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ def extract(text: str, finish: str, think: dict | None, response_prefix: str = "
     """The final answer of a response (last box after the think span), and what the filters need."""
     text = text[-MAX_SCAN_CHARS:]
     parts = split_response(text, think, response_prefix)
-    truncated = finish == "length" or not parts.think_closed
+    truncated = finish != "stop" or not parts.think_closed
     answer = last_boxed(parts.answer) if parts.answer else None
     return Extraction(answer=answer, truncated=truncated, reasoning_words=len(parts.thinking.split()))
 
@@ -79,19 +83,56 @@ def _boxed(expr: str) -> str:
     return "\\boxed{" + expr + "}"
 
 
-def check_answer(gold: str, predicted: str, kind: str, timeout: float = 5.0) -> bool:
-    """Whether `predicted` equals `gold`: a letter match for choices, math-verify otherwise (gold first)."""
-    if kind == "choice":
-        match = CHOICE.match(predicted)
-        return bool(match) and match.group(1).upper() == gold.strip().upper()
+def choice_letter(answer: str) -> str | None:
+    """The option letter of a multiple-choice answer: ``B``, ``(B)``, ``\\text{B}``, ``\\mathrm{B}``,
+    ``B.`` or ``(B) 4.5 eV`` (the letter, then the option's text). None for anything else, and for
+    an answer that names a second option. Linear time: markup is removed, then one anchored match."""
+    plain = _CHOICE_MARKUP.sub("", answer)
+    match = _CHOICE.match(plain)
+    if match is None:
+        return None
+    rest = plain[match.end():]
+    if _PARENTHESIZED_LETTER.search(rest):
+        return None
+    return match.group(1).upper()
+
+
+def _plain_number(answer: str) -> str:
+    """What math-verify misreads, removed: a sentence's closing period (``9.``)."""
+    answer = answer.strip()
+    while answer.endswith(".") or answer.endswith("\\."):
+        answer = answer[:-2] if answer.endswith("\\.") else answer[:-1]
+        answer = answer.rstrip()
+    return answer
+
+
+def _verify(gold: str, predicted: str, seconds: int) -> bool:
     from math_verify import parse, verify
 
-    seconds = max(1, int(timeout))
     gold_parsed = parse(_boxed(gold), parsing_timeout=seconds)
     pred_parsed = parse(_boxed(predicted), parsing_timeout=seconds)
     if not gold_parsed or not pred_parsed:
         return False
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=seconds))
+
+
+def check_answer(gold: str, predicted: str, kind: str, timeout: float) -> bool:
+    """Whether `predicted` equals `gold`: a letter match for choices, math-verify otherwise (gold first).
+
+    A trailing period is dropped first. A percent sign is read as math-verify reads it; where that
+    fails and either side ends in one, the two are compared without it (math-verify takes
+    ``10\\%`` for 10 but not ``-10\\%`` for -10).
+    """
+    if kind == "choice":
+        return choice_letter(predicted) == gold.strip().upper()
+    seconds = max(1, int(timeout))
+    gold, predicted = _plain_number(gold), _plain_number(predicted)
+    if _verify(gold, predicted, seconds):
+        return True
+    bare_gold, bare_predicted = _TRAILING_PERCENT.sub("", gold), _TRAILING_PERCENT.sub("", predicted)
+    if (bare_gold, bare_predicted) == (gold, predicted) or not bare_gold or not bare_predicted:
+        return False
+    return _verify(bare_gold, bare_predicted, seconds)
 
 
 def _grade_one(job: tuple[str, str, str, float]) -> bool:
@@ -125,16 +166,25 @@ def grade_answers(jobs: list[tuple[str, str, str]], timeout: float, workers: int
 
 
 def grade_records(samples: list[dict], gold: dict[str, str], kind_of: dict[str, str], *, think: dict | None,
-                  response_prefix: str = "", timeout: float = 10.0, workers: int = 0) -> list[dict]:
-    """Samples with `extracted`, `correct`, `verdict` and `filters` added."""
+                  response_prefix: str = "", timeout: float, workers: int) -> list[dict]:
+    """Samples with `extracted`, `correct`, `verdict` and `filters` added.
+
+    A sample whose prompt did not fit the model's context (finish ``prompt_too_long``: nothing was
+    generated) gets that verdict and filter of its own rather than passing for a truncated answer.
+    """
     extractions = [extract(s["text"], s["finish"], think, response_prefix) for s in samples]
-    to_check = [i for i, e in enumerate(extractions)
-                if e.answer is not None and not e.truncated and len(e.answer) <= MAX_ANSWER_CHARS]
+    too_long = [s["finish"] == PROMPT_TOO_LONG for s in samples]
+    to_check = [i for i, e in enumerate(extractions) if not too_long[i]
+                and e.answer is not None and not e.truncated and len(e.answer) <= MAX_ANSWER_CHARS]
     verdicts = grade_answers([(gold[samples[i]["id"]], extractions[i].answer, kind_of[samples[i]["id"]])
                               for i in to_check], timeout, workers)
     verdict_of = dict(zip(to_check, verdicts))
     graded = []
     for index, (sample, extraction) in enumerate(zip(samples, extractions)):
+        if too_long[index]:
+            graded.append({**sample, "extracted": None, "correct": False, "verdict": PROMPT_TOO_LONG,
+                           "filters": [PROMPT_TOO_LONG]})
+            continue
         if extraction.truncated:
             verdict = "truncated"
         elif extraction.answer is None:

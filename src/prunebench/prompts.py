@@ -2,7 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def last_box(text: str) -> tuple[int, str] | None:
+    """(start, content) of the last complete ``\\boxed{...}`` or ``\\fbox{...}`` with balanced braces.
+
+    A box that never closes, or a bare ``\\boxed`` after the answer, is passed over for the last
+    complete one. One pass matches every brace (a stack), so hostile text costs linear time.
+    """
+    opens = [m for m in _BOX.finditer(text)]
+    if not opens:
+        return None
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for pos in range(opens[0].end() - 1, len(text)):
+        char = text[pos]
+        if char == "{":
+            stack.append(pos)
+        elif char == "}" and stack:
+            closing[stack.pop()] = pos
+    for match in reversed(opens):
+        brace = match.end() - 1
+        if brace in closing:
+            return match.start(), text[brace + 1:closing[brace]]
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last complete box (see `last_box`), or None."""
+    box = last_box(text)
+    return None if box is None else box[1]
 
 
 def user_message(question: str, instruction: str) -> str:
@@ -60,9 +93,10 @@ def split_response(text: str, think: dict | None, response_prefix: str = "") -> 
         begin = thinking.find(start)
         thinking = thinking[begin + len(start):] if begin >= 0 else thinking
         return ResponseParts(thinking=thinking.strip("\n"), answer=full[cut + len(end):].strip(), think_closed=True)
-    box = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if box < 0:
+    found = last_box(text)
+    if found is None:
         return ResponseParts(thinking=text, answer="", think_closed=True)
+    box = found[0]
     start = text.rfind("\n", 0, box) + 1
     if not text[:start].strip():  # one paragraph: the answer is the sentence that holds the box
         start = max(text.rfind(". ", 0, box), text.rfind("? ", 0, box), text.rfind("! ", 0, box)) + 2

@@ -38,11 +38,19 @@ class Request:
     seed: int
 
 
+PROMPT_TOO_LONG = "prompt_too_long"
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
     tokens: int
-    finish: str  # "stop" (end of turn) or "length" (token limit)
+    finish: str  # "stop" (end of turn), "length" (token limit) or PROMPT_TOO_LONG (nothing generated)
+
+
+def fits(prompt_tokens: int, max_model_len: int) -> bool:
+    """Whether a prompt leaves room for at least one generated token in the model's context."""
+    return prompt_tokens < max_model_len
 
 
 class Backend(Protocol):
@@ -151,4 +159,9 @@ def run_sharded(backend_factory: Callable[[], Backend], requests: list[Request],
                                      "text": completion.text, "tokens": completion.tokens,
                                      "finish": completion.finish, "seed": request.seed}))
         progress.update(len(shard), sum(c.tokens for c in completions))
+        too_long = sum(c.finish == PROMPT_TOO_LONG for c in completions)
+        if too_long:
+            log.warning("%s: %d prompt(s) of shard %d are longer than the model's max_model_len; nothing was "
+                        "generated for them (finish %r, graded as its own verdict)", label, too_long, index,
+                        PROMPT_TOO_LONG)
     return [record for index in range(len(shards)) for record in iter_jsonl(parts / f"shard-{index:05d}.jsonl")]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models import load_model, load_tokenizer
-from . import Completion, Request, Sampling
+from . import PROMPT_TOO_LONG, Completion, Request, Sampling, fits
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
@@ -175,7 +175,8 @@ class HFBackend:
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[Completion]:
         prompts = [self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
-        budgets = [min(sampling.max_new_tokens, self.max_model_len - len(p)) for p in prompts]
+        budgets = [min(sampling.max_new_tokens, self.max_model_len - len(p)) if fits(len(p), self.max_model_len)
+                   else 0 for p in prompts]
         generators = [torch.Generator().manual_seed(r.seed) for r in requests]
         return self._decode(prompts, budgets, generators, sampling)
 
@@ -207,7 +208,7 @@ class HFBackend:
     def _decode(self, prompts: list[list[int]], budgets: list[int], generators: list[torch.Generator],
                 sampling: Sampling) -> list[Completion]:
         tokens: list[list[int]] = [[] for _ in prompts]
-        finish = ["length"] * len(prompts)
+        finish = ["length" if budget > 0 else PROMPT_TOO_LONG for budget in budgets]
         waiting = deque(sorted((i for i in range(len(prompts)) if budgets[i] > 0), key=lambda i: len(prompts[i])))
         batch: Rows | None = None
         refill = max(1, self.batch_size // 4)

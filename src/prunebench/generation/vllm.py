@@ -7,7 +7,7 @@ template already wrote one.
 from __future__ import annotations
 
 from ..models import load_tokenizer, model_dir
-from . import Completion, Request, Sampling
+from . import PROMPT_TOO_LONG, Completion, Request, Sampling, fits
 
 
 class VLLMBackend:
@@ -17,6 +17,7 @@ class VLLMBackend:
         from vllm import LLM
 
         self.tokenizer = load_tokenizer(model)
+        self.max_model_len = entry["max_model_len"]
         self.llm = LLM(model=str(model_dir(model)), dtype=entry["dtype"], max_model_len=entry["max_model_len"],
                        tensor_parallel_size=entry["tensor_parallel"], enable_prefix_caching=True, seed=0)
 
@@ -24,14 +25,16 @@ class VLLMBackend:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        prompts = [TokensPrompt(prompt_token_ids=self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"])
-                   for r in requests]
+        ids = [self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
+        runnable = [i for i, prompt in enumerate(ids) if fits(len(prompt), self.max_model_len)]
+        prompts = [TokensPrompt(prompt_token_ids=ids[i]) for i in runnable]
         params = [SamplingParams(n=1, temperature=sampling.temperature, top_p=sampling.top_p,
-                                 max_tokens=sampling.max_new_tokens, seed=r.seed) for r in requests]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        completions = []
-        for output in outputs:
+                                 max_tokens=min(sampling.max_new_tokens, self.max_model_len - len(ids[i])),
+                                 seed=requests[i].seed) for i in runnable]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False) if runnable else []
+        completions = [Completion("", 0, PROMPT_TOO_LONG)] * len(requests)
+        for i, output in zip(runnable, outputs, strict=True):
             best = output.outputs[0]
             finish = "length" if best.finish_reason == "length" else "stop"
-            completions.append(Completion(best.text, len(best.token_ids), finish))
+            completions[i] = Completion(best.text, len(best.token_ids), finish)
         return completions
