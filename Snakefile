@@ -27,7 +27,7 @@ wildcard_constraints:
     dataset=r"[a-z0-9_]+",
     bench=r"[a-z0-9_]+",
     recipe=r"[A-Za-z0-9_]+",
-    method=r"dense|[a-z]+-(0?\.[0-9]+|[0-9]+of[0-9]+)",
+    method=f"{paths.DENSE}|{METHOD_PATTERN}",
     n=r"[0-9]+",
 
 

@@ -14,7 +14,6 @@ rule calibrate:
         sequences=config["calibration"]["sequences"],
         max_length=config["calibration"]["max_length"],
         seed=config["seed"],
-        data_dir=DATA_DIR_ARG,
     conda:
         CPU_ENV
     container:
@@ -22,4 +21,4 @@ rule calibrate:
     shell:
         "prunebench calibrate --model {input.model} --recipe {wildcards.recipe} --spec {params.spec:q} "
         "--sequences {params.sequences} --max-length {params.max_length} --seed {params.seed} "
-        "{params.sources} {params.data_dir} --out {output} 2> {log}"
+        "{params.sources} --out {output} 2> {log}"

@@ -14,9 +14,10 @@ from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
+from prunebench.pruning.spec import METHOD_PATTERN
 
 try:
-    pb_config.validate(config, "config")
+    pb_config.validate(config, "config", coerce=True)  # nested --config values arrive as strings
 except InputError as err:
     raise WorkflowError(str(err)) from None
 
@@ -27,9 +28,9 @@ RECIPES = config["calibration"]["recipes"]
 RECIPE_DEFS = config["calibration"]["recipe_definitions"]
 BENCHMARKS = list(config["evaluation"]["benchmarks"])
 POOL_SOURCES = list(config["self_generation"]["sources"])
-# The local mirror when it exists; otherwise datasets come from the Hugging Face hub.
+# The local mirror (validated to exist unless the hub is allowed), and whether the hub may fill gaps.
 DATA_DIR = config["data_dir"] if config["data_dir"] and Path(config["data_dir"]).is_dir() else None
-DATA_DIR_ARG = f"--data-dir {DATA_DIR}" if DATA_DIR else ""
+DATA_DIR_ARG = " ".join(([f"--data-dir {DATA_DIR}"] if DATA_DIR else []) + (["--allow-hub"] if config["allow_hub"] else []))
 # Light jobs run in the CPU image or environment; model jobs in the GPU one unless model_jobs is cpu.
 _images = config["containers"]
 CPU_IMAGE = f"docker://{_images['registry']}/prunebench-cpu:{_images['tag']}"

@@ -218,7 +218,7 @@ def test_recipe_missing_its_parameter_is_named():
     from prunebench.config import validate
     from prunebench.io import InputError
 
-    with pytest.raises(InputError, match=r"recipe_definitions\.hard: a difficulty recipe needs 'band'"):
+    with pytest.raises(InputError, match=r"recipe_definitions\.hard: 'band' is a required property"):
         validate({"models": {"m": {"source": {"path": "/x"}}},
                   "calibration": {"recipe_definitions": {"hard": {"type": "difficulty"}, "c4": {"type": "pretraining", "datasets": ["c4"]}}, "recipes": ["c4"]}})
 

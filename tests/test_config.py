@@ -103,3 +103,94 @@ def test_adaptive_sampling_refuses_recipes_that_need_every_sample():
         pb_config.load(ROOT / "config" / "config.yaml", {**overlay, "self_generation": {"adaptive_tau": 0.75}})
     config = pb_config.load(ROOT / "config" / "config.yaml", {"self_generation": {"adaptive_tau": 0.75}})
     assert config["self_generation"]["adaptive_tau"] == 0.75  # Table 2's recipes are all compatible
+
+
+BASE = {"models": {"m": {"source": {"path": "/x"}}}, "data_dir": None, "allow_hub": True}
+
+
+def _refused(config: dict, pattern: str) -> None:
+    with pytest.raises(InputError, match=pattern):
+        pb_config.validate(copy.deepcopy(config), "config")
+
+
+@pytest.mark.parametrize("recipe,pattern", [
+    ({"type": "ssgr", "tua": 0.5}, r"recipe_definitions\.x: Additional properties .*'tua' was unexpected.*allowed: "
+                                   r"type, tau, max_length, generator"),
+    ({"type": "ssgr", "max_lenght": 64}, r"'max_lenght' was unexpected"),
+    ({"type": "pretraining", "datasets": ["c4"], "generator": "m"}, r"'generator' was unexpected"),
+    ({"type": "sgr", "tau": 0.5}, r"'tau' was unexpected"),
+    ({"type": "difficulty", "band": "hard", "pick": "short"}, r"'pick' was unexpected"),
+])
+def test_each_recipe_type_takes_its_own_keys_only(recipe, pattern):
+    _refused({**BASE, "calibration": {"recipe_definitions": {"x": recipe}}}, pattern)
+
+
+def test_recipe_defaults_come_from_the_schema():
+    config = pb_config.validate({**BASE, "calibration": {"recipes": ["x"], "recipe_definitions": {"x": {"type": "ssgr"}}}})
+    assert config["calibration"]["recipe_definitions"]["x"] == {"type": "ssgr", "tau": 0.75, "max_length": None,
+                                                                 "generator": None}
+    schema_tau = pb_config.load_schema()["$defs"]["recipe_ssgr"]["properties"]["tau"]["default"]
+    assert schema_tau == 0.75
+    import inspect
+
+    from prunebench import calibration
+    assert "0.75" not in inspect.getsource(calibration)  # the schema is the one place
+
+
+def test_recipe_types_are_the_registry():
+    from prunebench.calibration import RECIPES
+
+    assert pb_config.load_schema()["$defs"]["recipe"]["properties"]["type"]["enum"] == list(RECIPES)
+
+
+@pytest.mark.parametrize("source,pattern", [
+    ({"path": "/x", "hub": "org/model"}, r"models\.m\.source: give exactly one of path, hub"),
+    ({"path": "/x", "hub": "org/model", "revision": "0" * 40}, r"models\.m\.source: "),
+    ({"hub": "org/model", "revision": "main"}, r"models\.m\.source\.revision: a pinned revision is a 40-hex commit"),
+    ({"hub": "org/model", "revision": "v1.0"}, r"source\.revision: a pinned revision"),
+    ({"hub": "org/model"}, r"models\.m\.source: give exactly one"),
+])
+def test_model_sources_are_one_kind_and_pinned(source, pattern):
+    _refused({**BASE, "models": {"m": {"source": source}}}, pattern)
+
+
+def test_a_pinned_hub_source_is_accepted():
+    pb_config.validate({**BASE, "models": {"m": {"source": {"hub": "org/model", "revision": "a" * 40}}}})
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    ({"self_generation": {"sources": {"gpqa_diamond": 4}}},
+     r"config\.self_generation\.sources: gpqa_diamond is sealed .* only be a benchmark"),
+    ({"calibration": {"recipe_definitions": {"x": {"type": "gold", "datasets": ["gpqa_diamond"]}}}},
+     r"recipe_definitions\.x\.datasets: gpqa_diamond is sealed"),
+    ({"calibration": {"recipe_definitions": {"x": {"type": "pretraining", "datasets": ["gpqa_diamond"]}}}},
+     r"gpqa_diamond is sealed"),
+])
+def test_a_sealed_dataset_is_a_benchmark_only(edit, pattern):
+    _refused({**BASE, **edit}, pattern)
+
+
+def test_a_missing_data_dir_is_an_error_unless_the_hub_is_allowed(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    _refused({**BASE, "data_dir": missing, "allow_hub": False}, r"config\.data_dir: .*nowhere is not a directory")
+    _refused({**BASE, "data_dir": None, "allow_hub": False}, r"config\.data_dir: null, and allow_hub is false")
+    pb_config.validate({**BASE, "data_dir": missing, "allow_hub": True})
+    pb_config.validate({**BASE, "data_dir": str(tmp_path), "allow_hub": False})
+
+
+def test_nested_override_strings_are_read_by_the_schema():
+    config = {**copy.deepcopy(BASE), "evaluation": {"samples": "4", "temperature": "0.5",
+                                                     "benchmarks": {"gsm8k": "3"}},
+              "pruning": {"true_sequential": "true"}, "title": "42",
+              "models": {"m": {"source": {"path": "/x"}, "label": "007", "think": "null"}}}
+    pb_config.validate(config, coerce=True)
+    assert config["evaluation"]["samples"] == 4 and config["evaluation"]["temperature"] == 0.5
+    assert config["evaluation"]["benchmarks"]["gsm8k"] == 3 and config["pruning"]["true_sequential"] is True
+    assert config["title"] == "42" and config["models"]["m"]["label"] == "007"  # strings stay strings
+    assert config["models"]["m"]["think"] is None
+    with pytest.raises(InputError, match=r"config\.evaluation\.samples: 'four' is not of type 'integer'"):
+        pb_config.validate({**copy.deepcopy(BASE), "evaluation": {"samples": "four"}}, coerce=True)
+
+
+def test_a_label_with_control_characters_is_refused():
+    _refused({**BASE, "models": {"m": {"source": {"path": "/x"}, "label": "a\nb"}}}, r"models\.m\.label")

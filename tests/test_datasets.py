@@ -59,7 +59,7 @@ def test_hub_path_reads_the_same_records(mirror, tmp_path):
     refs = tmp_path / "hub" / "datasets--HuggingFaceH4--MATH-500" / "refs"
     refs.mkdir()
     (refs / "main").write_text(commit)
-    code = ("import json; from prunebench import datasets; r, o = datasets.load('math500', None); "
+    code = ("import json; from prunebench import datasets; r, o = datasets.load('math500', None, allow_hub=True); "
             "print(json.dumps([len(r), r[0]['id'], r[0]['answer'], o]))")
     env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -69,8 +69,13 @@ def test_hub_path_reads_the_same_records(mirror, tmp_path):
     assert origins == ["hf://datasets/HuggingFaceH4/MATH-500@main/test.jsonl"]
 
 
+def test_the_hub_is_used_only_where_allowed(tmp_path):
+    with pytest.raises(datasets.InputError, match=r"math500: not in the local mirror .* the hub is not allowed"):
+        datasets.load("math500", tmp_path)
+
+
 def test_missing_everywhere_is_a_clear_error(tmp_path):
-    code = "from prunebench import datasets; datasets.load('math500', None)"
+    code = "from prunebench import datasets; datasets.load('math500', None, allow_hub=True)"
     env = {"HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode != 0 and "MATH-500" in out.stderr

@@ -548,3 +548,26 @@ def test_failed_cholesky_is_recorded_in_the_report(monkeypatch):
         assert entry["sparsity"] == 0.5, name
     assert sum("Cholesky failed" in message for message in messages) == 2 * 4
     assert sparsegpt.MAX_DAMPING_RAISES >= 1
+
+
+@pytest.mark.parametrize("sparsity", [1e-05, 0.5, 0.1 + 0.2, 0.999, 1 / 3, 2.5e-07])
+def test_canonical_names_round_trip_and_match_the_workflow_wildcard(sparsity):
+    import re
+
+    from prunebench.pruning.spec import METHOD_PATTERN
+
+    spec = PruneSpec("sparsegpt", sparsity)
+    assert "e" not in spec.name.split("-", 1)[1]
+    assert parse_method(spec.name) == spec
+    assert re.fullmatch(METHOD_PATTERN, spec.name)
+
+
+def test_the_spelling_a_config_error_suggests_is_accepted():
+    from prunebench import config as pb_config
+    from prunebench.io import InputError
+
+    base = {"models": {"m": {"source": {"path": "/x"}}}, "data_dir": None, "allow_hub": True}
+    with pytest.raises(InputError, match=r"write 'sparsegpt-\.00001' as 'sparsegpt-0\.00001'"):
+        pb_config.validate({**base, "pruning": {"methods": ["sparsegpt-.00001"]}})
+    config = pb_config.validate({**base, "pruning": {"methods": ["sparsegpt-0.00001"]}})
+    assert config["pruning"]["methods"] == ["sparsegpt-0.00001"]

@@ -46,7 +46,8 @@ def snakemake(*args, cwd: Path, timeout: int = 1200) -> subprocess.CompletedProc
 def test_dry_run_plans_every_target(tmp_path, configfile, models):
     start = time.monotonic()
     targets = ["report", "all"] + [f"table{n}" for n in range(1, 9)] + [f"figure{n}" for n in range(1, 6)]
-    result = snakemake(*targets, "-n", "--cores", "1", "--configfile", str(ROOT / configfile), cwd=tmp_path)
+    result = snakemake(*targets, "-n", "--cores", "1", "--configfile", str(ROOT / configfile),
+                       "--config", f"data_dir={MIRROR}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     config = load_config(ROOT / configfile)
@@ -86,6 +87,7 @@ def test_dry_run_through_the_python_api(tmp_path):
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["evaluation"]["samples"] = -2
+    config["data_dir"] = str(MIRROR)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
     result = snakemake("-n", "--cores", "1", "--configfile", str(bad), cwd=tmp_path)
@@ -355,3 +357,10 @@ def test_e2e_adaptive_sampling_gives_the_fixed_n_selection(e2e, tmp_path):
     assert saved["samples_generated"] == len(adaptive) and saved["samples_skipped"] == len(fixed) - len(adaptive)
     assert saved["samples_skipped"] > 0, "the taught model should settle some problems early"
     assert sets["adaptive"] == sets["fixed"] and sets["fixed"]
+
+
+def test_nested_config_overrides_are_read_by_the_schema(tmp_path):
+    result = snakemake("table2", "-n", "-p", "--cores", "1", "--config", f"data_dir={MIRROR}",
+                       "evaluation={samples: 3, max_new_tokens: 64}", cwd=tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "--samples 3 " in result.stdout and "--max-new-tokens 64 " in result.stdout

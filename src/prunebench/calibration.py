@@ -211,7 +211,7 @@ def _eq1(lengths: list[int], budget: int, pid: str) -> tuple[int, str]:
 
 def recipe_ssgr(ctx: Context, spec: dict) -> list[Sequence]:
     """SSGR: problems with c <= tau; among their valid correct responses, the one eq. 1 picks."""
-    tau = spec.get("tau", 0.75)
+    tau = spec["tau"]
     return _pick_per_problem(ctx, lambda c: c <= tau, _eq1, f"ssgr:{tau}", lambda c: f"<= tau={tau:g}")
 
 
@@ -274,8 +274,6 @@ RECIPES: dict[str, Callable[[Context, dict], list[Sequence]]] = {
     "correctness": recipe_correctness,
 }
 
-REQUIRED_PARAMETERS = {"pretraining": ("datasets",), "gold": ("datasets",), "difficulty": ("band",),
-                       "length": ("pick",), "correctness": ("correct",)}
 
 
 def needs(spec: dict, self_generation_sources: list[str]) -> tuple[list[str], list[str]]:
@@ -289,7 +287,11 @@ def needs(spec: dict, self_generation_sources: list[str]) -> tuple[list[str], li
 
 
 def build(ctx: Context, name: str, spec: dict) -> list[Sequence]:
-    if spec.get("max_length"):  # Table 6: the same recipe at another sequence length
+    """The recipe's sequences; `spec` is checked against the schema and given its defaults first."""
+    from .config import validate_recipe
+
+    spec = validate_recipe(dict(spec), f"calibration recipe {name!r}")
+    if spec["max_length"] is not None:  # Table 6: the same recipe at another sequence length
         ctx = dataclasses.replace(ctx, max_length=spec["max_length"])
     sequences = RECIPES[spec["type"]](ctx, spec)
     if not sequences:

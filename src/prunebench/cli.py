@@ -39,14 +39,21 @@ def _named_paths(items: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def _problems(dataset: str, data_path: str, count: int | None, seed: int, data_dir: str | None) -> list[dict]:
+def _problems(dataset: str, data_path: str, count: int | None, seed: int, args) -> list[dict]:
     """A seeded subset of a normalized dataset file, with sealed question text restored in memory."""
     records = [r for r in iter_jsonl(data_path)]
     for lineno, record in enumerate(records, 2):
         require_fields(record, ("id", "question", "answer"), f"{data_path}:{lineno}")
     if count is not None:
         records = datasets.subset(records, count, seed, dataset)
-    return [dict(r, dataset=dataset) for r in datasets.hydrate(dataset, records, data_dir)]
+    return [dict(r, dataset=dataset) for r in datasets.hydrate(dataset, records, args.data_dir, args.allow_hub)]
+
+
+def _readable(dataset: str, flag: str) -> None:
+    """Calibration and self-generation may read a dataset's text: a sealed one is a benchmark only."""
+    if datasets.get(dataset).sealed:
+        raise InputError(f"{flag} {dataset}: sealed (its questions never leave their archive in plain text); "
+                         f"it can only be a benchmark")
 
 
 def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[list[dict], dict | None]:
@@ -89,9 +96,14 @@ def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[li
     return samples, saved
 
 
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="the local mirror of the datasets")
+    p.add_argument("--allow-hub", action="store_true", help="read datasets missing from the mirror from the hub")
+
+
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a prepared model.json or a model/checkpoint directory")
-    p.add_argument("--data-dir", default=None, help="the local mirror (for sealed datasets)")
+    _add_data_dir(p)
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -127,7 +139,7 @@ def cmd_prepare_model(args) -> None:
 
 
 def cmd_data(args) -> None:
-    records, origins = datasets.load(args.dataset, args.data_dir)
+    records, origins = datasets.load(args.dataset, args.data_dir, args.allow_hub)
     inputs = [o for o in origins if Path(o).exists()]
     prov = provenance(inputs, params={"dataset": args.dataset, "origins": origins})
     count = write_jsonl(args.out, records, provenance=prov)
@@ -137,7 +149,8 @@ def cmd_data(args) -> None:
 def cmd_generate(args) -> None:
     from .models import model_info
 
-    problems = _problems(args.dataset, args.data, args.count, args.seed, args.data_dir)
+    _readable(args.dataset, "--dataset")
+    problems = _problems(args.dataset, args.data, args.count, args.seed, args)
     work = args.out + ".parts"
     samples, saved = _generate(args, problems, work, args.label or args.dataset)
     params = _sampling_params(args, dataset=args.dataset, count=args.count)
@@ -182,14 +195,18 @@ def cmd_calibrate(args) -> None:
     from . import calibration
     from .models import load_tokenizer, model_info
 
-    spec = _json_arg(args.spec, "--spec")
+    from .config import validate_recipe
+
+    spec = validate_recipe(_json_arg(args.spec, "--spec"), "--spec")
     data = _named_paths(args.data, "--data")
     graded = _named_paths(args.graded, "--graded")
+    for dataset in data:
+        _readable(dataset, "--data")
     info = model_info(args.model)
     ctx = calibration.Context(
         tokenizer=load_tokenizer(args.model), entry=info["entry"], sequences=args.sequences,
         max_length=args.max_length, seed=args.seed,
-        problems={d: datasets.hydrate(d, iter_jsonl(p), args.data_dir) for d, p in data.items()},
+        problems={d: list(iter_jsonl(p)) for d, p in data.items()},
         graded={d: list(iter_jsonl(p)) for d, p in graded.items()},
         instructions={d: datasets.get(d).instruction for d in data},
     )
@@ -280,8 +297,7 @@ def cmd_evaluate(args) -> None:
 
     data, counts = _named_paths(args.data, "--data"), _named_paths(args.count, "--count")
     problems = [p for bench, path in data.items()
-                for p in _problems(bench, path, int(counts[bench]) if bench in counts else None, args.seed,
-                                   args.data_dir)]
+                for p in _problems(bench, path, int(counts[bench]) if bench in counts else None, args.seed, args)]
     out_dir = Path(args.out_dir)
     work = str(out_dir) + ".parts"
     samples, _ = _generate(args, problems, work, args.label or str(out_dir))
@@ -357,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="normalize a dataset from the local mirror or the hub")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--data-dir", default=None)
+    _add_data_dir(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data)
 
@@ -392,7 +408,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", action="append", help="DATASET=normalized.jsonl (repeatable)")
     p.add_argument("--graded", action="append", help="DATASET=graded.jsonl (repeatable)")
-    p.add_argument("--data-dir", default=None)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_calibrate)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -32,37 +34,150 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
+@functools.cache
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    """The schema, with the default of each `$ref`'d definition copied beside the reference, so that
+    defaults are filled through references too (a definition's default is written once)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    definitions = schema["$defs"]
+
+    def inline(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            target = definitions.get(ref.removeprefix("#/$defs/")) if ref.startswith("#/$defs/") else None
+            if target is not None and "default" in target and "default" not in node:
+                node["default"] = copy.deepcopy(target["default"])
+            for value in node.values():
+                inline(value)
+        elif isinstance(node, list):
+            for value in node:
+                inline(value)
+
+    inline(schema)
+    return schema
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
-    parts = ["config"]
+def _key_path(error: jsonschema.ValidationError, root: str = "config") -> str:
+    parts = [root]
     for part in error.absolute_path:
         parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
     return "".join(parts).replace(".[", "[")
 
 
-def validate(config: dict, source: str = "config") -> dict:
-    """Validate `config` in place (filling defaults) and return it; raise InputError naming the key."""
+def _message(error: jsonschema.ValidationError) -> str:
+    """The schema's own wording where it has one (`x-message`), else jsonschema's; an unknown key
+    also lists the keys that are allowed there."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if "x-message" in schema:
+        return f"{schema['x-message']} (got {json.dumps(error.instance)})"
+    if error.validator == "additionalProperties" and "properties" in schema:
+        return f"{error.message}; allowed: {', '.join(schema['properties'])}"
+    return error.message
+
+
+def _errors(config: dict) -> list[jsonschema.ValidationError]:
+    return sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+
+
+def _set(config: dict, path, value) -> None:
+    *parents, last = path
+    target = config
+    for part in parents:
+        target = target[part]
+    target[last] = value
+
+
+def coerce_strings(config: dict) -> dict:
+    """Values that arrived as strings where the schema wants another type, read as YAML where that
+    satisfies it: Snakemake's `--config 'evaluation={samples: 4}'` passes nested values as strings.
+    Only a value the schema rejects is touched, and only if reading it removes the error."""
+    for _ in range(1000):
+        errors = _errors(config)
+        for error in errors:
+            if not isinstance(error.instance, str) or not error.absolute_path:
+                continue
+            try:
+                value = yaml.safe_load(error.instance)
+            except yaml.YAMLError:
+                continue
+            if isinstance(value, str):
+                continue
+            trial = copy.deepcopy(config)
+            _set(trial, list(error.absolute_path), value)
+            if len(_errors(copy.deepcopy(trial))) < len(errors):
+                _set(config, list(error.absolute_path), value)
+                break
+        else:
+            return config
+    return config
+
+
+def validate(config: dict, source: str = "config", *, coerce: bool = False, check_paths: bool = True) -> dict:
+    """Validate `config` in place (filling defaults) and return it; raise InputError naming the key.
+
+    `coerce` first reads string values as YAML where the schema wants another type (Snakemake's
+    nested --config values); `check_paths` checks what lies outside the config (data_dir).
+    """
     config = config if config is not None else {}
-    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if coerce:
+        coerce_strings(config)
+    errors = _errors(config)
     if errors:
         error = errors[0]
-        raise InputError(f"{source}: {_key_path(error)}: {error.message}")
+        raise InputError(f"{source}: {_key_path(error)}: {_message(error)}")
     figure4 = config["experiments"]["figure4"]
     if figure4["recipes"] is None:  # null means "the calibration recipes of Table 2"
         figure4["recipes"] = list(config["calibration"]["recipes"])
     _check_references(config, source)
+    if check_paths:
+        _check_paths(config, source)
     return config
+
+
+def validate_recipe(spec: dict, where: str) -> dict:
+    """One recipe definition (the calibrate command's --spec) checked and given its defaults."""
+    schema = load_schema()
+    validator = _Validator({**schema["$defs"]["recipe"], "$defs": schema["$defs"]})
+    errors = sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        raise InputError(f"{where}: {_key_path(errors[0], 'recipe')}: {_message(errors[0])}")
+    return spec
+
+
+def _check_paths(config: dict, source: str) -> None:
+    data_dir = config["data_dir"]
+    if config["allow_hub"]:
+        return
+    if data_dir is None:
+        raise InputError(f"{source}: config.data_dir: null, and allow_hub is false: no dataset can be read "
+                         f"(name the local mirror, or set allow_hub: true to download from the hub)")
+    if not Path(data_dir).is_dir():
+        raise InputError(f"{source}: config.data_dir: {data_dir} is not a directory (from {Path.cwd()}); "
+                         f"name the local mirror, or set allow_hub: true to download from the hub")
 
 
 def _check_references(config: dict, source: str) -> None:
     """Cross-field rules that a JSON schema cannot say: names used must be defined."""
-    from .calibration import RECIPES, REQUIRED_PARAMETERS
     from .datasets import DATASETS
     from .pruning.spec import parse_method
 
+    def readable(dataset: str, key: str) -> None:
+        """A dataset whose text calibration and self-generation may read: known, and not sealed."""
+        if dataset not in DATASETS:
+            raise InputError(f"{source}: config.{key}: unknown dataset {dataset!r} "
+                             f"(known: {', '.join(sorted(DATASETS))})")
+        if DATASETS[dataset].sealed:
+            raise InputError(f"{source}: config.{key}: {dataset} is sealed (its questions never leave their "
+                             f"archive in plain text): it can only be a benchmark")
+
+    for name, spec in config["calibration"]["recipe_definitions"].items():
+        if spec.get("generator") is not None and spec["generator"] not in config["models"]:
+            raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.generator: "
+                             f"{spec['generator']!r} is not under config.models")
+        for dataset in spec.get("datasets", []):
+            readable(dataset, f"calibration.recipe_definitions.{name}.datasets")
+    for dataset in config["self_generation"]["sources"]:
+        readable(dataset, "self_generation.sources")
     experiments = config["experiments"]
     recipe_lists = {"calibration.recipes": config["calibration"]["recipes"],
                     **{f"experiments.{key}.recipes": e["recipes"] for key, e in experiments.items()}}
@@ -71,29 +186,6 @@ def _check_references(config: dict, source: str) -> None:
             if name not in config["calibration"]["recipe_definitions"]:
                 raise InputError(f"{source}: config.{key}: {name!r} is not defined under "
                                  f"config.calibration.recipe_definitions")
-    for name, spec in config["calibration"]["recipe_definitions"].items():
-        if spec["type"] not in RECIPES:
-            raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.type: unknown recipe "
-                             f"type {spec['type']!r} (known: {', '.join(sorted(RECIPES))})")
-        if "generator" in spec:
-            where = f"{source}: config.calibration.recipe_definitions.{name}.generator"
-            if spec["type"] in ("pretraining", "gold"):
-                raise InputError(f"{where}: a {spec['type']} recipe has no generator")
-            if spec["generator"] not in config["models"]:
-                raise InputError(f"{where}: {spec['generator']!r} is not under config.models")
-        for parameter in REQUIRED_PARAMETERS.get(spec["type"], ()):
-            if parameter not in spec:
-                raise InputError(f"{source}: config.calibration.recipe_definitions.{name}: a {spec['type']} "
-                                 f"recipe needs {parameter!r}")
-        for dataset in spec.get("datasets", []):
-            if dataset not in DATASETS:
-                raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.datasets: unknown "
-                                 f"dataset {dataset!r} (known: {', '.join(sorted(DATASETS))})")
-    for key in ("sources",):
-        for dataset in config["self_generation"][key]:
-            if dataset not in DATASETS:
-                raise InputError(f"{source}: config.self_generation.{key}: unknown dataset {dataset!r} "
-                                 f"(known: {', '.join(sorted(DATASETS))})")
     for bench in config["evaluation"]["benchmarks"]:
         if bench not in DATASETS or not DATASETS[bench].benchmark:
             known = sorted(n for n, d in DATASETS.items() if d.benchmark)
@@ -113,11 +205,11 @@ def _check_references(config: dict, source: str) -> None:
             spec = definitions[recipe]
             if spec["type"] in ("pretraining", "gold", "sgr", "sgr_nothink"):
                 continue
-            if spec["type"] == "ssgr" and spec.get("tau", 0.75) <= adaptive:
+            if spec["type"] == "ssgr" and spec["tau"] <= adaptive:
                 continue
             raise InputError(f"{source}: config.self_generation.adaptive_tau: {adaptive:g} stops sampling problems "
                              f"that recipe {recipe!r} ({spec['type']}"
-                             f"{', tau ' + format(spec.get('tau', 0.75), 'g') if spec['type'] == 'ssgr' else ''}) "
+                             f"{', tau ' + format(spec['tau'], 'g') if spec['type'] == 'ssgr' else ''}) "
                              f"still needs; use null (fixed-n sampling) or drop the recipe")
     named_methods = [(f"pruning.methods[{i}]", m) for i, m in enumerate(config["pruning"]["methods"])]
     named_methods += [(f"experiments.figure4.methods[{i}]", m) for i, m in enumerate(experiments["figure4"]["methods"])]

@@ -94,8 +94,9 @@ def _parse_text(text: str, name: str, where: Path) -> list[dict]:
     return [{"text": line} for line in text.splitlines()]
 
 
-def fetch_raw(dataset: Dataset, data_dir: str | Path | None) -> tuple[list[dict], list[str]]:
-    """Raw rows from the mirror if all its files are there, else from the hub; and where they came from."""
+def fetch_raw(dataset: Dataset, data_dir: str | Path | None, allow_hub: bool = False) -> tuple[list[dict], list[str]]:
+    """Raw rows from the mirror if all its files are there, else (where allowed) from the hub; and
+    where they came from."""
     if data_dir is not None and dataset.mirror:
         paths = [Path(data_dir) / rel for rel in dataset.mirror]
         if all(p.exists() for p in paths):
@@ -103,8 +104,12 @@ def fetch_raw(dataset: Dataset, data_dir: str | Path | None) -> tuple[list[dict]
             for p in paths:
                 rows.extend(dict(r, _file=p.name) for r in read_rows(p))
             return rows, [str(p) for p in paths]
+    missing = ", ".join(dataset.mirror) or "no mirror files"
     if dataset.hub is None:
-        raise InputError(f"dataset {dataset.name}: not in the local mirror {data_dir} and has no hub source")
+        raise InputError(f"dataset {dataset.name}: not in the local mirror {data_dir} ({missing}) and has no hub source")
+    if not allow_hub:
+        raise InputError(f"dataset {dataset.name}: not in the local mirror {data_dir} ({missing}), and the hub is not "
+                         f"allowed (config allow_hub: true, or --allow-hub)")
     from huggingface_hub import hf_hub_download
 
     rows, origins = [], []
@@ -115,12 +120,12 @@ def fetch_raw(dataset: Dataset, data_dir: str | Path | None) -> tuple[list[dict]
     return rows, origins
 
 
-def load(name: str, data_dir: str | Path | None) -> tuple[list[dict], list[str]]:
+def load(name: str, data_dir: str | Path | None, allow_hub: bool = False) -> tuple[list[dict], list[str]]:
     """Normalized records of a dataset and the files they came from."""
     dataset = get(name)
     if dataset.generated is not None:
         return dataset.generated(), [f"prunebench.wordproblems ({dataset.description})"]
-    rows, origins = fetch_raw(dataset, data_dir)
+    rows, origins = fetch_raw(dataset, data_dir, allow_hub)
     records = dataset.normalize(rows)
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
@@ -304,12 +309,12 @@ def get(name: str) -> Dataset:
         raise InputError(f"unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})") from None
 
 
-def hydrate(name: str, records: Iterable[dict], data_dir: str | Path | None) -> list[dict]:
+def hydrate(name: str, records: Iterable[dict], data_dir: str | Path | None, allow_hub: bool = False) -> list[dict]:
     """Records ready for prompting: sealed datasets get their question text from the archive, in memory."""
     dataset = get(name)
     records = list(records)
     if not dataset.sealed:
         return records
-    rows, _ = fetch_raw(dataset, data_dir)
+    rows, _ = fetch_raw(dataset, data_dir, allow_hub)
     by_id = {f"gpqa-{row['Record ID']}": row for row in rows}
     return [dict(r, question=gpqa_question(by_id[r["id"]])) for r in records]

@@ -135,7 +135,7 @@ def default_entry() -> dict:
     """The schema's defaults for a model entry, for a model directory given without a config."""
     from .config import validate
 
-    config = validate({"models": {"m": {"source": {"path": "."}}}}, "defaults")
+    config = validate({"models": {"m": {"source": {"path": "."}}}}, "defaults", check_paths=False)
     return {k: config["models"]["m"][k] for k in OUTPUT_FIELDS}
 
 

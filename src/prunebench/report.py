@@ -153,7 +153,8 @@ def _recipe_traits(config: dict, recipe: str) -> dict:
     """A recipe's definition with its defaults filled in: what a published row's `match` reads."""
     calibration = config["calibration"]
     traits = dict(calibration["recipe_definitions"].get(recipe, {}))
-    traits.setdefault("max_length", calibration["max_length"])
+    if traits.get("max_length") is None:
+        traits["max_length"] = calibration["max_length"]
     traits["generator"] = "another" if traits.get("generator") else "self"
     return traits
 

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 METHOD_NAMES = ("sparsegpt", "wanda", "magnitude")
-_NAME = re.compile(r"^(?P<method>[a-z][a-z0-9_]*)-(?:(?P<n>\d+)of(?P<m>\d+)|(?P<sparsity>\d*\.?\d+))$")
+# The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
+# wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
+_METHOD, _SPARSITY = r"[a-z][a-z0-9_]*", r"[0-9]*\.?[0-9]+"
+METHOD_PATTERN = rf"{_METHOD}-(?:[0-9]+of[0-9]+|{_SPARSITY})"
+_NAME = re.compile(rf"^(?P<method>{_METHOD})-(?:(?P<n>[0-9]+)of(?P<m>[0-9]+)|(?P<sparsity>{_SPARSITY}))$")
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class PruneSpec:
         """Canonical name; ``parse_method(spec.name) == spec``."""
         if self.structured:
             return f"{self.method}-{self.n}of{self.m}"
-        return f"{self.method}-{self.sparsity!r}"
+        return f"{self.method}-{format(Decimal(repr(self.sparsity)), 'f')}"  # 1e-05 is written 0.00001
 
 
 def parse_method(name: str) -> PruneSpec:
