@@ -17,7 +17,7 @@ from prunebench.models import OUTPUT_FIELDS
 from prunebench.pruning.spec import METHOD_PATTERN
 
 try:
-    pb_config.validate(config, "config", coerce=True)  # nested --config values arrive as strings
+    pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
 except InputError as err:
     raise WorkflowError(str(err)) from None
 
@@ -74,10 +74,40 @@ def model_output_entry(wildcards):
     return json.dumps({"source": entry["source"], **{k: entry[k] for k in OUTPUT_FIELDS}}, sort_keys=True)
 
 
-def runtime_args(wildcards):
+class RuntimeSetting:
+    """A param that changes how a job runs, not what it writes (a batch size, a worker count, the
+    config a nested run reads). Snakemake's params trigger skips values it cannot represent, and
+    this is one: changing it reruns nothing, while the shell command still reads it as text."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self):
+        return str(self.value)
+
+
+GRADING_WORKERS = RuntimeSetting(config["grading"]["workers"])
+
+
+def model_runtime(wildcards):
+    """--batch-size and --tensor-parallel of a model's jobs."""
     entry = config["models"][wildcards.model]
-    return (f"--backend {entry['backend']} --batch-size {entry['batch_size']} "
-            f"--tensor-parallel {entry['tensor_parallel']}")
+    return RuntimeSetting(f"--batch-size {entry['batch_size']} --tensor-parallel {entry['tensor_parallel']}")
+
+
+def model_backend(wildcards):
+    """The generation backend shapes the samples (its sampler and kernels), so it is a param."""
+    return config["models"][wildcards.model]["backend"]
+
+
+# The pruning options of every prune job, as flags of `prunebench prune` (the schema names them).
+PRUNING_FLAGS = pb_config.option_flags({k: config["pruning"][k] for k in pb_config.pruning_options()})
+
+
+def pruned_checkpoint(path):
+    """A pruned checkpoint is a full copy of the model: kept only with pruning.keep_checkpoints, else
+    removed once its evaluation (and verify, for a verify target) has read it."""
+    return directory(path) if config["pruning"]["keep_checkpoints"] else temp(directory(path))
 
 
 def sampling_params():
@@ -88,12 +118,11 @@ def sampling_params():
 
 
 def adaptive_args():
-    """Adaptive self-generation grades as it samples, so it takes the grader's settings too."""
+    """Adaptive self-generation grades as it samples, so it takes the grader's timeout too."""
     tau = config["self_generation"]["adaptive_tau"]
     if tau is None:
         return ""
-    grading = config["grading"]
-    return f"--adaptive-tau {tau} --timeout {grading['timeout_seconds']} --workers {grading['workers']}"
+    return f"--adaptive-tau {tau} --timeout {config['grading']['timeout_seconds']}"
 
 
 def scaled(count):
@@ -125,12 +154,40 @@ def calibration_args(wildcards):
     return " ".join(args)
 
 
+# Each cell's benchmarks: those of every table and figure that shows it (ablation-only cells run
+# their tables' benchmarks alone); a cell no table shows (a target named by hand) runs them all.
+CELL_SUITES = {(r.model, r.method, r.recipe): suite for r, suite in pb_tables.cell_benchmarks(config).items()}
+
+
+def cell_suite(wildcards):
+    return CELL_SUITES.get((wildcards.model, wildcards.method, wildcards.recipe), BENCHMARKS)
+
+
+# Cells of the main table (Table 2 and the figures drawn from it) come first, so that its table
+# appears early; an evaluation goes before the next prune, so that a checkpoint not kept is
+# removed soon after it is written.
+MAIN_CELLS = {(r.model, r.method, r.recipe) for r in pb_tables.required_rows(config, 2)}
+
+
+def cell_priority(evaluation=False):
+    def priority(wildcards):
+        main = (wildcards.model, wildcards.method, getattr(wildcards, "recipe", paths.NO_RECIPE)) in MAIN_CELLS
+        return (4 if main else 0) + (2 if evaluation else 0)
+
+    return priority
+
+
 def evaluated_model(wildcards):
-    """The dense model's model.json, or the pruned checkpoint of this method and recipe."""
+    """The dense model's model.json, or the pruned checkpoint of this method and recipe (the
+    evaluation reads the whole checkpoint)."""
     if wildcards.method == paths.DENSE:
         return paths.model_json(wildcards.model)
     return paths.pruned(wildcards.model, wildcards.method, wildcards.recipe)
 
 
-def config_json():
-    return json.dumps(config, sort_keys=True)
+# The config as the verify job's nested run needs it, so that editing a title or a worker count
+# does not rerun a verified prune.
+CONFIG_JSON = RuntimeSetting(json.dumps(config, sort_keys=True))
+# What tables and figures read, and what the report shows: their params.
+TABLE_CONFIG_JSON = json.dumps(pb_tables.table_config(config), sort_keys=True)
+REPORT_CONFIG_JSON = json.dumps(pb_config.outcome_config(config), sort_keys=True)

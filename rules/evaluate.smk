@@ -1,30 +1,31 @@
-# The dense model and every pruned model on all benchmarks: one pooled, resumable run per model,
-# written per benchmark as samples (with grades) and metrics (pass@1, lengths).
+# The dense model and every pruned model, each on the benchmarks of the tables that show it: one
+# pooled, resumable run per cell, written per benchmark as samples (with grades) and metrics.
 
 
 rule evaluate:
     input:
-        data=expand(paths.data("{bench}"), bench=BENCHMARKS),
+        data=lambda w: [paths.data(b) for b in cell_suite(w)],
         model=evaluated_model,
     output:
-        samples=expand(paths.eval_samples("{{model}}", "{{method}}", "{{recipe}}", "{bench}"), bench=BENCHMARKS),
-        metrics=expand(paths.eval_metrics("{{model}}", "{{method}}", "{{recipe}}", "{bench}"), bench=BENCHMARKS),
+        directory(paths.eval_dir("{model}", "{method}", "{recipe}")),
     threads: model_job_threads
+    priority: cell_priority(evaluation=True)
     resources:
         gpu=model_gpus,
         gpu_model=model_gpu_model,
     log:
         log_path("evaluate", "{model}", "{method}", "{recipe}"),
     params:
-        benchmarks=" ".join(
-            f"--data {b}={paths.data(b)} --count {b}={scaled(n)}"
-            for b, n in config["evaluation"]["benchmarks"].items()
+        benchmarks=lambda w: " ".join(
+            f"--data {b}={paths.data(b)} --count {b}={scaled(config['evaluation']['benchmarks'][b])}"
+            for b in cell_suite(w)
         ),
-        out_dir=lambda w: Path(paths.eval_metrics(w.model, w.method, w.recipe, "x")).parent,
-        ev=config["evaluation"],
-        grading=config["grading"],
+        ev={k: v for k, v in config["evaluation"].items() if k != "benchmarks"},
+        timeout=config["grading"]["timeout_seconds"],
         seed=config["seed"],
-        runtime=runtime_args,
+        backend=model_backend,
+        runtime=model_runtime,
+        workers=GRADING_WORKERS,
         data_dir=DATA_DIR_ARG,
     conda:
         MODEL_ENV
@@ -33,6 +34,6 @@ rule evaluate:
     shell:
         "prunebench evaluate --model {input.model} {params.benchmarks} {params.data_dir} "
         "--samples {params.ev[samples]} --temperature {params.ev[temperature]} --top-p {params.ev[top_p]} "
-        "--max-new-tokens {params.ev[max_new_tokens]} --seed {params.seed} {params.runtime} "
-        "--timeout {params.grading[timeout_seconds]} --workers {params.grading[workers]} "
-        "--label {wildcards.method}/{wildcards.recipe} --out-dir {params.out_dir} 2> {log}"
+        "--max-new-tokens {params.ev[max_new_tokens]} --seed {params.seed} --backend {params.backend} "
+        "{params.runtime} --timeout {params.timeout} --workers {params.workers} "
+        "--label {wildcards.method}/{wildcards.recipe} --out-dir {output} 2> {log}"

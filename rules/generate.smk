@@ -18,7 +18,9 @@ rule generate:
         problems=lambda w: scaled(config["self_generation"]["sources"][w.dataset]),
         gen=sampling_params(),
         seed=config["seed"],
-        runtime=runtime_args,
+        backend=model_backend,
+        runtime=model_runtime,
+        workers=GRADING_WORKERS,
         adaptive=adaptive_args(),
         data_dir=DATA_DIR_ARG,
     conda:
@@ -29,5 +31,6 @@ rule generate:
         "prunebench generate --model {input.model} --dataset {wildcards.dataset} --data {input.data} "
         "{params.data_dir} --count {params.problems} --samples {params.gen[samples]} "
         "--temperature {params.gen[temperature]} --top-p {params.gen[top_p]} "
-        "--max-new-tokens {params.gen[max_new_tokens]} --seed {params.seed} {params.runtime} "
+        "--max-new-tokens {params.gen[max_new_tokens]} --seed {params.seed} --backend {params.backend} "
+        "{params.runtime} --workers {params.workers} "
         "{params.adaptive} --out {output} 2> {log}"

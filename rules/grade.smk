@@ -11,12 +11,13 @@ rule grade:
     log:
         log_path("grade", "{model}", "{dataset}"),
     params:
-        grading=config["grading"],
+        timeout=config["grading"]["timeout_seconds"],
+        workers=GRADING_WORKERS,
     conda:
         CPU_ENV
     container:
         CPU_IMAGE
     shell:
         "prunebench grade --model {input.model} --dataset {wildcards.dataset} --data {input.data} "
-        "--generations {input.generations} --timeout {params.grading[timeout_seconds]} "
-        "--workers {params.grading[workers]} --out {output} 2> {log}"
+        "--generations {input.generations} --timeout {params.timeout} --workers {params.workers} "
+        "--out {output} 2> {log}"

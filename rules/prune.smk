@@ -1,4 +1,5 @@
-# SparseGPT / Wanda / magnitude, layer by layer, on one calibration set.
+# SparseGPT / Wanda / magnitude, layer by layer, on one calibration set: the checkpoint, its
+# sparsity record (which outlives a checkpoint not kept) and the job's wall time and peak memory.
 
 
 rule prune:
@@ -6,22 +7,23 @@ rule prune:
         model=paths.model_json("{model}"),
         calibration=paths.calibration("{model}", "{recipe}"),
     output:
-        directory(paths.pruned("{model}", "{method}", "{recipe}")),
+        checkpoint=pruned_checkpoint(paths.pruned("{model}", "{method}", "{recipe}")),
+        record=paths.sparsity_record("{model}", "{method}", "{recipe}"),
+        measurements=paths.measurements("prune", "{model}", "{method}", "{recipe}"),
     threads: model_job_threads
+    priority: cell_priority()
     resources:
         gpu=model_gpus,
         gpu_model=model_gpu_model,
     log:
         log_path("prune", "{model}", "{method}", "{recipe}"),
     params:
-        blocksize=config["pruning"]["blocksize"],
-        percdamp=config["pruning"]["percdamp"],
-        options=("--true-sequential " if config["pruning"]["true_sequential"] else "")
-        + f"--mask-selection {config['pruning']['mask_selection']}",
+        options=PRUNING_FLAGS,
     conda:
         MODEL_ENV
     container:
         MODEL_IMAGE
     shell:
         "prunebench prune --model {input.model} --calibration {input.calibration} --method {wildcards.method} "
-        "--blocksize {params.blocksize} --percdamp {params.percdamp} {params.options} --out {output} 2> {log}"
+        "{params.options} --out {output.checkpoint} --record {output.record} "
+        "--measurements {output.measurements} 2> {log}"

@@ -11,7 +11,7 @@ rule table:
     log:
         log_path("tables", "table{n}"),
     params:
-        config=config_json(),
+        config=TABLE_CONFIG_JSON,
     conda:
         CPU_ENV
     container:
@@ -32,7 +32,7 @@ rule figure:
     log:
         log_path("figures", "figure{n}"),
     params:
-        config=config_json(),
+        config=TABLE_CONFIG_JSON,
     conda:
         CPU_ENV
     container:
@@ -57,7 +57,7 @@ rule render_report:
     log:
         log_path("report"),
     params:
-        config=config_json(),
+        config=REPORT_CONFIG_JSON,
         templates=REPORT_DIR / "templates",
     conda:
         CPU_ENV
@@ -77,19 +77,18 @@ rule verify:
     log:
         log_path("verify"),
     params:
-        config=config_json(),
-        snakefile=workflow.main_snakefile,
         targets=lambda w, input: " ".join(f"--target {t}" for t in input),
         tolerance=config["verify"]["tolerance"],
-        scratch=paths.verify("scratch"),
+        config=CONFIG_JSON,
+        snakefile=RuntimeSetting(workflow.main_snakefile),
+        scratch=RuntimeSetting(paths.verify("scratch")),
     conda:
         MODEL_ENV
     container:
         MODEL_IMAGE
     shell:
         "prunebench verify --snakefile {params.snakefile} --config-json {params.config:q} {params.targets} "
-        "--scratch {params.scratch} --tolerance {params.tolerance} --cores {threads} "
-        "--out {output} 2> {log}"
+        "--scratch {params.scratch} --tolerance {params.tolerance} --cores {threads} --out {output} 2> {log}"
 
 
 rule paper_pdf:

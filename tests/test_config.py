@@ -68,23 +68,35 @@ def test_scaled_counts():
     assert pb_config.scaled(30, 1.0) == 30 and pb_config.scaled(30, 0.1) == 3 and pb_config.scaled(2, 0.01) == 1
 
 
-@pytest.mark.parametrize("overlay,cells", [("figure4.yaml", {"figure4": 6}),
-                                           ("ablations.yaml", {"table1": 6, "table3": 5, "table4": 3, "table5": 4,
-                                                               "table6": 2, "table7": 4})])
-def test_overlays_add_their_experiments_to_the_default(overlay, cells):
-    from prunebench.tables import FIGURES, TABLES, calibration_sets, required_rows
+def test_the_default_draws_every_table_and_figure():
+    from prunebench.tables import ALL_FIGURES, ALL_TABLES, FIGURES, TABLES, calibration_sets, required_rows
 
-    overlay_config = yaml.safe_load((ROOT / "config" / overlay).read_text())
-    config = pb_config.load(ROOT / "config" / "config.yaml", overlay_config)
-    for key, count in cells.items():
-        kind, number = ("figure", int(key[6:])) if key.startswith("figure") else ("table", int(key[5:]))
-        rows = required_rows(config, number, kind)
-        assert len(rows) == count + 1 and rows[0].method == "dense", key  # the dense row, then one per cell
-        assert (FIGURES if kind == "figure" else TABLES)[number].status(config) == "built"
+    config = pb_config.load(ROOT / "config" / "config.yaml")
+    expected = {("table", 1): 6, ("table", 3): 5, ("table", 4): 3, ("table", 5): 4, ("table", 6): 2,
+                ("table", 7): 4, ("table", 8): 2, ("figure", 4): 8}
+    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
+        for number in numbers:
+            assert (FIGURES if kind == "figure" else TABLES)[number].status(config) == "built", (kind, number)
+            rows = required_rows(config, number, kind)
+            assert rows[0].method == "dense"
+            if (kind, number) in expected:
+                assert len(rows) == expected[kind, number] + 1, (kind, number)
     sets = calibration_sets(config)
-    assert len(sets) == len(set(sets)) and {r for _, r in sets} >= set(config["calibration"]["recipes"])
-    default = pb_config.load(ROOT / "config" / "config.yaml")
-    assert TABLES[1].status(default) == "not in this run" and TABLES[8].status(default) == "not in this run"
+    assert len(sets) == len(set(sets)) and {m for m, _ in sets} == {"qwen2.5-coder-0.5b-instruct"}
+
+
+def test_cells_only_ablations_show_run_their_benchmarks_alone():
+    from prunebench.tables import Row, cell_benchmarks
+
+    config = pb_config.load(ROOT / "config" / "config.yaml")
+    suites = cell_benchmarks(config)
+    qwen = "qwen2.5-coder-0.5b-instruct"
+    everything = list(pb_config.load(ROOT / "config" / "config.yaml")["evaluation"]["benchmarks"])
+    assert sorted(suites[Row(qwen, "sparsegpt-0.5", "ssgr")]) == sorted(everything)  # Table 2's cell
+    assert suites[Row(qwen, "sparsegpt-0.5", "false_samples")] == ["wordproblems"]
+    assert suites[Row(qwen, "sparsegpt-2of4", "c4")] == ["wordproblems"]
+    assert sorted(suites[Row(qwen, "dense", "none")]) == sorted(everything)
+    assert not any(row.model == "smollm2-135m-instruct" for row in suites)  # a generator only
 
 
 def test_recipe_generator_must_be_a_model():
@@ -98,10 +110,13 @@ def test_recipe_generator_must_be_a_model():
 
 
 def test_adaptive_sampling_refuses_recipes_that_need_every_sample():
-    overlay = yaml.safe_load((ROOT / "config" / "ablations.yaml").read_text())
     with pytest.raises(InputError, match=r"self_generation\.adaptive_tau: 0\.75 stops sampling problems that recipe"):
-        pb_config.load(ROOT / "config" / "config.yaml", {**overlay, "self_generation": {"adaptive_tau": 0.75}})
-    config = pb_config.load(ROOT / "config" / "config.yaml", {"self_generation": {"adaptive_tau": 0.75}})
+        pb_config.load(ROOT / "config" / "config.yaml", {"self_generation": {"adaptive_tau": 0.75}})
+    table2_only = {"self_generation": {"adaptive_tau": 0.75},
+                   "experiments": {key: {"recipes": []} for key in ("table1", "table3", "table4", "table5", "table6",
+                                                                   "table7", "table8")}}
+    table2_only["experiments"]["figure4"] = {"methods": ["sparsegpt-0.5"]}
+    config = pb_config.load(ROOT / "config" / "config.yaml", table2_only)
     assert config["self_generation"]["adaptive_tau"] == 0.75  # Table 2's recipes are all compatible
 
 
@@ -110,7 +125,7 @@ BASE = {"models": {"m": {"source": {"path": "/x"}}}, "data_dir": None, "allow_hu
 
 def _refused(config: dict, pattern: str) -> None:
     with pytest.raises(InputError, match=pattern):
-        pb_config.validate(copy.deepcopy(config), "config")
+        pb_config.validate(copy.deepcopy(config), "config", check_paths=True)
 
 
 @pytest.mark.parametrize("recipe,pattern", [
@@ -174,8 +189,8 @@ def test_a_missing_data_dir_is_an_error_unless_the_hub_is_allowed(tmp_path):
     missing = str(tmp_path / "nowhere")
     _refused({**BASE, "data_dir": missing, "allow_hub": False}, r"config\.data_dir: .*nowhere is not a directory")
     _refused({**BASE, "data_dir": None, "allow_hub": False}, r"config\.data_dir: null, and allow_hub is false")
-    pb_config.validate({**BASE, "data_dir": missing, "allow_hub": True})
-    pb_config.validate({**BASE, "data_dir": str(tmp_path), "allow_hub": False})
+    pb_config.validate({**BASE, "data_dir": missing, "allow_hub": True}, check_paths=True)
+    pb_config.validate({**BASE, "data_dir": str(tmp_path), "allow_hub": False}, check_paths=True)
 
 
 def test_nested_override_strings_are_read_by_the_schema():

@@ -81,7 +81,7 @@ def test_report_lists_every_table_and_figure(results):
     # every number links to its metrics file; each row to its calibration set and sparsity record
     table2 = html.split('id="table2"', 1)[1].split("</table>", 1)[0]
     for href in ("../eval/m/dense/none/wordproblems.json", "../eval/m/wanda-0.5/sgr/wordproblems.json",
-                 "../models/m/model.json", "../calibration/m/sgr.jsonl", "../pruned/m/wanda-0.5/sgr/sparsity.json"):
+                 "../models/m/model.json", "../calibration/m/sgr.jsonl", "../pruned/m/wanda-0.5/sgr.json"):
         assert f'href="{href}"' in table2, href
 
 
@@ -176,7 +176,7 @@ def test_figure5_draws_mean_response_lengths(tmp_path, monkeypatch):
             write_json(paths.eval_metrics("m", method, recipe, bench),
                        {"pass@1": 50.0, "stderr": 10.0, "mean_tokens": tokens, "provenance": {}})
     fig, ax = plt.subplots()
-    figure5(config, assemble(config, 5, kind="figure"), ax)
+    figure5(config, assemble(config, 5, kind="figure"), ax, "m", ["wordproblems", "gsm8k"])
     heights = sorted(round(bar.get_height()) for bar in ax.patches)
     plt.close(fig)
     assert heights == sorted(round(v) for values in lengths.values() for v in values)

@@ -52,14 +52,14 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
     counts = job_counts(result.stdout)
     config = load_config(ROOT / configfile)
     # every (model, method, recipe) cell of Table 2, Figure 4 and each configured ablation, once
-    grids = [(config["pruning"]["methods"], config["calibration"]["recipes"], config["models"]),
-             (config["experiments"]["figure4"]["methods"], config["experiments"]["figure4"]["recipes"],
-              config["models"])]
-    grids += [([e["method"]], e["recipes"], e["models"] or config["models"])
+    evaluated = [m for m, e in config["models"].items() if not e["generator_only"]]
+    grids = [(config["pruning"]["methods"], config["calibration"]["recipes"], evaluated),
+             (config["experiments"]["figure4"]["methods"], config["experiments"]["figure4"]["recipes"], evaluated)]
+    grids += [([e["method"]], e["recipes"], e["models"] or evaluated)
               for key, e in config["experiments"].items() if key != "figure4"]
     pruned = {(model, m, r) for methods, recipes, ms in grids for model in ms for m in methods for r in recipes}
-    assert len(config["models"]) == models
-    assert counts["prepare_model"] == models and counts["prune"] == len(pruned)
+    assert len(evaluated) == models
+    assert counts["prepare_model"] == len(config["models"]) and counts["prune"] == len(pruned)
     assert counts["evaluate"] == models + len(pruned)
     assert counts["table"] == 8 and counts["figure"] == 5 and counts["render_report"] == 1
     assert time.monotonic() - start < 30

@@ -1,7 +1,9 @@
 """`prunebench <stage>`: the commands the workflow's rules call, one per stage.
 
 Each command reads its inputs, calls the stage's pure core, and writes its outputs atomically with
-provenance. Bad input ends the command with one line naming the file, field or line, and no output.
+provenance. Bad input ends the command with one line naming the file, field or line, and no output;
+an output path that writing could destroy (the working directory, an input, a directory some other
+program wrote) is refused before any work. Every default comes from the workflow schema.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import sys
 from pathlib import Path
 
 from . import datasets, paths
-from .io import InputError, iter_jsonl, require_fields, write_json, write_jsonl
-from .provenance import provenance, sha256_file
+from .config import pruning_options, schema_default
+from .io import (InputError, JobError, check_output_dir, check_output_file, iter_jsonl, mark_output_dir,
+                 require_fields, write_json, write_jsonl)
+from .provenance import MEASURED_FIELDS, provenance, sha256_file
 
 log = logging.getLogger("prunebench")
 
@@ -66,7 +70,7 @@ def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[li
 
     from .generation import Request, Sampling, make_backend, request_seed, run_sharded
     from .generation.adaptive import sample_in_rounds
-    from .models import load_tokenizer, model_info
+    from .models import load_tokenizer, model_dir, model_info
     from .prompts import build_prompt
 
     info = model_info(args.model)
@@ -77,10 +81,11 @@ def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[li
                for p in problems}
     sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
     backend = functools.cache(lambda: make_backend(args.backend, args.model, entry, args.device))
+    model_key = json.dumps([str(model_dir(args.model)), info.get("revision")])
 
     def generate(pairs: list[tuple[str, int]], work: str | Path) -> list[dict]:
         requests = [Request(pid, s, prompts[pid], request_seed(args.seed, pid, s)) for pid, s in pairs]
-        return run_sharded(backend, requests, sampling, work, model_key=json.dumps([info.get("path"), info.get("revision")]),
+        return run_sharded(backend, requests, sampling, work, model_key=model_key,
                            extra=lambda r: {"dataset": by_id[r.id]["dataset"], "meta": by_id[r.id].get("meta", {})},
                            label=label)
 
@@ -96,29 +101,15 @@ def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[li
     return samples, saved
 
 
-def _add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None, help="the local mirror of the datasets")
-    p.add_argument("--allow-hub", action="store_true", help="read datasets missing from the mirror from the hub")
-
-
-def _add_sampling(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="a prepared model.json or a model/checkpoint directory")
-    _add_data_dir(p)
-    p.add_argument("--samples", type=int, default=1)
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--max-new-tokens", type=int, default=32768)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="hf")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--tensor-parallel", type=int, default=1)
-    p.add_argument("--device", default=None)
-    p.add_argument("--label", default=None, help="name shown in progress lines")
-
-
 def _sampling_params(args, **extra) -> dict:
     return {**extra, "samples": args.samples, "temperature": args.temperature, "top_p": args.top_p,
             "max_new_tokens": args.max_new_tokens, "backend": args.backend}
+
+
+def _model_provenance(model: str) -> dict:
+    from .models import model_identity, model_info
+
+    return model_identity(model_info(model))
 
 
 # ---------------------------------------------------------------- commands
@@ -134,8 +125,13 @@ def cmd_prepare_model(args) -> None:
     from .models import prepare
 
     entry = _json_arg(args.entry, "--entry")
+    source = entry.get("source") if isinstance(entry, dict) else None
+    if not isinstance(source, dict):
+        raise InputError("--entry: needs a 'source' object (a model entry of the config)")
+    check_output_dir(args.out, args.command, [source["path"]] if "path" in source else [])
+    mark_output_dir(args.out, args.command)
     info = prepare(args.name, entry, args.out)
-    log.info("model %s ready at %s (%s)", args.name, info["path"], info["revision"])
+    log.info("model %s ready in %s (%s)", args.name, args.out, info["revision"])
 
 
 def cmd_data(args) -> None:
@@ -147,8 +143,6 @@ def cmd_data(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from .models import model_info
-
     _readable(args.dataset, "--dataset")
     problems = _problems(args.dataset, args.data, args.count, args.seed, args)
     work = args.out + ".parts"
@@ -156,7 +150,7 @@ def cmd_generate(args) -> None:
     params = _sampling_params(args, dataset=args.dataset, count=args.count)
     if saved is not None:
         params["adaptive"] = saved
-    prov = provenance([args.data, args.model], model=model_info(args.model), seed=args.seed, params=params)
+    prov = provenance([args.data, args.model], model=_model_provenance(args.model), seed=args.seed, params=params)
     write_jsonl(args.out, samples, provenance=prov)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -178,14 +172,12 @@ def _grade(args, samples: list[dict], problems: list[dict], where: str) -> list[
 
 
 def cmd_grade(args) -> None:
-    from .models import model_info
-
     problems = [dict(r, dataset=args.dataset) for r in iter_jsonl(args.data)]
     samples = list(iter_jsonl(args.generations))
     for lineno, s in enumerate(samples, 2):
         require_fields(s, ("id", "sample", "text", "tokens", "finish"), f"{args.generations}:{lineno}")
     graded = _grade(args, samples, problems, args.data)
-    prov = provenance([args.data, args.generations], model=model_info(args.model),
+    prov = provenance([args.data, args.generations], model=_model_provenance(args.model),
                       params={"timeout_seconds": args.timeout})
     write_jsonl(args.out, graded, provenance=prov)
     log.info("%s: %d of %d samples correct", args.dataset, sum(g["correct"] for g in graded), len(graded))
@@ -193,9 +185,8 @@ def cmd_grade(args) -> None:
 
 def cmd_calibrate(args) -> None:
     from . import calibration
-    from .models import load_tokenizer, model_info
-
     from .config import validate_recipe
+    from .models import load_tokenizer, model_info
 
     spec = validate_recipe(_json_arg(args.spec, "--spec"), "--spec")
     data = _named_paths(args.data, "--data")
@@ -212,103 +203,121 @@ def cmd_calibrate(args) -> None:
     )
     sequences = calibration.build(ctx, args.recipe, spec)
     summary = calibration.summary(sequences, args.sequences)
-    prov = provenance(list(data.values()) + list(graded.values()) + [args.model], model=info, seed=args.seed,
+    prov = provenance(list(data.values()) + list(graded.values()) + [args.model],
+                      model=_model_provenance(args.model), seed=args.seed,
                       params={"recipe": args.recipe, "spec": spec, "max_length": args.max_length, **summary})
     write_jsonl(args.out, (s.record(i, ctx.tokenizer) for i, s in enumerate(sequences)), provenance=prov)
     log.info("%s: %d of %d sequences, %d tokens", args.recipe, summary["selected"], args.sequences, summary["tokens"])
 
 
-def read_calibration(path: str, tokenizer) -> list:
-    """Token id tensors from a calibration JSONL whose lines hold `input_ids` or `text`."""
+def read_calibration(path: str, tokenizer, positions: int | None, vocabulary: int) -> list:
+    """Token id tensors from a calibration JSONL whose lines hold `input_ids` or `text`.
+
+    Each sequence must fit the model: ids below its embedding's row count (which may exceed the
+    tokenizer's vocabulary), and at most `positions` tokens (refused by line, never cut silently).
+    """
     import torch
 
     sequences = []
     for lineno, record in enumerate(iter_jsonl(path), 1):
+        where = f"{path}: sequence {lineno}"
         if "input_ids" in record:
             ids = record["input_ids"]
-            if not isinstance(ids, list) or not ids or not all(isinstance(t, int) and t >= 0 for t in ids):
-                raise InputError(f"{path}: sequence {lineno}: input_ids must be a non-empty list of token ids")
+            if not isinstance(ids, list) or not ids or not all(
+                    isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids):
+                raise InputError(f"{where}: input_ids must be a non-empty list of token ids (integers >= 0)")
         elif isinstance(record.get("text"), str) and record["text"]:
             ids = tokenizer(record["text"])["input_ids"]
         else:
-            raise InputError(f"{path}: sequence {lineno}: needs 'input_ids' or a non-empty 'text'")
-        if max(ids) >= len(tokenizer) and max(ids) >= getattr(tokenizer, "vocab_size", 0):
-            raise InputError(f"{path}: sequence {lineno}: token id {max(ids)} is outside the vocabulary")
+            raise InputError(f"{where}: needs 'input_ids' or a non-empty 'text'")
+        if max(ids) >= vocabulary:
+            raise InputError(f"{where}: token id {max(ids)} is outside the model's embedding ({vocabulary} rows)")
+        if positions is not None and len(ids) > positions:
+            raise InputError(f"{where}: {len(ids)} tokens, more than the model's {positions} positions; "
+                             f"cut the calibration set (calibration.max_length)")
         sequences.append(torch.tensor(ids, dtype=torch.long))
     if not sequences:
         raise InputError(f"{path}: no calibration sequences")
     return sequences
 
 
-def cmd_prune(args) -> None:
-    from .io import atomic_dir
-    from .models import copy_tokenizer_files, load_model, load_tokenizer, model_dir, model_info
-    from .pruning import PruneSpec, parse_method, prune_model
+def _prune_spec(args):
+    """The method from --method alone (sparsegpt-0.5), or a bare method with --sparsity or --pattern."""
+    from .pruning import PruneSpec, parse_method
 
-    name = args.method
     if args.sparsity is not None and args.pattern is not None:
         raise InputError("--sparsity and --pattern exclude each other")
-    if args.sparsity is not None:
-        name = f"{args.method}-{args.sparsity:g}"
-    elif args.pattern is not None:
-        n, _, m = args.pattern.partition(":")
-        name = f"{args.method}-{n}of{m}"
+    n, colon, m = (args.pattern or "").partition(":")
+    if args.pattern is not None and not (colon and n.isdigit() and m.isdigit()):
+        raise InputError(f"--pattern {args.pattern!r}: expected N:M, e.g. 2:4")
     try:
-        spec: PruneSpec = parse_method(name)
+        if args.sparsity is not None:
+            return PruneSpec(args.method, args.sparsity)
+        if args.pattern is not None:
+            return PruneSpec(args.method, None, int(n), int(m))
+        return parse_method(args.method)
     except ValueError as err:
         raise InputError(f"--method: {err}") from None
+
+
+def cmd_prune(args) -> None:
+    from .io import atomic_dir
+    from .models import (copy_tokenizer_files, load_model, load_tokenizer, model_dir, model_identity, model_info,
+                         model_limits)
+    from .pruning import prune_model
+
+    spec = _prune_spec(args)
     info = model_info(args.model)
     entry = info["entry"]
-    tokenizer = load_tokenizer(args.model)
-    calibration = read_calibration(args.calibration, tokenizer)
-    model = load_model(args.model, args.dtype or entry["dtype"], args.device)
-    settings = {"method": spec.name, "layers": args.layers or entry["layers"], "blocksize": args.blocksize,
-                "percdamp": args.percdamp, "true_sequential": args.true_sequential,
-                "mask_selection": args.mask_selection, "dtype": args.dtype or entry["dtype"]}
+    dtype, layers = args.dtype or entry["dtype"], args.layers or entry["layers"]
+    options = {name: getattr(args, name) for name in pruning_options()}
+    calibration = read_calibration(args.calibration, load_tokenizer(args.model), *model_limits(args.model))
+    model = load_model(args.model, dtype, args.device)
     # finished layers live beside the output until it is written: a killed job resumes there
     checkpoints = Path(str(args.out).rstrip("/") + ".parts")
-    key = json.dumps({**settings, "model": [info.get("path"), info.get("revision")],
+    key = json.dumps({"method": spec.name, "layers": layers, "dtype": dtype, **options,
+                      "model": [str(model_dir(args.model)), info.get("revision")],
                       "calibration": sha256_file(args.calibration)}, sort_keys=True)
-    report = prune_model(model, calibration, spec, layers_path=settings["layers"],
-                         skip_modules=entry.get("skip_modules", []), blocksize=args.blocksize,
-                         percdamp=args.percdamp, true_sequential=args.true_sequential,
-                         mask_selection=args.mask_selection, offload_activations=args.offload_activations,
-                         device=args.device, checkpoint_dir=checkpoints, checkpoint_key=key, log=log.info)
-    with atomic_dir(args.out) as staging:
+    report = prune_model(model, calibration, spec, layers_path=layers, skip_modules=entry.get("skip_modules", []),
+                         offload_activations=args.offload_activations, device=args.device,
+                         checkpoint_dir=checkpoints, checkpoint_key=key, log=log.info, **options)
+    measured = {field: report.pop(field) for field in MEASURED_FIELDS}
+    identity = model_identity(info)
+    record = {**report, "method": spec.name, "model": {**identity, "entry": entry},
+              "calibration_file": args.calibration,
+              "provenance": provenance([args.calibration, args.model], model=identity, params=options)}
+    with atomic_dir(args.out, mark=args.command) as staging:
         model.save_pretrained(staging)
         copy_tokenizer_files(model_dir(args.model), staging)
-        base = {k: info[k] for k in ("name", "revision", "entry") if k in info}
-        write_json(staging / "sparsity.json", {
-            **report, "method": spec.name, "model": base,
-            "calibration_file": args.calibration,
-            "provenance": provenance([args.calibration, args.model], model=base,
-                                     params={"blocksize": args.blocksize, "percdamp": args.percdamp,
-                                             "true_sequential": args.true_sequential,
-                                             "mask_selection": args.mask_selection}),
-        })
+        write_json(staging / "sparsity.json", record)
+    if args.record:
+        write_json(args.record, record)
+    if args.measurements:
+        write_json(args.measurements, {"method": spec.name, **measured})
     shutil.rmtree(checkpoints, ignore_errors=True)
-    log.info("%s: overall sparsity %.4f in %.1f s", spec.name, report["overall_sparsity"], report["wall_seconds"])
+    log.info("%s: overall sparsity %.4f in %.1f s (peak memory %.2f GB)", spec.name, report["overall_sparsity"],
+             measured["wall_seconds"], measured["peak_memory_bytes"] / 1e9)
 
 
 def cmd_evaluate(args) -> None:
     """All benchmarks of one model in one pooled run; samples and metrics written per benchmark."""
     from .evaluation import metrics
-    from .models import model_info
 
     data, counts = _named_paths(args.data, "--data"), _named_paths(args.count, "--count")
+    out_dir = Path(args.out_dir)
+    mark_output_dir(out_dir, args.command)
     problems = [p for bench, path in data.items()
                 for p in _problems(bench, path, int(counts[bench]) if bench in counts else None, args.seed, args)]
-    out_dir = Path(args.out_dir)
     work = str(out_dir) + ".parts"
     samples, _ = _generate(args, problems, work, args.label or str(out_dir))
     graded = _grade(args, samples, problems, ", ".join(data.values()))
-    info = {k: v for k, v in model_info(args.model).items() if k != "entry"}
+    identity = _model_provenance(args.model)
     for bench, path in data.items():
         bench_samples = [g for g in graded if g["dataset"] == bench]
-        prov = provenance([path, args.model], model=info, seed=args.seed,
+        prov = provenance([path, args.model], model=identity, seed=args.seed,
                           params=_sampling_params(args, benchmark=bench, count=counts.get(bench)))
         write_jsonl(out_dir / f"{bench}.jsonl", bench_samples, provenance=prov)
-        result = metrics(bench_samples, group_by="level" if bench == "wordproblems" else None)
+        result = metrics(bench_samples, group_by=datasets.get(bench).group_by)
         write_json(out_dir / f"{bench}.json", {"benchmark": bench, **result, "provenance": prov})
         log.info("%s: pass@1 %.1f%% over %d problems", bench, result["pass@1"], result["problems"])
     shutil.rmtree(work, ignore_errors=True)
@@ -356,6 +365,54 @@ def cmd_paper_pdf(args) -> None:
 
 # ---------------------------------------------------------------- parser
 
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="the local mirror of the datasets")
+    p.add_argument("--allow-hub", action="store_true", help="read datasets missing from the mirror from the hub")
+
+
+def _add_grading(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, default=schema_default("grading", "timeout_seconds"),
+                   help="wall-clock limit for grading one answer (seconds)")
+    p.add_argument("--workers", type=int, default=schema_default("grading", "workers"),
+                   help="grading processes (0: one per core)")
+
+
+def _add_sampling(p: argparse.ArgumentParser, section: str) -> None:
+    """Flags of a command that samples from a model; defaults are those of the config `section`."""
+    p.add_argument("--model", required=True, help="a prepared model.json or a model/checkpoint directory")
+    _add_data_dir(p)
+    p.add_argument("--samples", type=int, default=schema_default(section, "samples"))
+    p.add_argument("--temperature", type=float, default=schema_default(section, "temperature"))
+    p.add_argument("--top-p", type=float, default=schema_default(section, "top_p"))
+    p.add_argument("--max-new-tokens", type=int, default=schema_default(section, "max_new_tokens"))
+    p.add_argument("--seed", type=int, default=schema_default("seed"))
+    p.add_argument("--backend", default=schema_default("models", "*", "backend"))
+    p.add_argument("--batch-size", type=int, default=schema_default("models", "*", "batch_size"))
+    p.add_argument("--tensor-parallel", type=int, default=schema_default("models", "*", "tensor_parallel"))
+    p.add_argument("--device", default=None)
+    p.add_argument("--label", default=None, help="name shown in progress lines")
+    _add_grading(p)
+
+
+def _add_pruning_options(p: argparse.ArgumentParser) -> None:
+    """One flag per pruning option of the schema (`pruning.blocksize` is --blocksize), with its default."""
+    types = {"integer": int, "number": float, "string": str}
+    for name, prop in pruning_options().items():
+        flag = "--" + name.replace("_", "-")
+        if prop.get("type") == "boolean":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=prop["default"],
+                           help=prop.get("description"))
+        else:
+            p.add_argument(flag, type=types.get(prop.get("type"), str), choices=prop.get("enum"),
+                           default=prop["default"], help=prop.get("description"))
+
+
+def _outputs(p: argparse.ArgumentParser, *, files=(), dirs=(), inputs=()) -> None:
+    """Declare which arguments are output files, output directories and inputs: `main` checks
+    them before the command does any work."""
+    p.set_defaults(output_files=files, output_dirs=dirs, input_args=inputs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -369,47 +426,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--entry", required=True, help="the model's config entry as JSON")
     p.add_argument("--out", required=True, help="output directory (receives model.json)")
-    p.set_defaults(func=cmd_prepare_model)
+    p.set_defaults(func=cmd_prepare_model)  # checks its output against the entry's source itself
 
     p = sub.add_parser("data", help="normalize a dataset from the local mirror or the hub")
     p.add_argument("--dataset", required=True)
     _add_data_dir(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data)
+    _outputs(p, files=("out",))
 
     p = sub.add_parser("generate", help="sample responses of the dense model (resumable)")
-    _add_sampling(p)
+    _add_sampling(p, "self_generation")
     p.add_argument("--dataset", required=True, help="registry name of the dataset")
     p.add_argument("--data", required=True, help="the dataset's normalized JSONL")
     p.add_argument("--count", type=int, default=None, help="problems to take (a seeded subset)")
-    p.add_argument("--adaptive-tau", type=float, default=None,
+    p.add_argument("--adaptive-tau", type=float, default=schema_default("self_generation", "adaptive_tau"),
                    help="sample in rounds; stop sampling a problem once more than tau x samples are correct")
-    p.add_argument("--timeout", type=float, default=10, help="grading timeout per answer (adaptive sampling)")
-    p.add_argument("--workers", type=int, default=0, help="grading processes (adaptive sampling)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)
+    _outputs(p, files=("out",), inputs=("model", "data"))
 
     p = sub.add_parser("grade", help="grade generated responses and apply the quality filters")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--generations", required=True)
-    p.add_argument("--timeout", type=float, default=10.0)
-    p.add_argument("--workers", type=int, default=0)
+    _add_grading(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_grade)
+    _outputs(p, files=("out",), inputs=("model", "data", "generations"))
 
     p = sub.add_parser("calibrate", help="build a calibration set with a recipe")
     p.add_argument("--model", required=True)
     p.add_argument("--recipe", required=True)
     p.add_argument("--spec", required=True, help="the recipe's config entry as JSON")
-    p.add_argument("--sequences", type=int, default=128)
-    p.add_argument("--max-length", type=int, default=16384)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sequences", type=int, default=schema_default("calibration", "sequences"))
+    p.add_argument("--max-length", type=int, default=schema_default("calibration", "max_length"))
+    p.add_argument("--seed", type=int, default=schema_default("seed"))
     p.add_argument("--data", action="append", help="DATASET=normalized.jsonl (repeatable)")
     p.add_argument("--graded", action="append", help="DATASET=graded.jsonl (repeatable)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_calibrate)
+    _outputs(p, files=("out",), inputs=("model", "data", "graded"))
 
     p = sub.add_parser("prune", help="prune a model layer by layer on calibration data")
     p.add_argument("--model", required=True)
@@ -417,28 +475,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="sparsegpt | wanda | magnitude, or a full name like sparsegpt-0.5")
     p.add_argument("--sparsity", type=float, default=None)
     p.add_argument("--pattern", default=None, help="N:M, e.g. 2:4")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the pruned checkpoint's directory")
+    p.add_argument("--record", default=None, help="also write the sparsity record here (it outlives the checkpoint)")
+    p.add_argument("--measurements", default=None, help="write wall time and peak memory here (JSON)")
     p.add_argument("--device", default=None, help="where each layer is pruned (cpu, cuda, cuda:1; default: auto)")
     p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: the model entry's)")
     p.add_argument("--layers", default=None, help="attribute path of the decoder layers (default: the entry's)")
-    p.add_argument("--blocksize", type=int, default=128)
-    p.add_argument("--percdamp", type=float, default=0.01)
-    p.add_argument("--true-sequential", action="store_true",
-                   help="recompute statistics after each group of a layer's modules is pruned")
-    p.add_argument("--mask-selection", choices=["exact", "reference"], default="exact",
-                   help="SparseGPT unstructured masks: exact count, or the reference code's <= threshold")
+    _add_pruning_options(p)
     p.add_argument("--offload-activations", action="store_true",
                    help="hold the calibration activations in pinned CPU memory between layers (GPU runs)")
     p.set_defaults(func=cmd_prune)
+    _outputs(p, files=("record", "measurements"), dirs=("out",), inputs=("model", "calibration"))
 
     p = sub.add_parser("evaluate", help="generate, grade and score benchmarks (resumable)")
-    _add_sampling(p)
+    _add_sampling(p, "evaluation")
     p.add_argument("--data", action="append", required=True, help="BENCHMARK=normalized.jsonl (repeatable)")
     p.add_argument("--count", action="append", help="BENCHMARK=N problems, a seeded subset (default: all)")
-    p.add_argument("--timeout", type=float, default=10.0)
-    p.add_argument("--workers", type=int, default=0)
     p.add_argument("--out-dir", required=True, help="receives BENCHMARK.jsonl (samples) and BENCHMARK.json (metrics)")
     p.set_defaults(func=cmd_evaluate)
+    _outputs(p, dirs=("out_dir",), inputs=("model", "data"))
 
     for name, func, outs in (("table", cmd_table, ("--out-csv", "--out-json")),
                              ("figure", cmd_figure, ("--out-svg", "--out-pdf", "--out-json"))):
@@ -448,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         for out in outs:
             p.add_argument(out, required=True)
         p.set_defaults(func=func)
+        _outputs(p, files=tuple(o[2:].replace("-", "_") for o in outs))
 
     p = sub.add_parser("report", help="render the HTML page and the LaTeX paper")
     p.add_argument("--config-json", required=True)
@@ -456,26 +512,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-html", default=paths.report("index.html"))
     p.add_argument("--out-tex", default=paths.report("paper.tex"))
     p.set_defaults(func=cmd_report)
+    _outputs(p, files=("out_html", "out_tex"), inputs=("templates", "paper"))
 
     p = sub.add_parser("verify", help="rerun jobs in a scratch directory and compare them with the results")
     p.add_argument("--target", action="append", required=True, help="a result file or directory (repeatable)")
     p.add_argument("--snakefile", required=True)
     p.add_argument("--config-json", required=True)
     p.add_argument("--scratch", default=paths.verify("scratch"))
-    p.add_argument("--tolerance", type=float, default=0.0, help="largest difference accepted for a number")
+    p.add_argument("--tolerance", type=float, default=schema_default("verify", "tolerance"),
+                   help="largest difference accepted for a number")
     p.add_argument("--cores", type=int, default=1)
     p.add_argument("--out", default=paths.verify("reproducibility.json"))
     p.set_defaults(func=cmd_verify)
+    _outputs(p, files=("out",), dirs=("scratch",), inputs=("target",))
 
     p = sub.add_parser("manifest", help="list every result with its sha256 and provenance")
     p.add_argument("--out", default=paths.MANIFEST)
     p.set_defaults(func=cmd_manifest)
+    _outputs(p, files=("out",))
 
     p = sub.add_parser("paper-pdf", help="compile the LaTeX paper to PDF (needs pdflatex)")
     p.add_argument("--tex", default=paths.report("paper.tex"))
     p.add_argument("--out", default=paths.report("paper.pdf"))
     p.set_defaults(func=cmd_paper_pdf)
+    _outputs(p, files=("out",), inputs=("tex",))
     return parser
+
+
+def _input_paths(args) -> list[str]:
+    """Every path the command reads, from its declared input arguments (NAME=PATH items included),
+    and the directory behind --model."""
+    found = []
+    for name in getattr(args, "input_args", ()):
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is None:
+                continue
+            if not Path(value).exists() and "=" in value:
+                value = value.partition("=")[2]
+            found.append(value)
+    if getattr(args, "model", None) and "model" in getattr(args, "input_args", ()):
+        from .models import model_dir
+
+        found.append(str(model_dir(args.model)))
+    return found
+
+
+def check_outputs(args) -> None:
+    """Refuse, before any work, an output that writing would turn into data loss (io.check_output_*)."""
+    inputs = _input_paths(args)
+    for name in getattr(args, "output_dirs", ()):
+        check_output_dir(getattr(args, name), args.command, inputs)
+    for name in getattr(args, "output_files", ()):
+        if getattr(args, name, None) is not None:
+            check_output_file(getattr(args, name), inputs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -483,8 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        check_outputs(args)
         args.func(args)
-    except InputError as err:
+    except (InputError, JobError) as err:
         print(f"prunebench {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -112,11 +112,12 @@ def coerce_strings(config: dict) -> dict:
     return config
 
 
-def validate(config: dict, source: str = "config", *, coerce: bool = False, check_paths: bool = True) -> dict:
+def validate(config: dict, source: str = "config", *, coerce: bool = False, check_paths: bool = False) -> dict:
     """Validate `config` in place (filling defaults) and return it; raise InputError naming the key.
 
     `coerce` first reads string values as YAML where the schema wants another type (Snakemake's
-    nested --config values); `check_paths` checks what lies outside the config (data_dir).
+    nested --config values); `check_paths` checks what lies outside the config (data_dir), as a
+    run's entry points (the workflow, `load`) do.
     """
     config = config if config is not None else {}
     if coerce:
@@ -170,6 +171,8 @@ def _check_references(config: dict, source: str) -> None:
             raise InputError(f"{source}: config.{key}: {dataset} is sealed (its questions never leave their "
                              f"archive in plain text): it can only be a benchmark")
 
+    if not evaluated_models(config):
+        raise InputError(f"{source}: config.models: every model is generator_only; at least one must be evaluated")
     for name, spec in config["calibration"]["recipe_definitions"].items():
         if spec.get("generator") is not None and spec["generator"] not in config["models"]:
             raise InputError(f"{source}: config.calibration.recipe_definitions.{name}.generator: "
@@ -192,10 +195,14 @@ def _check_references(config: dict, source: str) -> None:
             raise InputError(f"{source}: config.evaluation.benchmarks: {bench!r} is not a benchmark "
                              f"(known: {', '.join(known)})")
     for key, experiment in experiments.items():
+        for index, bench in enumerate(experiment.get("benchmarks") or []):
+            if bench not in config["evaluation"]["benchmarks"]:
+                raise InputError(f"{source}: config.experiments.{key}.benchmarks[{index}]: {bench!r} is not under "
+                                 f"config.evaluation.benchmarks")
         for index, model in enumerate(experiment.get("models") or []):
-            if model not in config["models"]:
-                raise InputError(f"{source}: config.experiments.{key}.models[{index}]: {model!r} is not under "
-                                 f"config.models")
+            if model not in evaluated_models(config):
+                raise InputError(f"{source}: config.experiments.{key}.models[{index}]: {model!r} is not an "
+                                 f"evaluated model under config.models")
     adaptive = config["self_generation"]["adaptive_tau"]
     if adaptive is not None:
         from .tables import calibration_sets
@@ -232,7 +239,7 @@ def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:
         raise InputError(f"{path}: not valid YAML: {err}") from None
     if overrides:
         config = merge(config, overrides)
-    return validate(config, str(path))
+    return validate(config, str(path), check_paths=True)
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -255,3 +262,67 @@ def model_entry(config: dict, name: str) -> dict[str, Any]:
         return config["models"][name]
     except KeyError:
         raise InputError(f"config.models: no model named {name!r} (known: {', '.join(config['models'])})") from None
+
+
+def _resolved(node: dict) -> dict:
+    ref = node.get("$ref", "")
+    return {**load_schema()["$defs"][ref.removeprefix("#/$defs/")], **node} if ref else node
+
+
+def schema_property(*keys: str) -> dict:
+    """The schema of one setting by its keys: ("pruning", "blocksize"); ("models", "*", "batch_size")
+    for a field of any model entry."""
+    node = load_schema()
+    for key in keys:
+        node = _resolved(node["additionalProperties"] if key == "*" else node["properties"][key])
+    return node
+
+
+def schema_default(*keys: str):
+    """The default of one setting, from the schema: the one place every default is written."""
+    return copy.deepcopy(schema_property(*keys)["default"])
+
+
+# Settings that change how a job runs, not what any result holds: a report is not redone for them.
+RUNTIME_MODEL_FIELDS = ("batch_size", "tensor_parallel", "gpus", "gpu_model")
+
+
+def outcome_config(config: dict) -> dict:
+    """The config without what only changes how jobs run (batch sizes, GPUs, grading workers,
+    images, which results verify reruns): what the report shows and is redone for."""
+    out = copy.deepcopy({k: v for k, v in config.items() if k not in ("containers", "verify")})
+    for entry in out.get("models", {}).values():
+        for field in RUNTIME_MODEL_FIELDS:
+            entry.pop(field, None)
+    out.get("grading", {}).pop("workers", None)
+    return out
+
+
+def evaluated_models(config: dict) -> list[str]:
+    """The models that are pruned and evaluated: every model but generator-only ones."""
+    return [name for name, entry in config["models"].items() if not entry.get("generator_only")]
+
+
+# Keys of `pruning` that say what to run and keep rather than how a method prunes.
+PRUNING_RUN_KEYS = ("methods", "keep_checkpoints")
+
+
+def pruning_options() -> dict[str, dict]:
+    """Options of a pruning run (name -> schema), each a flag of `prunebench prune` of the same name."""
+    return {k: v for k, v in schema_property("pruning")["properties"].items() if k not in PRUNING_RUN_KEYS}
+
+
+def pruning_defaults() -> dict:
+    return {name: copy.deepcopy(prop["default"]) for name, prop in pruning_options().items()}
+
+
+def option_flags(options: dict) -> str:
+    """Options as command-line flags: `--blocksize 128 --no-true-sequential ...`."""
+    flags = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags.append(f"{flag} {value}")
+    return " ".join(flags)

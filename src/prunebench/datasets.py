@@ -46,6 +46,7 @@ class Dataset:
     instruction: str = "Let's think step by step and output the final answer within \\boxed{}."
     license: str = ""
     meta: dict = field(default_factory=dict)
+    group_by: str | None = None  # a meta field the metrics also break pass@1 down by (e.g. "level")
 
 
 # ---------------------------------------------------------------- raw file reading (mirror and hub)
@@ -295,7 +296,7 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             HubFile("Salesforce/wikitext", ("wikitext-2-raw-v1/test-00000-of-00001.parquet",)),
             license="CC BY-SA 3.0"),
     Dataset("wordproblems", "math", lambda rows: rows, benchmark=True,
-            generated=_wordproblems("test"),
+            generated=_wordproblems("test"), group_by="level",
             description="prunebench word problems, levels 1-5 (test split, written by prunebench)"),
     Dataset("wordproblems_train", "math", lambda rows: rows,
             generated=_wordproblems("train"),

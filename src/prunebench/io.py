@@ -16,10 +16,60 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 PROVENANCE_KEY = "_provenance"
+OUTPUT_MARK = ".prunebench-output"  # in a directory a command wrote: the command's name
 
 
 class InputError(ValueError):
     """Bad input from a user-controlled file; the message names the file and the line or field."""
+
+
+class JobError(RuntimeError):
+    """A job that could not finish for a reason it can say in one line (where to read more, if anywhere)."""
+
+
+def _is_within(path: Path, ancestor: Path) -> bool:
+    return path == ancestor or ancestor in path.parents
+
+
+def check_output_dir(path: str | os.PathLike, command: str, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse, before any work, a directory that writing `command`'s output there could destroy.
+
+    Refused: the working directory or one of its parents; an input, a directory holding an input,
+    or a directory inside an input directory; an existing file; and a directory that is not empty
+    unless an earlier run of the same command wrote it (its OUTPUT_MARK names the command).
+    """
+    target = Path(path).resolve()
+    where = f"{command} output {path}"
+    cwd = Path.cwd().resolve()
+    if _is_within(cwd, target):
+        raise InputError(f"{where}: is the working directory or one of its parents; name a directory of its own")
+    for item in inputs:
+        source = Path(item).resolve()
+        if _is_within(source, target) or (source.is_dir() and _is_within(target, source)):
+            raise InputError(f"{where}: overlaps the input {item}; name a directory of its own")
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{where}: exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()):
+        mark = target / OUTPUT_MARK
+        if not mark.is_file() or mark.read_text(encoding="utf-8").strip() != command:
+            raise InputError(f"{where}: is not empty and is not an earlier output of `prunebench {command}`; "
+                             f"remove it or name another directory")
+
+
+def mark_output_dir(path: str | os.PathLike, command: str) -> None:
+    """Record that `command` wrote this directory, so that a rerun may replace it."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    (Path(path) / OUTPUT_MARK).write_text(command + "\n", encoding="utf-8")
+
+
+def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse an output file that is an input, or that exists as a directory."""
+    target = Path(path).resolve()
+    if target.is_dir():
+        raise InputError(f"output {path}: is a directory")
+    for item in inputs:
+        if item is not None and Path(item).resolve() == target:
+            raise InputError(f"output {path}: is also an input; name another file")
 
 
 def _umask() -> int:
@@ -28,11 +78,34 @@ def _umask() -> int:
     return mask
 
 
+def _temporary_siblings(path: Path) -> list[Path]:
+    """The temporaries that writing `path` leaves beside it when it is killed (see atomic_path)."""
+    import glob
+
+    return list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp*")) if path.parent.is_dir() else []
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Temporaries of `path` that a killed writer left behind: writing `path` again removes them."""
+    for stale in _temporary_siblings(path):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether a path under results/ is work in progress rather than a result: a hidden temporary
+    (or anything inside one), or the `.parts` folder of a resumable job."""
+    return any(part.startswith(".") or part.endswith(".parts") for part in path.parts)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -47,13 +120,17 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
+def atomic_dir(path: str | os.PathLike, mark: str | None = None) -> Iterator[Path]:
+    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds.
+    `mark` records the command that wrote it (OUTPUT_MARK), so that a rerun may replace it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
+        if mark is not None:
+            mark_output_dir(tmp, mark)
         yield tmp
         if path.exists():
             shutil.rmtree(path)

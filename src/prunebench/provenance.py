@@ -10,6 +10,9 @@ import subprocess
 from pathlib import Path
 from typing import Iterable
 
+# Fields that measure the machine and the run (the pruning driver reports them), not the result: kept
+# out of result files (a measurements file of their own), and set aside where a comparison meets them.
+MEASURED_FIELDS = ("wall_seconds", "peak_memory_bytes", "resumed_layers")
 TRACKED_PACKAGES = ("prunebench", "torch", "transformers", "math-verify", "snakemake", "vllm")
 _HASH_CHUNK = 1 << 22
 
@@ -29,18 +32,29 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def sha256_path(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a directory as the sorted list of its files' relative paths and hashes."""
+    """sha256 of a file, or of a directory as the sorted list of its files' relative paths and hashes
+    (hidden files and folders, such as temporaries and the output mark, left out)."""
     path = Path(path)
     if path.is_file():
         return sha256_file(path)
     digest = hashlib.sha256()
-    for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(f"{child.relative_to(path).as_posix()}\0{sha256_file(child)}\n".encode())
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        relative = child.relative_to(path)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        digest.update(f"{relative.as_posix()}\0{sha256_file(child)}\n".encode())
     return digest.hexdigest()
 
 
+def portable(path: str | os.PathLike) -> str:
+    """A path as results record it: relative to the working directory where it lies inside it, so
+    that the same run in two clones (or on two machines) writes the same bytes."""
+    resolved, cwd = Path(path).resolve(), Path.cwd().resolve()
+    return os.path.relpath(resolved, cwd) if resolved.is_relative_to(cwd) else str(path)
+
+
 def input_hashes(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
-    return {str(p): sha256_path(p) for p in paths if p is not None and Path(p).exists()}
+    return {portable(p): sha256_path(p) for p in paths if p is not None and Path(p).exists()}
 
 
 @functools.lru_cache(maxsize=1)

@@ -164,7 +164,9 @@ def _published_match(row: dict, method: str, recipe: str, traits: dict, table_me
         return False
     if "recipe" in row:
         return row["recipe"] == recipe
-    return "match" in row and all(traits.get(key) == value for key, value in row["match"].items())
+    alternatives = row.get("match", [])  # one definition, or a list of definitions that are the same data
+    alternatives = [alternatives] if isinstance(alternatives, dict) else alternatives
+    return any(all(traits.get(key) == value for key, value in match.items()) for match in alternatives)
 
 
 def _paper_dense(paper_numbers: dict) -> dict[str, dict[str, float]]:
@@ -232,7 +234,7 @@ def _reproducibility(root: Path, report_dir: str) -> list[dict]:
         return []
     rows = read_json(path)["rows"]
     for row in rows:
-        row["href"] = _rel(str(root / row["target"]), report_dir)
+        row["href"] = _rel(str(root / paths.record_of(row["target"])), report_dir)
     return rows
 
 
@@ -245,7 +247,7 @@ def _row_files(root: Path, row: dict, benches: list[str], report_dir: str) -> tu
         files = [("model", paths.model_json(model))]
     else:
         files = [("calibration", paths.calibration(model, recipe)),
-                 ("sparsity", f"{paths.pruned(model, method, recipe)}/sparsity.json")]
+                 ("sparsity", paths.sparsity_record(model, method, recipe))]
     return links, [(name, _rel(str(root / path), report_dir)) for name, path in files]
 
 

@@ -2,8 +2,9 @@
 
 A table's rows come from the config (every configured model, method and recipe gets its row), so
 adding one of them to the config adds its rows everywhere. A table is written with its columns and
-no rows, and status "not in this run" when its experiment lists no recipes, or "not yet built"
-when the workflow cannot run its experiment yet.
+no rows, and status "not in this run", when its experiment lists no recipes. Each carries a caption
+that says what this run's table holds (its models, method and scale); the paper's caption stays
+with the published numbers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from . import paths
+from .config import evaluated_models, scaled
 from .io import iter_jsonl, read_json, write_json, write_text
 from .provenance import provenance
 
@@ -64,10 +66,24 @@ def model_label(config: dict, model: str) -> str:
     return config["models"][model].get("label") or model
 
 
+def table_config(config: dict) -> dict:
+    """What tables and figures read of a config (their rules' params, so that nothing else reruns
+    them): the models and labels, the grids, recipes, benchmarks, and the evaluation's settings."""
+    return {
+        "models": {m: {"label": e.get("label"), "generator_only": e.get("generator_only", False)}
+                   for m, e in config["models"].items()},
+        "scale": config["scale"],
+        "pruning": {"methods": config["pruning"]["methods"]},
+        "calibration": {k: config["calibration"][k] for k in ("recipes", "recipe_definitions", "max_length")},
+        "experiments": config["experiments"],
+        "evaluation": {k: config["evaluation"][k] for k in ("benchmarks", "samples", "max_new_tokens")},
+    }
+
+
 def _grid(config: dict, methods: list[str], recipes: list[str]) -> list[Row]:
-    """For every model: the dense model, then every method with every recipe."""
+    """For every evaluated model: the dense model, then every method with every recipe."""
     rows = []
-    for model in config["models"]:
+    for model in evaluated_models(config):
         rows.append(Row(model, paths.DENSE, paths.NO_RECIPE))
         rows.extend(Row(model, m, r) for m in methods for r in recipes)
     return rows
@@ -92,7 +108,7 @@ def _experiment_grid(key: str) -> Callable[[dict], list[Row]]:
         experiment = config["experiments"][key]
         if not experiment["recipes"]:
             return []
-        models = experiment["models"] or list(config["models"])
+        models = experiment["models"] or evaluated_models(config)
         return [row for row in _grid(config, [experiment["method"]], experiment["recipes"]) if row.model in models]
 
     return rows
@@ -100,45 +116,60 @@ def _experiment_grid(key: str) -> Callable[[dict], list[Row]]:
 
 @dataclass(frozen=True)
 class Spec:
-    """A table or figure: the rows it needs from the config, or None while it is not yet built."""
+    """A table or figure: the rows it needs from the config, and what it compares (its caption's start)."""
 
     number: int
-    rows: Callable[[dict], list[Row]] | None
+    rows: Callable[[dict], list[Row]]
+    subject: str
     experiment: str | None = None  # the experiments key that configures it, if any
 
-    @property
-    def built(self) -> bool:
-        return self.rows is not None
-
     def status(self, config: dict) -> str:
-        if not self.built:
-            return "not yet built"
         return "built" if self.rows(config) else "not in this run"
 
 
-# Tables 1 and 3 to 8: the paper's ablations, each SparseGPT 50% on its own calibration recipes.
-EXPERIMENT_TABLES = (1, 3, 4, 5, 6, 7, 8)
-TABLES: dict[int, Spec] = {n: Spec(n, None) for n in ALL_TABLES}
-TABLES[2] = Spec(2, _main_grid)
-for _n in EXPERIMENT_TABLES:
-    TABLES[_n] = Spec(_n, _experiment_grid(f"table{_n}"), f"table{_n}")
-FIGURES: dict[int, Spec] = {n: Spec(n, None) for n in ALL_FIGURES}
-FIGURES[1] = Spec(1, _main_grid)
-FIGURES[2] = Spec(2, _main_grid)
-FIGURES[3] = Spec(3, _experiment_grid("table4"), "table4")  # Table 4's difficulty bands, drawn
-FIGURES[4] = Spec(4, _figure4_grid, "figure4")
-FIGURES[5] = Spec(5, _main_grid)
+TABLES: dict[int, Spec] = {
+    1: Spec(1, _experiment_grid("table1"), "Correctness and reasoning length of the calibration responses", "table1"),
+    2: Spec(2, _main_grid, "Calibration data compared under each pruning method"),
+    3: Spec(3, _experiment_grid("table3"), "Kinds of calibration data", "table3"),
+    4: Spec(4, _experiment_grid("table4"), "Calibration data of varying difficulty (mean sequence length in tokens)",
+            "table4"),
+    5: Spec(5, _experiment_grid("table5"), "Kinds of calibration data on a further model", "table5"),
+    6: Spec(6, _experiment_grid("table6"), "Calibration sequence lengths", "table6"),
+    7: Spec(7, _experiment_grid("table7"), "SSGR difficulty thresholds \N{GREEK SMALL LETTER TAU}", "table7"),
+    8: Spec(8, _experiment_grid("table8"), "Generation sources of the calibration responses", "table8"),
+}
+FIGURES: dict[int, Spec] = {
+    1: Spec(1, _main_grid, "pass@1 per benchmark with C4, MathR and SSGR calibration"),
+    2: Spec(2, _main_grid, "Three kinds of calibration data (pre-training: the best per benchmark)"),
+    3: Spec(3, _experiment_grid("table4"), "Calibration data of varying difficulty (Table 4), per benchmark", "table4"),
+    4: Spec(4, _figure4_grid, "Average pass@1 at further pruning settings with different calibration data", "figure4"),
+    5: Spec(5, _main_grid, "Mean response length per benchmark (a response cut at the limit counts there)"),
+}
 
 
 def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
+    return (FIGURES if kind == "figure" else TABLES)[number].rows(config)
+
+
+def caption(config: dict, number: int, kind: str = "table") -> str:
+    """What this run's table or figure holds: its subject, models, methods and scale."""
     spec = (FIGURES if kind == "figure" else TABLES)[number]
-    return spec.rows(config) if spec.built else []
+    rows = spec.rows(config)
+    if not rows:
+        return f"{spec.subject}: not part of this run."
+    models = ", ".join(model_label(config, m) for m in dict.fromkeys(r.model for r in rows))
+    methods = ", ".join(method_label(m) for m in dict.fromkeys(r.method for r in rows) if m != paths.DENSE)
+    evaluation = config["evaluation"]
+    counts = ", ".join(f"{BENCHMARK_LABELS.get(b, b)} {scaled(evaluation['benchmarks'][b], config['scale'])}"
+                       for b in table_benchmarks(config, number, kind))
+    return (f"{spec.subject}: {models}, {methods}. pass@1 (%) over {evaluation['samples']} sample(s) per problem; "
+            f"problems per benchmark: {counts}.")
 
 
 def calibration_sets(config: dict) -> list[tuple[str, str]]:
     """Every (model, recipe) calibration set some table or figure of this run prunes with, plus
     Table 2's recipes for every model, in first-use order."""
-    sets = dict.fromkeys((m, r) for m in config["models"] for r in config["calibration"]["recipes"])
+    sets = dict.fromkeys((m, r) for m in evaluated_models(config) for r in config["calibration"]["recipes"])
     for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
         for number in numbers:
             sets.update(dict.fromkeys((row.model, row.recipe) for row in required_rows(config, number, kind)
@@ -146,16 +177,44 @@ def calibration_sets(config: dict) -> list[tuple[str, str]]:
     return list(sets)
 
 
+def table_benchmarks(config: dict, number: int, kind: str = "table") -> list[str]:
+    """The benchmarks of a table's columns: its experiment's `benchmarks`, else every benchmark."""
+    spec = (FIGURES if kind == "figure" else TABLES)[number]
+    chosen = config["experiments"][spec.experiment].get("benchmarks") if spec.experiment else None
+    return [b for b in benchmarks(config) if chosen is None or b in chosen]
+
+
+def cell_benchmarks(config: dict) -> dict[Row, list[str]]:
+    """Each evaluated cell and the benchmarks it is evaluated on: those of every table and figure
+    that shows it (a cell only ablations show runs only their benchmarks)."""
+    cells: dict[Row, set[str]] = {}
+    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
+        for number in numbers:
+            for row in required_rows(config, number, kind):
+                cells.setdefault(row, set()).update(table_benchmarks(config, number, kind))
+    return {row: [b for b in benchmarks(config) if b in benches] for row, benches in cells.items()}
+
+
 def required_metrics(config: dict, number: int, kind: str = "table") -> list[str]:
     return [paths.eval_metrics(r.model, r.method, r.recipe, b)
-            for r in required_rows(config, number, kind) for b in benchmarks(config)]
+            for r in required_rows(config, number, kind) for b in table_benchmarks(config, number, kind)]
+
+
+def _calibration_inputs(config: dict, number: int, kind: str) -> list[str]:
+    return list(dict.fromkeys(paths.calibration(r.model, r.recipe) for r in required_rows(config, number, kind)
+                              if r.recipe != paths.NO_RECIPE))
 
 
 def required_inputs(config: dict, number: int, kind: str = "table") -> list[str]:
-    """The metrics of every row, and the calibration set each pruned row was calibrated on."""
-    calibration = dict.fromkeys(paths.calibration(r.model, r.recipe) for r in required_rows(config, number, kind)
-                                if r.recipe != paths.NO_RECIPE)
-    return required_metrics(config, number, kind) + list(calibration)
+    """What a table or figure needs built: each row's evaluation, and the calibration set each
+    pruned row was calibrated on."""
+    evaluations = dict.fromkeys(paths.eval_dir(r.model, r.method, r.recipe) for r in required_rows(config, number, kind))
+    return list(evaluations) + _calibration_inputs(config, number, kind)
+
+
+def read_inputs(config: dict, number: int, kind: str = "table") -> list[str]:
+    """The files a table or figure reads (its provenance): metrics and calibration sets."""
+    return required_metrics(config, number, kind) + _calibration_inputs(config, number, kind)
 
 
 def _calibration_tokens(path: Path) -> float:
@@ -169,7 +228,7 @@ def _calibration_tokens(path: Path) -> float:
 def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "table") -> "pd.DataFrame":
     """One row per table row: labels, pass@1 per benchmark, its standard error and the average; mean
     response length and truncation rate per benchmark; the calibration set's mean length."""
-    benches = benchmarks(config)
+    benches = table_benchmarks(config, number, kind)
     records = []
     for row in required_rows(config, number, kind):
         record = {"model": row.model, "method": row.method, "recipe": row.recipe,
@@ -192,7 +251,7 @@ def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "tab
 
 def write_table(config: dict, number: int, out_csv: str | Path, out_json: str | Path, root: str | Path = ".") -> None:
     frame = assemble(config, number, root)
-    inputs = [Path(root) / p for p in required_inputs(config, number)]
+    inputs = [Path(root) / p for p in read_inputs(config, number)]
     prov = provenance(inputs)
     header = "# " + json.dumps({"table": number, "provenance": prov}, sort_keys=True) + "\n"
     write_text(out_csv, header + frame.to_csv(index=False, float_format="%.4f"))
@@ -200,7 +259,8 @@ def write_table(config: dict, number: int, out_csv: str | Path, out_json: str | 
         "table": number,
         "status": TABLES[number].status(config),
         "experiment": TABLES[number].experiment,
-        "benchmarks": benchmarks(config),
+        "caption": caption(config, number),
+        "benchmarks": table_benchmarks(config, number),
         "rows": json.loads(frame.to_json(orient="records")),
         "provenance": prov,
     })

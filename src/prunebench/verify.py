@@ -23,11 +23,11 @@ from pathlib import Path
 import yaml
 
 from . import paths
-from .io import iter_jsonl, read_json, write_json
-from .provenance import sha256_file
+from .config import evaluated_models
+from .io import InputError, JobError, is_temporary, iter_jsonl, mark_output_dir, read_json, write_json
+from .provenance import MEASURED_FIELDS, sha256_file
 
-# Fields that describe the run, not the result: they are reported, never compared.
-VOLATILE_FIELDS = frozenset({"wall_seconds", "peak_memory_bytes", "resumed_layers"})
+VOLATILE_FIELDS = frozenset(MEASURED_FIELDS)  # set aside when compared, should a result hold them
 
 IDENTICAL, EQUAL_BUT_TIMING, WITHIN_TOLERANCE, DIFFERS, MISSING = (
     "identical", "identical but timing", "within tolerance", "differs", "missing")
@@ -40,7 +40,7 @@ def expand_targets(config: dict) -> list[str]:
     recipes, definitions = config["calibration"]["recipes"], config["calibration"]["recipe_definitions"]
     methods = config["pruning"]["methods"]
     names = {
-        "{model}": next(iter(config["models"])),
+        "{model}": evaluated_models(config)[0],
         "{recipe}": next((r for r in recipes if definitions.get(r, {}).get("type") == "ssgr"), recipes[0]),
         "{method}": next((m for m in methods if m.startswith("wanda")), methods[0]),
     }
@@ -68,7 +68,7 @@ def mirror(root: Path, scratch: Path, target: str) -> None:
         if depth == 0 or not source.is_dir():
             continue
         for entry in source.iterdir():
-            if entry.name == target_parts[depth] or entry.name.endswith(".parts") \
+            if entry.name == target_parts[depth] or is_temporary(Path(entry.name)) \
                     or scratch.is_relative_to(entry.resolve()):
                 continue
             link = scratch / here / entry.name
@@ -161,14 +161,19 @@ def compare(recorded: Path, rerun: Path, tolerance: float) -> dict:
 
 def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | Path, tolerance: float,
            cores: int = 1, root: str | Path = ".", log=print) -> list[dict]:
-    """Rerun each target's job in its own scratch directory and compare it with the recorded one."""
+    """Rerun each target's job in its own scratch directory and compare it with the recorded one.
+
+    A rerun that matched is removed (a pruned checkpoint is a full model); one that did not is
+    kept for inspection, with Snakemake's output in `snakemake.log` beside it.
+    """
     root, scratch = Path(root).resolve(), Path(scratch).resolve()
     shutil.rmtree(scratch, ignore_errors=True)
+    mark_output_dir(scratch, "verify")
     rows = []
     for number, target in enumerate(targets):
         recorded = root / target
         if not recorded.exists():
-            raise FileNotFoundError(f"verify: {target} is not in the recorded results; build it first")
+            raise InputError(f"verify: {target} is not in the recorded results; build it first")
         work = scratch / str(number)
         mirror(root, work, target)
         configfile = work / "config.yaml"
@@ -179,18 +184,21 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
         planned = subprocess.run(command + ["--dry-run", "--quiet", "rules"], capture_output=True, text=True)
         jobs = job_counts(planned.stdout)
         if planned.returncode != 0 or sum(jobs.values()) != 1:
-            raise RuntimeError(f"verify: rerunning {target} would run {jobs or 'nothing'} instead of its own job "
-                               f"alone:\n{(planned.stdout + planned.stderr)[-3000:]}")
+            output = work / "snakemake.log"
+            output.write_text(planned.stdout + planned.stderr)
+            raise JobError(f"verify: rerunning {target} would run {jobs or 'nothing'} instead of its own job alone "
+                           f"(Snakemake's plan: {output})")
         rule = next(iter(jobs))
         log(f"verify: rerunning {target} ({rule}) in {work}")
         start = time.monotonic()
         result = subprocess.run(command, capture_output=True, text=True)
-        seconds = time.monotonic() - start
+        (work / "snakemake.log").write_text(result.stdout + result.stderr)
         if result.returncode != 0:
-            raise RuntimeError(f"verify: the rerun of {target} failed:\n{result.stderr[-3000:]}")
-        row = {"target": target, "rule": rule, "seconds": round(seconds, 1), "tolerance": tolerance,
-               **compare(recorded, work / target, tolerance)}
-        log(f"verify: {target}: {row['status']}")
+            raise JobError(f"verify: the rerun of {target} failed (Snakemake's output: {work / 'snakemake.log'})")
+        row = {"target": target, "rule": rule, "tolerance": tolerance, **compare(recorded, work / target, tolerance)}
+        log(f"verify: {target}: {row['status']} (rerun in {time.monotonic() - start:.1f} s)")
+        if row["status"] in (IDENTICAL, EQUAL_BUT_TIMING, WITHIN_TOLERANCE):
+            shutil.rmtree(work, ignore_errors=True)
         rows.append(row)
     return rows
 
@@ -228,15 +236,20 @@ def _provenance_of(path: Path, beside) -> dict | None:
 
 
 def manifest(root: str | Path = ".", out: str | Path = "results/manifest.json") -> int:
-    """Every result file with its size, sha256, and the commit and inputs it was made from."""
+    """Every result file with its size, sha256, and the commit and inputs it was made from.
+
+    Work in progress (temporaries, `.parts` folders) and what describes the run rather than the
+    results (logs, verify's scratch, machine measurements: paths.UNHASHED) are not listed, so two
+    runs of the same inputs write the same manifest.
+    """
     root = Path(root)
     results = root / paths.RESULTS
     out = Path(out).resolve()
-    skipped = (results / "logs", results / "verify")
+    skipped = [root / folder for folder in paths.UNHASHED]
     beside = functools.cache(lambda record: read_json(record).get("provenance"))  # one read per checkpoint
     entries = []
     for path in sorted(p for p in results.rglob("*") if p.is_file()):
-        if path.resolve() == out or any(part.endswith(".parts") for part in path.parts) \
+        if path.resolve() == out or is_temporary(path.relative_to(results)) \
                 or any(path.is_relative_to(s) for s in skipped):
             continue
         prov = _provenance_of(path, beside) or {}

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from ..io import atomic_path, dump_line, iter_jsonl
+from ..io import InputError, atomic_path, dump_line, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def make_backend(name: str, model, entry: dict, device: str | None = None) -> Ba
     try:
         factory = BACKENDS[name]
     except KeyError:
-        raise ValueError(f"unknown generation backend {name!r} (known: {', '.join(BACKENDS)})") from None
+        raise InputError(f"unknown generation backend {name!r} (known: {', '.join(BACKENDS)})") from None
     return factory(model, entry, device)
 
 
@@ -126,6 +126,9 @@ def run_sharded(backend_factory: Callable[[], Backend], requests: list[Request],
     parts = Path(work_dir)
     fingerprint = _fingerprint(requests, sampling, model_key)
     stamp = parts / "FINGERPRINT"
+    if parts.exists() and not stamp.exists() and any(parts.iterdir()):
+        raise InputError(f"{parts}: not empty and not the shards of a generation run (no FINGERPRINT); "
+                         f"remove it or name another output")
     if parts.exists() and (not stamp.exists() or stamp.read_text().strip() != fingerprint):
         log.warning("discarding shards of a different request set in %s", parts)
         shutil.rmtree(parts)

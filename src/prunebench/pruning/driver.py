@@ -24,10 +24,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..io import atomic_path
+from ..config import pruning_defaults
+from ..io import InputError, atomic_path
+from ..provenance import MEASURED_FIELDS  # noqa: F401  (the report's fields that measure the machine)
 
 from .magnitude import satisfies_nm
 from .methods import METHODS, PruneSpec
+
+
+DEFAULTS = pruning_defaults()
 
 
 class InputStatistic:
@@ -253,7 +258,7 @@ def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], de
             except _Stop:
                 pass
             else:
-                raise RuntimeError("the model returned without calling its last decoder layer; check layers_path")
+                raise InputError("the model returned without calling its last decoder layer; check layers_path")
             calls.append(current)
     finally:
         for handle in handles:
@@ -315,6 +320,9 @@ class _LayerCheckpoints:
         if self.directory is None:
             return
         stamp = self.directory / "KEY"
+        if self.directory.exists() and not stamp.exists() and any(self.directory.iterdir()):
+            raise InputError(f"{self.directory}: not empty and not layer checkpoints of a pruning run (no KEY); "
+                             f"remove it or name another output")
         if self.directory.exists() and (not stamp.exists() or stamp.read_text() != key):
             log(f"discarding the layer checkpoints of another pruning run in {self.directory}")
             shutil.rmtree(self.directory)
@@ -346,11 +354,14 @@ class _LayerCheckpoints:
 
 
 def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, layers_path: str = "model.layers",
-                skip_modules: Sequence[str] = (), blocksize: int = 128, percdamp: float = 0.01,
-                true_sequential: bool = False, mask_selection: str = "exact", offload_activations: bool = False,
-                device: str | None = None, checkpoint_dir: str | Path | None = None, checkpoint_key: str = "",
-                log=print) -> dict:
+                skip_modules: Sequence[str] = (), true_sequential: bool = DEFAULTS["true_sequential"],
+                offload_activations: bool = False, device: str | None = None,
+                checkpoint_dir: str | Path | None = None, checkpoint_key: str = "", log=print,
+                **method_options) -> dict:
     """Prune every nn.Linear of the decoder layers at ``layers_path`` in place; return a JSON-able report.
+
+    ``method_options`` (blocksize, percdamp, mask_selection, ...: the workflow schema's pruning
+    options, whose defaults fill what is not given) go to the method, which ignores what is not its.
 
     ``device`` runs each layer there (moving it in and back out) while the rest of the model waits
     where it is; None runs everything where the model already is. ``offload_activations`` keeps the
@@ -366,17 +377,17 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     try:
         layers = functools.reduce(getattr, layers_path.split("."), model)
     except AttributeError:
-        raise ValueError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
+        raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
     calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
     if method.needs is not None and not calibration:
-        raise ValueError(f"{spec.name} needs calibration sequences, got none")
+        raise InputError(f"{spec.name} needs calibration sequences, got none")
     if any(len(ids) == 0 for ids in calibration):
-        raise ValueError("calibration sequences must not be empty")
+        raise InputError("calibration sequences must not be empty")
     home = _device_of(layers[0])
     run_device = torch.device(device) if device is not None else home
     if run_device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(run_device)
-    options = dict(blocksize=blocksize, percdamp=percdamp, mask_selection=mask_selection, log=log)
+    options = {**{k: v for k, v in DEFAULTS.items() if k != "true_sequential"}, **method_options, "log": log}
     report = {"method": spec.name, "sparsity_target": spec.target, "pattern": spec.pattern, "modules": {},
               "calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))}}
     skipped, resumed = [], 0

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import torch
 
+from ..config import pruning_defaults, schema_property
+from ..io import JobError
 from .magnitude import check_nm, lowest_mask
 
 MAX_DAMPING_RAISES = 3
+DEFAULTS = pruning_defaults()  # blocksize, percdamp, mask_selection: the workflow schema's defaults
 
 
 def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_raises: int = MAX_DAMPING_RAISES,
@@ -39,14 +42,14 @@ def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_r
             log(f"sparsegpt{' ' + name if name else ''}: Cholesky failed at dampening {fraction:g} x mean(diag H); "
                 f"raising it to {fraction * 10:g}")
             fraction *= 10
-    raise RuntimeError(f"sparsegpt{' ' + name if name else ''}: Cholesky still fails at dampening {fraction:g} x "
+    raise JobError(f"sparsegpt{' ' + name if name else ''}: Cholesky still fails at dampening {fraction:g} x "
                        f"mean(diag H) after {max_raises} raises; the Hessian is not usable")
 
 
-MASK_SELECTIONS = ("exact", "reference")
+MASK_SELECTIONS = tuple(schema_property("pruning", "mask_selection")["enum"])
 
 
-def prepare(hessian: torch.Tensor, *, percdamp: float = 0.01, log=print, name: str = "",
+def prepare(hessian: torch.Tensor, *, percdamp: float = DEFAULTS["percdamp"], log=print, name: str = "",
             max_damping_raises: int = MAX_DAMPING_RAISES, device=None, **options) -> dict:
     """The inverse-Hessian factor once per Hessian: {"factor": (Hinv factor, dead columns, damping, raises)}.
 
@@ -59,9 +62,10 @@ def prepare(hessian: torch.Tensor, *, percdamp: float = 0.01, log=print, name: s
     return {"factor": (Hinv, dead, damping, raised)}
 
 
-def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int = 128, percdamp: float = 0.01,
-          log=print, info: dict | None = None, name: str = "", max_damping_raises: int = MAX_DAMPING_RAISES,
-          mask_selection: str = "exact", factor: tuple | None = None, **options) -> torch.Tensor:
+def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int = DEFAULTS["blocksize"],
+          percdamp: float = DEFAULTS["percdamp"], log=print, info: dict | None = None, name: str = "",
+          max_damping_raises: int = MAX_DAMPING_RAISES, mask_selection: str = DEFAULTS["mask_selection"],
+          factor: tuple | None = None, **options) -> torch.Tensor:
     """Prune ``weight`` (rows x cols) with the SparseGPT OBS update; fills ``info`` with the dampening used.
 
     ``mask_selection`` decides an unstructured block's mask: "exact" prunes the int(numel * s) lowest
