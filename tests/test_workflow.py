@@ -132,15 +132,14 @@ def _teach(model_dir: Path, problems: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
-    """The whole DAG, `snakemake report`, on a tiny model, in a scratch working directory."""
+def tiny_config(tmp_path_factory):
+    """A taught tiny model (outside every working directory) and a config over it."""
     from prunebench import datasets
 
-    work = tmp_path_factory.mktemp("e2e")
-    model_dir = build_tiny_model(work / "tiny-model")
+    model_dir = build_tiny_model(tmp_path_factory.mktemp("e2e-model") / "tiny-model")
     pool, _ = datasets.load("wordproblems_train", None)
     _teach(model_dir, datasets.subset(pool, 6, 0, "wordproblems_train"))
-    config = {
+    return {
         "title": "end-to-end test", "data_dir": str(MIRROR), "seed": 0,
         "models": {"tiny": {"source": {"path": str(model_dir)}, "dtype": "float32", "max_model_len": 512,
                             "batch_size": 8}},
@@ -159,6 +158,9 @@ def e2e(tmp_path_factory):
                        "benchmarks": {"wordproblems": 4, "gsm8k": 2, "gpqa_diamond": 2}},
         "grading": {"workers": 1},
     }
+
+
+def _run_report(work: Path, config: dict) -> dict:
     configfile = work / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     start = time.monotonic()
@@ -166,6 +168,12 @@ def e2e(tmp_path_factory):
     elapsed = time.monotonic() - start
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return {"work": work, "config": configfile, "result": result, "elapsed": elapsed}
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory, tiny_config):
+    """The whole DAG, `snakemake report`, on a tiny model, in a scratch working directory."""
+    return _run_report(tmp_path_factory.mktemp("e2e"), tiny_config)
 
 
 @pytest.mark.slow
@@ -210,7 +218,10 @@ def test_e2e_table2_has_every_row_with_real_numbers(e2e):
 @pytest.mark.slow
 def test_e2e_pruned_checkpoints_have_exactly_their_sparsity(e2e):
     found = set()
-    for sparsity in (e2e["work"] / "results/pruned").glob("tiny/*/*/sparsity.json"):
+    pruned = e2e["work"] / "results/pruned/tiny"
+    # checkpoints are not kept (pruning.keep_checkpoints), their sparsity records are
+    assert not [p for p in pruned.glob("*/*") if p.is_dir()]
+    for sparsity in pruned.glob("*/*.json"):
         report = json.loads(sparsity.read_text())
         found.add(report["method"])
         # exact counts per 128-column block are int(numel * s): at most one weight per block short
@@ -278,13 +289,28 @@ def test_e2e_verify_reruns_jobs_and_finds_them_identical(e2e):
     rows = {r["target"]: r for r in json.loads((work / "results/verify/reproducibility.json").read_text())["rows"]}
     assert rows["results/calibration/tiny/ssgr.jsonl"]["status"] == "identical"
     pruned = rows["results/pruned/tiny/wanda-0.5/ssgr"]
-    assert pruned["rule"] == "prune" and pruned["status"] == "identical but timing" and pruned["files"] >= 4
+    assert pruned["rule"] == "prune" and pruned["status"] == "identical" and pruned["files"] >= 4
     html = (work / "results/report/index.html").read_text()
     assert html.split('id="reproducibility"', 1)[1].count("identical") >= 2
     files = {f["path"]: f for f in json.loads((work / "results/manifest.json").read_text())["files"]}
-    weights = "results/pruned/tiny/wanda-0.5/ssgr/model.safetensors"
-    assert files[weights]["sha256"] == sha256_file(work / weights) and files[weights]["code_commit"]
+    record = "results/pruned/tiny/wanda-0.5/ssgr.json"
+    assert files[record]["sha256"] == sha256_file(work / record) and files[record]["code_commit"]
     assert "results/report/index.html" in files and not any(p.startswith("results/logs/") for p in files)
+    assert not any(p.startswith(("results/measurements/", "results/verify/")) for p in files)
+    assert not (work / "results/verify/scratch/1").exists()  # a matching rerun is not kept
+
+
+@pytest.mark.slow
+def test_e2e_the_same_run_in_another_clone_writes_the_same_manifest(e2e, tiny_config, tmp_path_factory):
+    """Timing and machine paths stay out of what results hash: the same inputs in a second
+    working directory give a manifest equal byte for byte."""
+    other = _run_report(tmp_path_factory.mktemp("e2e-elsewhere"), tiny_config)
+    ours, theirs = ((run["work"] / "results/manifest.json").read_bytes() for run in (e2e, other))
+    if ours != theirs:
+        a = {f["path"]: f for f in json.loads(ours)["files"]}
+        b = {f["path"]: f for f in json.loads(theirs)["files"]}
+        differing = sorted(p for p in a.keys() | b.keys() if a.get(p) != b.get(p))
+        pytest.fail(f"{len(differing)} entries differ: {differing[:10]}")
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -11,6 +12,7 @@ from .io import InputError, atomic_path
 
 
 TEX_ENGINE = "pdflatex"
+REPRODUCIBLE_DATES = {"SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
 
 
 def compile_pdf(tex: str | Path, out_pdf: str | Path, timeout: float = 300) -> None:
@@ -18,7 +20,8 @@ def compile_pdf(tex: str | Path, out_pdf: str | Path, timeout: float = 300) -> N
     beside it, so figures resolve by their relative paths; the PDF replaces `out_pdf` only whole.
 
     No shell escape and no interaction: the engine stops at the first error, which is raised with
-    the last lines the engine printed.
+    the last lines the engine printed. The PDF's dates are pinned (SOURCE_DATE_EPOCH), so the same
+    paper gives the same bytes.
     """
     tex = Path(tex).resolve()
     engine = shutil.which(TEX_ENGINE)
@@ -29,7 +32,7 @@ def compile_pdf(tex: str | Path, out_pdf: str | Path, timeout: float = 300) -> N
                    f"-output-directory={scratch}", tex.name]
         for _ in range(2):
             result = subprocess.run(command, cwd=tex.parent, capture_output=True, text=True, timeout=timeout,
-                                    errors="replace")
+                                    errors="replace", env={**os.environ, **REPRODUCIBLE_DATES})
             if result.returncode != 0:
                 tail = "\n".join(result.stdout.splitlines()[-15:])
                 raise InputError(f"{tex}: {TEX_ENGINE} failed (exit {result.returncode}):\n{tail}")

@@ -203,6 +203,7 @@ def load_tokenizer(model: str | os.PathLike):
 
 def load_model(model: str | os.PathLike, dtype: str = "bfloat16", device: str | None = None):
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     if dtype not in DTYPES:
@@ -211,7 +212,7 @@ def load_model(model: str | os.PathLike, dtype: str = "bfloat16", device: str | 
     try:
         loaded = AutoModelForCausalLM.from_pretrained(str(directory), dtype=getattr(torch, dtype),
                                                       attn_implementation="sdpa")
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{directory}: cannot load the model ({first})") from None
     return loaded.to(pick_device(device)).eval()

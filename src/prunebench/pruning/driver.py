@@ -140,6 +140,18 @@ class _Collector:
         return None if leader is None else self.stats[leader].value
 
 
+def is_linear(module: nn.Module) -> bool:
+    """A linear map the methods prune: nn.Linear, or transformers' Conv1D (GPT-2), its weight stored (in, out)."""
+    from transformers.pytorch_utils import Conv1D
+
+    return isinstance(module, (nn.Linear, Conv1D))
+
+
+def linear_weight(module: nn.Module) -> torch.Tensor:
+    """The weight as (out, in), the layout every method prunes: a view, so writing it writes the module."""
+    return module.weight.data if isinstance(module, nn.Linear) else module.weight.data.T
+
+
 class _Stop(Exception):
     """Raised by the capture hook to end the model's forward once the layers' inputs are known."""
 
@@ -197,16 +209,27 @@ def _restore(moved) -> None:
             module._buffers[name] = module._buffers[name].to(device)
 
 
-def _layer_call_kwargs(layer: nn.Module, kwargs: dict) -> dict:
-    """The captured keyword arguments with the cache switched off, where the layer accepts those."""
+def _layer_call(layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """The captured call (after the hidden states) with the cache switched off, where the layer
+    accepts those. Positional arguments are passed by name where the signature names them: GPT-2's
+    model hands its blocks the cache positionally, and a keyword on top would give it twice."""
     kwargs = dict(kwargs)
     kwargs.pop("hidden_states", None)
     params = inspect.signature(layer.forward).parameters
+    names = [name for name, p in params.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)][1:]
+    rest = []
+    for index, value in enumerate(args):
+        if index < len(names) and params[names[index]].kind is not inspect.Parameter.POSITIONAL_ONLY \
+                and names[index] not in kwargs:
+            kwargs[names[index]] = value
+        else:
+            rest.append(value)
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key, value in (("use_cache", False), ("past_key_values", None)):
-        if key in kwargs or key in params or open_kwargs:
+    for key, value in (("use_cache", False), ("past_key_values", None), ("layer_past", None)):
+        if key in kwargs or key in params or (open_kwargs and key != "layer_past"):
             kwargs[key] = value
-    return kwargs
+    return tuple(rest), kwargs
 
 
 def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], device, *, store_device=None,
@@ -271,9 +294,8 @@ def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], de
 
 
 def _run_layer(layer, hidden, call, device):
-    args, kwargs = call
-    out = layer(hidden.to(device, non_blocking=True), *_move(args, device),
-                **_move(_layer_call_kwargs(layer, kwargs), device))
+    args, kwargs = _layer_call(layer, *call)
+    out = layer(hidden.to(device, non_blocking=True), *_move(args, device), **_move(kwargs, device))
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
@@ -291,11 +313,11 @@ def _replay(layer, hidden, calls, index, device, collector=None):
 
 def _prune_module(module, stat, spec, method, options, qualified, report, prepared=None):
     info: dict = {}
-    new = method.prune(module.weight.data, stat, spec, info=info, name=qualified, **options, **(prepared or {}))
-    if new.shape != module.weight.shape or new.dtype != module.weight.dtype:
+    weight = linear_weight(module)
+    new = method.prune(weight, stat, spec, info=info, name=qualified, **options, **(prepared or {}))
+    if new.shape != weight.shape or new.dtype != weight.dtype:
         raise RuntimeError(f"{spec.method} returned {tuple(new.shape)} {new.dtype} for {qualified}")
-    module.weight.data.copy_(new)
-    weight = module.weight.data
+    weight.copy_(new)
     zeros = int((weight == 0).sum())
     report["modules"][qualified] = {
         "sparsity": zeros / weight.numel(),
@@ -407,7 +429,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
             layer_device = run_device if device is not None else _device_of(layer)
             if device is not None:
                 layer.to(run_device)
-            linears = {name: module for name, module in layer.named_modules() if isinstance(module, nn.Linear)
+            linears = {name: module for name, module in layer.named_modules() if is_linear(module)
                        and not any((prefix + name).endswith(suffix) for suffix in skip_modules)}
             saved = checkpoints.load(index, linears)
             if saved is not None:
