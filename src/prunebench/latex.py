@@ -15,7 +15,7 @@ TEX_ENGINE = "pdflatex"
 REPRODUCIBLE_DATES = {"SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
 
 
-def compile_pdf(tex: str | Path, out_pdf: str | Path, timeout: float = 300) -> None:
+def compile_pdf(tex: str | Path, out_pdf: str | Path, timeout: float = 300, log_out: str | Path | None = None) -> None:
     """Compile the LaTeX paper twice (references settle on the second pass) in a scratch directory
     beside it, so figures resolve by their relative paths; the PDF replaces `out_pdf` only whole.
 
@@ -38,3 +38,5 @@ def compile_pdf(tex: str | Path, out_pdf: str | Path, timeout: float = 300) -> N
                 raise InputError(f"{tex}: {TEX_ENGINE} failed (exit {result.returncode}):\n{tail}")
         with atomic_path(out_pdf, suffix=".pdf") as tmp:
             shutil.copyfile(Path(scratch) / (tex.stem + ".pdf"), tmp)
+        if log_out is not None:  # the engine's log (overfull boxes and all), where a caller wants it
+            shutil.copyfile(Path(scratch) / (tex.stem + ".log"), log_out)

@@ -78,9 +78,9 @@ def prepare(name: str, entry: dict, out_dir: str | os.PathLike) -> dict:
     """Make `out_dir/model.json` for one model entry; convert or download first where needed.
 
     model.json names where the weights are without a machine's absolute paths: a converted
-    checkpoint relative to model.json itself, a local source as the config writes it, a hub source
-    by id and revision (found again in the hub cache). So the same config gives the same bytes in
-    any clone on any machine.
+    checkpoint and a local source the config names relatively are relative to model.json itself
+    (an absolute source path stays as written), a hub source is its id and revision (found again in
+    the hub cache). So the same config gives the same bytes in any clone on any machine.
     """
     out_dir = Path(out_dir)
     source = entry["source"]
@@ -89,7 +89,9 @@ def prepare(name: str, entry: dict, out_dir: str | os.PathLike) -> dict:
         path = Path(source["path"]).expanduser()
         if not (path / "config.json").exists():
             raise InputError(f"config.models.{name}.source.path: {path} is not a model directory (no config.json)")
-        info["revision"] = f"sha256:{sha256_path(path)}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        located = str(path) if path.is_absolute() else os.path.relpath(path.resolve(), out_dir.resolve())
+        info.update(path=located, revision=f"sha256:{sha256_path(path)}")
     elif "hub" in source:
         _hub_snapshot(source, local_only=False)
         info["revision"] = source["revision"]
@@ -130,12 +132,12 @@ def model_dir(model: str | os.PathLike) -> Path:
     path = Path(model)
     if path.is_file() and path.suffix == ".json":
         info = _read_model_json(path)
-        source = info["source"]
+        home = path.resolve().parent  # a verify rerun reads the recorded model.json through a link
         if "checkpoint" in info:
-            return path.parent / info["checkpoint"]
-        if "hub" in source:
-            return _hub_snapshot(source, local_only=True)
-        return Path(source["path"]).expanduser()
+            return home / info["checkpoint"]
+        if "hub" in info["source"]:
+            return _hub_snapshot(info["source"], local_only=True)
+        return home / info["path"]  # an absolute path stays itself
     if (path / "config.json").exists():
         return path
     raise InputError(f"--model {model}: neither a prepared model.json nor a model directory with config.json")

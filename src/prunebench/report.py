@@ -102,6 +102,29 @@ def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environme
     return html, tex
 
 
+def source_description(source: dict) -> str:
+    """A model source in a few words; the config and model.json hold it whole."""
+    if "hub" in source:
+        return f"hub {source['hub']} at {source['revision'][:12]}"
+    if "path" in source:
+        return f"local directory {source['path']}"
+    parts = source["gguf"]["parts"]
+    packages = sorted({part.split("/", 1)[0] for part in parts if "/" in part})
+    if not packages:
+        where = f"{len(parts)} file(s)"
+    else:
+        where = f"{len(parts)} part(s) in {packages[0]}" + (f" … {packages[-1]}" if len(packages) > 1 else "")
+    return f"GGUF, {where} (sha256 {source['gguf']['sha256'][:12]}…)"
+
+
+def source_lines(source: dict) -> list[str]:
+    """A model source whole, one short line per field (a PDF cannot break a long JSON line)."""
+    if "gguf" in source:
+        parts = source["gguf"]["parts"]
+        return [f"gguf part {i}: {part}" for i, part in enumerate(parts, 1)] + [f"sha256: {source['gguf']['sha256']}"]
+    return [f"{key}: {value}" for key, value in source.items()]
+
+
 def _rel(target: str, start: str) -> str:
     import os
 
@@ -134,7 +157,7 @@ def _calibration_summaries(config: dict, root: Path) -> list[dict]:
             continue
         records = list(iter_jsonl(path))
         lengths = [r["tokens"] for r in records]
-        bands = Counter(r["why"].split("(")[1].split(")")[0] for r in records if r["why"].startswith("c="))
+        bands = Counter(r["meta"]["band"] for r in records if "band" in r.get("meta", {}))
         example = next((r for r in records if r.get("problem_id")), None)
         out.append({"model": model, "recipe": recipe, "sequences": len(records), "tokens": sum(lengths),
                     "mean_tokens": sum(lengths) / max(len(lengths), 1), "bands": dict(sorted(bands.items())),
@@ -263,17 +286,18 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
             row["model_label"] = model_label(config, row["model"])
         published = paper_numbers["tables"].get(n, {})
         beside = _beside_paper(config, meta["rows"], published, paper_dense) if meta["status"] == "built" else None
-        if published:
+        if published:  # the paper's caption goes with the paper's numbers; ours says what this run holds
             published = {**published, "rows": [{"label": _published_label(r), "values": r["values"]}
                                                for r in published["rows"]]}
-        tables.append({**meta, "caption": published.get("caption", ""), "published": published, "beside": beside,
+        tables.append({**meta, "published": published, "beside": beside,
+                       "benchmark_labels": [BENCHMARK_LABELS.get(b, b) for b in meta["benchmarks"]],
                        "csv": _rel(str(root / paths.table(n, "csv")), report_dir)})
     figures = []
     for n in ALL_FIGURES:
         meta = read_json(root / paths.figure(n, "json"))
         svg = (root / paths.figure(n, "svg")).read_text(encoding="utf-8")
         svg = svg[svg.find("<svg"):]  # drop the XML prolog and doctype for inline use
-        figures.append({**meta, "caption": paper_numbers["figures"].get(n, ""), "svg": svg,
+        figures.append({**meta, "paper_caption": paper_numbers["figures"].get(n, ""), "svg": svg,
                         "pdf": _rel(str(root / paths.figure(n, "pdf")), report_dir),
                         "pdf_from_tex": f"../figures/figure{n}.pdf"})
     benches = benchmarks(config)
@@ -283,7 +307,10 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
         "title": config["title"],
         "benchmarks": benches,
         "benchmark_labels": [BENCHMARK_LABELS.get(b, b) for b in benches],
-        "models": [{"name": m, "label": model_label(config, m), "entry": e} for m, e in config["models"].items()],
+        "models": [{"name": m, "label": model_label(config, m), "entry": e, "source": source_description(e["source"]),
+                    "source_lines": source_lines(e["source"]),
+                    "role": "generator only" if e.get("generator_only") else "pruned and evaluated"}
+                   for m, e in config["models"].items()],
         "tables": tables,
         "figures": figures,
         "lengths": main_table["rows"],

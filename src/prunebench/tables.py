@@ -162,7 +162,7 @@ def caption(config: dict, number: int, kind: str = "table") -> str:
     evaluation = config["evaluation"]
     counts = ", ".join(f"{BENCHMARK_LABELS.get(b, b)} {scaled(evaluation['benchmarks'][b], config['scale'])}"
                        for b in table_benchmarks(config, number, kind))
-    return (f"{spec.subject}: {models}, {methods}. pass@1 (%) over {evaluation['samples']} sample(s) per problem; "
+    return (f"{spec.subject}: {models}, {methods}. {evaluation['samples']} sample(s) per problem; "
             f"problems per benchmark: {counts}.")
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -177,17 +179,16 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
         work = scratch / str(number)
         mirror(root, work, target)
         configfile = work / "config.yaml"
-        configfile.write_text(yaml.safe_dump(config))
+        configfile.write_text(yaml.safe_dump(anchored(config, root)))
         command = [sys.executable, "-m", "snakemake", "-s", snakefile, "--directory", str(work),
                    "--configfile", str(configfile), "--cores", str(cores), "--rerun-triggers", "mtime",
                    "--nocolor", target]
-        planned = subprocess.run(command + ["--dry-run", "--quiet", "rules"], capture_output=True, text=True)
-        jobs = job_counts(planned.stdout)
-        if planned.returncode != 0 or sum(jobs.values()) != 1:
-            output = work / "snakemake.log"
-            output.write_text(planned.stdout + planned.stderr)
-            raise JobError(f"verify: rerunning {target} would run {jobs or 'nothing'} instead of its own job alone "
-                           f"(Snakemake's plan: {output})")
+        try:
+            jobs = dict(planned_jobs(snakefile, work, [target], configfiles=[configfile], rerun_triggers=["mtime"]))
+        except Exception as err:  # noqa: BLE001 - Snakemake's own errors, said in one line
+            raise JobError(f"verify: Snakemake cannot plan the rerun of {target}: {err}") from None
+        if sum(jobs.values()) != 1:
+            raise JobError(f"verify: rerunning {target} would run {jobs or 'nothing'} instead of its own job alone")
         rule = next(iter(jobs))
         log(f"verify: rerunning {target} ({rule}) in {work}")
         start = time.monotonic()
@@ -203,18 +204,57 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
     return rows
 
 
-def job_counts(output: str) -> dict[str, int]:
-    """Snakemake's job-count table of a dry run, {rule: count}."""
-    counts, table = {}, False
-    for line in output.splitlines():
-        parts = line.split()
-        if parts[:2] == ["job", "count"]:
-            table = True
-        elif table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-        elif table and parts and parts[0] == "total":
-            break
-    return counts
+def planned_jobs(snakefile: str | Path, workdir: str | Path, targets: list[str], *,
+                 configfiles: list[str | Path] = (), config: dict | None = None,
+                 rerun_triggers: list[str] | None = None) -> Counter:
+    """How many jobs of each rule Snakemake would run for `targets` ({rule: count}), from a dry run
+    through its Python API: the job events it logs, not the text it prints."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.logging import logger
+    from snakemake.settings.enums import Quietness
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+    from snakemake_interface_logger_plugins.common import LogEvent
+
+    jobs: Counter = Counter()
+
+    class JobEvents(logging.Handler):
+        def emit(self, record):
+            if getattr(record, "event", None) == LogEvent.JOB_INFO:
+                jobs[record.rule_name] += 1
+
+    dag_settings = DAGSettings(targets=list(targets))
+    if rerun_triggers is not None:
+        from snakemake.settings.enums import RerunTrigger
+
+        dag_settings = DAGSettings(targets=list(targets), rerun_triggers=frozenset(
+            RerunTrigger.parse_choices_set(rerun_triggers)))
+    handler, cwd = JobEvents(), os.getcwd()  # the API moves into the working directory
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1),
+                                config_settings=ConfigSettings(configfiles=[Path(c) for c in configfiles],
+                                                               config=config or {}),
+                                snakefile=Path(snakefile), workdir=Path(workdir))
+        dag = workflow.dag(dag_settings)
+        logger.addHandler(handler)
+        try:
+            dag.execute_workflow(executor="dryrun")
+        finally:
+            logger.removeHandler(handler)
+            os.chdir(cwd)
+    return jobs
+
+
+def anchored(config: dict, root: Path) -> dict:
+    """The config with its paths relative to the recorded run's directory made absolute, so that a
+    rerun in a scratch directory reads the same mirror and the same local models."""
+    config = json.loads(json.dumps(config))
+    if config.get("data_dir") and not Path(config["data_dir"]).is_absolute():
+        config["data_dir"] = str((root / config["data_dir"]).resolve())
+    for entry in config.get("models", {}).values():
+        source = entry.get("source", {})
+        if "path" in source and not Path(source["path"]).expanduser().is_absolute():
+            source["path"] = str((root / source["path"]).resolve())
+    return config
 
 
 def _provenance_of(path: Path, beside) -> dict | None:
