@@ -145,7 +145,7 @@ def cmd_data(args) -> None:
 def cmd_generate(args) -> None:
     _readable(args.dataset, "--dataset")
     problems = _problems(args.dataset, args.data, args.count, args.seed, args)
-    work = args.out + ".parts"
+    work = paths.parts(args.out)
     samples, saved = _generate(args, problems, work, args.label or args.dataset)
     params = _sampling_params(args, dataset=args.dataset, count=args.count)
     if saved is not None:
@@ -274,7 +274,7 @@ def cmd_prune(args) -> None:
     calibration = read_calibration(args.calibration, load_tokenizer(args.model), *model_limits(args.model))
     model = load_model(args.model, dtype, args.device)
     # finished layers live beside the output until it is written: a killed job resumes there
-    checkpoints = Path(str(args.out).rstrip("/") + ".parts")
+    checkpoints = Path(paths.parts(args.out))
     key = json.dumps({"method": spec.name, "layers": layers, "dtype": dtype, **options,
                       "model": [str(model_dir(args.model)), info.get("revision")],
                       "calibration": sha256_file(args.calibration)}, sort_keys=True)
@@ -289,7 +289,7 @@ def cmd_prune(args) -> None:
     with atomic_dir(args.out, mark=args.command) as staging:
         model.save_pretrained(staging)
         copy_tokenizer_files(model_dir(args.model), staging)
-        write_json(staging / "sparsity.json", record)
+        write_json(staging / paths.SPARSITY_FILE, record)
     if args.record:
         write_json(args.record, record)
     if args.measurements:
@@ -308,7 +308,7 @@ def cmd_evaluate(args) -> None:
     mark_output_dir(out_dir, args.command)
     problems = [p for bench, path in data.items()
                 for p in _problems(bench, path, int(counts[bench]) if bench in counts else None, args.seed, args)]
-    work = str(out_dir) + ".parts"
+    work = paths.parts(out_dir)
     samples, _ = _generate(args, problems, work, args.label or str(out_dir))
     graded = _grade(args, samples, problems, ", ".join(data.values()))
     identity = _model_provenance(args.model)

@@ -97,7 +97,9 @@ def remove_stale_temporaries(path: Path) -> None:
 def is_temporary(path: Path) -> bool:
     """Whether a path under results/ is work in progress rather than a result: a hidden temporary
     (or anything inside one), or the `.parts` folder of a resumable job."""
-    return any(part.startswith(".") or part.endswith(".parts") for part in path.parts)
+    from .paths import PARTS
+
+    return any(part.startswith(".") or part.endswith(PARTS) for part in path.parts)
 
 
 @contextlib.contextmanager

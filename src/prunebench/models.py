@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .io import InputError, atomic_dir, read_json, write_json
+from .paths import SPARSITY_FILE
 from .provenance import provenance, sha256_path
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,8 @@ def model_info(model: str | os.PathLike) -> dict:
     if path.is_file() and path.suffix == ".json":
         info = _read_model_json(path)
         return {"name": info["name"], "revision": info.get("revision"), "entry": info["entry"]}
-    if (path / "sparsity.json").exists():
-        meta = read_json(path / "sparsity.json")
+    if (path / SPARSITY_FILE).exists():
+        meta = read_json(path / SPARSITY_FILE)
         return {**meta["model"], "pruned": meta["method"]}
     if (path / "config.json").exists():
         return {"name": path.name, "revision": f"sha256:{sha256_path(path)}", "entry": default_entry()}

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 RESULTS = Path("results")
+PARTS = ".parts"  # beside a resumable job's output: its finished shards or layers until the output is written
+SPARSITY_FILE = "sparsity.json"  # inside a pruned checkpoint: how it was pruned
 DENSE = "dense"  # the method name of the unpruned model
 NO_RECIPE = "none"  # the recipe name of the unpruned model
 
@@ -47,6 +49,11 @@ def record_of(result: str) -> str:
     """What stands for a result that may be removed once used: a pruned checkpoint's sparsity record."""
     parts = Path(result).parts
     return f"{result.rstrip('/')}.json" if len(parts) == 5 and parts[:2] == (RESULTS.name, "pruned") else result
+
+
+def parts(output: str | Path) -> str:
+    """Where a resumable job keeps its finished work until `output` is written."""
+    return str(output).rstrip("/") + PARTS
 
 
 def measurements(stage: str, *names: str) -> str:

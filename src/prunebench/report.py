@@ -299,7 +299,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
         svg = svg[svg.find("<svg"):]  # drop the XML prolog and doctype for inline use
         figures.append({**meta, "paper_caption": paper_numbers["figures"].get(n, ""), "svg": svg,
                         "pdf": _rel(str(root / paths.figure(n, "pdf")), report_dir),
-                        "pdf_from_tex": f"../figures/figure{n}.pdf"})
+                        "pdf_from_tex": _rel(paths.figure(n, "pdf"), paths.report(""))})
     benches = benchmarks(config)
     main_table = next((t for t in tables if t["table"] == RESPONSE_LENGTH_TABLE), {"rows": []})
     return {

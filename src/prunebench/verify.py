@@ -268,14 +268,14 @@ def _provenance_of(path: Path, beside) -> dict | None:
     except (OSError, ValueError, AttributeError):
         return None
     for parent in path.parents:
-        if (parent / "sparsity.json").exists():
-            return beside(parent / "sparsity.json")
+        if (parent / paths.SPARSITY_FILE).exists():
+            return beside(parent / paths.SPARSITY_FILE)
         if parent.name == paths.RESULTS.name:
             break
     return None
 
 
-def manifest(root: str | Path = ".", out: str | Path = "results/manifest.json") -> int:
+def manifest(root: str | Path = ".", out: str | Path = paths.MANIFEST) -> int:
     """Every result file with its size, sha256, and the commit and inputs it was made from.
 
     Work in progress (temporaries, `.parts` folders) and what describes the run rather than the
