@@ -169,6 +169,11 @@ def cell_suite(wildcards):
 MAIN_CELLS = {(r.model, r.method, r.recipe) for r in pb_tables.required_rows(config, 2)}
 
 
+def pool_priority(wildcards):
+    """An evaluated model's pool first (the longest chain); a generator-only model's after it."""
+    return 1 if config["models"][wildcards.model]["generator_only"] else 10
+
+
 def cell_priority(evaluation=False):
     def priority(wildcards):
         main = (wildcards.model, wildcards.method, getattr(wildcards, "recipe", paths.NO_RECIPE)) in MAIN_CELLS

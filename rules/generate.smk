@@ -11,7 +11,7 @@ rule generate:
     resources:
         gpu=model_gpus,
         gpu_model=model_gpu_model,
-    priority: 10  # the pool feeds SGR and SSGR, the longest chain of the DAG: start it first
+    priority: pool_priority  # the pool feeds SGR and SSGR, the longest chain of the DAG: start it first
     log:
         log_path("generate", "{model}", "{dataset}"),
     params:

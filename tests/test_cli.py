@@ -296,3 +296,42 @@ def test_a_killed_calibration_leaves_nothing_listed(tmp_path, monkeypatch):
 def test_errors_of_jobs_are_one_line(workdir, tiny_model, capsys):
     code, err = run(capsys, *prune_args(tiny_model, "pruned", "cal.jsonl", "wanda-0.5", "--layers", "model.blocks"))
     assert code == 2 and "layers_path 'model.blocks'" in err and one_line(err), err
+
+
+def test_an_empty_calibration_set_leaves_its_cell_unpruned_and_says_why(workdir, tiny_model, capsys):
+    """A generator that solved nothing gives SSGR nothing: the set is written empty, pruning and
+    evaluation pass the reason on, and the table shows the row without numbers, with the reason."""
+    from prunebench import paths
+    from prunebench.config import validate
+    from prunebench.io import read_json, write_json
+    from prunebench.tables import assemble
+
+    write_jsonl(workdir / "pool.jsonl", [{"id": "p1", "question": "1+1?", "answer": "2"}])
+    write_jsonl(workdir / "graded.jsonl", [{"id": "p1", "sample": s, "text": "no idea", "tokens": 2, "finish": "stop",
+                                            "correct": False, "verdict": "no_answer", "filters": ["no_answer"]}
+                                           for s in range(4)])
+    code, err = run(capsys, "calibrate", "--model", str(tiny_model), "--recipe", "ssgr", "--spec", '{"type": "ssgr"}',
+                    "--data", "wordproblems_train=pool.jsonl", "--graded", "wordproblems_train=graded.jsonl",
+                    "--out", "empty.jsonl")
+    assert code == 0, err
+    from prunebench.io import read_jsonl, read_provenance
+
+    assert read_jsonl(workdir / "empty.jsonl") == [] and read_provenance(workdir / "empty.jsonl")["params"]["selected"] == 0
+    code, err = run(capsys, *prune_args(tiny_model, "cell", "empty.jsonl", "sparsegpt-0.5", "--record", "cell.json"))
+    assert code == 0, err
+    record = read_json(workdir / "cell.json")
+    assert "selected no sequences" in record["skipped"] and not (workdir / "cell" / "model.safetensors").exists()
+    write_jsonl(workdir / "bench.jsonl", [{"id": "q1", "question": "2+2?", "answer": "4"}])
+    code, err = run(capsys, "evaluate", "--model", "cell", "--data", "wordproblems=bench.jsonl", "--out-dir",
+                    "results/eval/m/sparsegpt-0.5/ssgr")
+    assert code == 0, err
+    metrics = read_json(workdir / "results/eval/m/sparsegpt-0.5/ssgr/wordproblems.json")
+    assert metrics["pass@1"] is None and "selected no sequences" in metrics["skipped"]
+    config = validate({"models": {"m": {"source": {"path": "/x"}}}, "calibration": {"recipes": ["ssgr"]},
+                       "pruning": {"methods": ["sparsegpt-0.5"]}, "evaluation": {"benchmarks": {"wordproblems": 1}}})
+    write_json(paths.eval_metrics("m", "dense", "none", "wordproblems"), {"pass@1": 50.0, "stderr": None,
+                                                                         "mean_tokens": 9.0})
+    frame = assemble(config, 2)
+    row = frame[frame.recipe == "ssgr"].iloc[0]
+    assert row["AVG"] != row["AVG"] and "selected no sequences" in row["note"]  # NaN, with the reason
+    assert frame[frame.method == "dense"].iloc[0]["note"] == ""

@@ -208,9 +208,12 @@ def cmd_calibrate(args) -> None:
                       params={"recipe": args.recipe, "spec": spec, "max_length": args.max_length, **summary})
     write_jsonl(args.out, (s.record(i, ctx.tokenizer) for i, s in enumerate(sequences)), provenance=prov)
     log.info("%s: %d of %d sequences, %d tokens", args.recipe, summary["selected"], args.sequences, summary["tokens"])
+    if not sequences:  # a finding, not a failure: a generator that solved nothing gives SSGR nothing
+        log.warning("%s selected no sequences (no eligible problem or document): a method that needs calibration "
+                    "data skips this set, and the tables show its cells as '–' with the reason", args.recipe)
 
 
-def read_calibration(path: str, tokenizer, positions: int | None, vocabulary: int) -> list:
+def read_calibration(path: str, tokenizer, positions: int | None, vocabulary: int, allow_empty: bool = False) -> list:
     """Token id tensors from a calibration JSONL whose lines hold `input_ids` or `text`.
 
     Each sequence must fit the model: ids below its embedding's row count (which may exceed the
@@ -236,7 +239,7 @@ def read_calibration(path: str, tokenizer, positions: int | None, vocabulary: in
             raise InputError(f"{where}: {len(ids)} tokens, more than the model's {positions} positions; "
                              f"cut the calibration set (calibration.max_length)")
         sequences.append(torch.tensor(ids, dtype=torch.long))
-    if not sequences:
+    if not sequences and not allow_empty:
         raise InputError(f"{path}: no calibration sequences")
     return sequences
 
@@ -264,14 +267,18 @@ def cmd_prune(args) -> None:
     from .io import atomic_dir
     from .models import (copy_tokenizer_files, load_model, load_tokenizer, model_dir, model_identity, model_info,
                          model_limits)
-    from .pruning import prune_model
+    from .pruning import METHODS, prune_model
 
     spec = _prune_spec(args)
     info = model_info(args.model)
     entry = info["entry"]
     dtype, layers = args.dtype or entry["dtype"], args.layers or entry["layers"]
     options = {name: getattr(args, name) for name in pruning_options()}
-    calibration = read_calibration(args.calibration, load_tokenizer(args.model), *model_limits(args.model))
+    calibration = read_calibration(args.calibration, load_tokenizer(args.model), *model_limits(args.model),
+                                   allow_empty=True)
+    if not calibration and METHODS[spec.method].needs is not None:
+        _skip_pruning(args, spec, info, options)
+        return
     model = load_model(args.model, dtype, args.device)
     # finished layers live beside the output until it is written: a killed job resumes there
     checkpoints = Path(paths.parts(args.out))
@@ -299,13 +306,45 @@ def cmd_prune(args) -> None:
              measured["wall_seconds"], measured["peak_memory_bytes"] / 1e9)
 
 
+def _skip_pruning(args, spec, info, options) -> None:
+    """An empty calibration set (a recipe that found nothing to select) leaves the cell unpruned:
+    the output holds only a sparsity record that says so, and evaluation passes that on."""
+    from .io import atomic_dir
+    from .models import model_identity
+
+    identity = model_identity(info)
+    reason = f"{spec.name} needs calibration data, and {args.calibration} selected no sequences"
+    record = {"method": spec.name, "skipped": reason, "model": {**identity, "entry": info["entry"]},
+              "calibration_file": args.calibration,
+              "provenance": provenance([args.calibration, args.model], model=identity, params=options)}
+    with atomic_dir(args.out, mark=args.command) as staging:
+        write_json(staging / paths.SPARSITY_FILE, record)
+    if args.record:
+        write_json(args.record, record)
+    if args.measurements:
+        write_json(args.measurements, {"method": spec.name, "skipped": reason})
+    log.warning("%s: skipped: %s", spec.name, reason)
+
+
 def cmd_evaluate(args) -> None:
     """All benchmarks of one model in one pooled run; samples and metrics written per benchmark."""
     from .evaluation import metrics
 
+    from .models import model_info
+
     data, counts = _named_paths(args.data, "--data"), _named_paths(args.count, "--count")
     out_dir = Path(args.out_dir)
     mark_output_dir(out_dir, args.command)
+    skipped = model_info(args.model).get("skipped")
+    if skipped:  # a cell whose pruning was skipped: nothing to evaluate, and the metrics say why
+        for bench, path in data.items():
+            prov = provenance([path, args.model], model=_model_provenance(args.model), seed=args.seed,
+                              params=_sampling_params(args, benchmark=bench, count=counts.get(bench)))
+            write_jsonl(out_dir / f"{bench}.jsonl", [], provenance=prov)
+            write_json(out_dir / f"{bench}.json", {"benchmark": bench, **metrics([]), "skipped": skipped,
+                                                   "provenance": prov})
+        log.warning("not evaluated: %s", skipped)
+        return
     problems = [p for bench, path in data.items()
                 for p in _problems(bench, path, int(counts[bench]) if bench in counts else None, args.seed, args)]
     work = paths.parts(out_dir)

@@ -36,7 +36,7 @@ def length_stats(samples: list[dict]) -> dict:
         "median_tokens": statistics.median(tokens) if tokens else float("nan"),
         "max_tokens": max(tokens) if tokens else 0,
         "mean_tokens_correct": statistics.fmean(correct) if correct else float("nan"),
-        "truncation_rate": 100.0 * sum(s["finish"] == "length" for s in samples) / len(samples) if samples else 0.0,
+        "truncation_rate": 100.0 * sum(s["finish"] == "length" for s in samples) / len(samples) if samples else None,
     }
 
 

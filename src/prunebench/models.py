@@ -139,7 +139,7 @@ def model_dir(model: str | os.PathLike) -> Path:
         if "hub" in info["source"]:
             return _hub_snapshot(info["source"], local_only=True)
         return home / info["path"]  # an absolute path stays itself
-    if (path / "config.json").exists():
+    if (path / "config.json").exists() or (path / SPARSITY_FILE).exists():  # a checkpoint, or a skipped cell
         return path
     raise InputError(f"--model {model}: neither a prepared model.json nor a model directory with config.json")
 
@@ -156,7 +156,7 @@ def model_info(model: str | os.PathLike) -> dict:
         return {"name": info["name"], "revision": info.get("revision"), "entry": info["entry"]}
     if (path / SPARSITY_FILE).exists():
         meta = read_json(path / SPARSITY_FILE)
-        return {**meta["model"], "pruned": meta["method"]}
+        return {**meta["model"], "pruned": meta["method"], **({"skipped": meta["skipped"]} if "skipped" in meta else {})}
     if (path / "config.json").exists():
         return {"name": path.name, "revision": f"sha256:{sha256_path(path)}", "entry": default_entry()}
     raise InputError(f"--model {model}: neither a prepared model.json nor a model directory with config.json")
@@ -164,7 +164,7 @@ def model_info(model: str | os.PathLike) -> dict:
 
 def model_identity(info: dict) -> dict:
     """What a result records of its model: name, revision and pruning method; no machine's paths."""
-    return {k: info[k] for k in ("name", "revision", "pruned") if k in info}
+    return {k: info[k] for k in ("name", "revision", "pruned", "skipped") if k in info}
 
 
 def model_limits(model: str | os.PathLike) -> tuple[int | None, int]:

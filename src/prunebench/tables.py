@@ -217,6 +217,11 @@ def read_inputs(config: dict, number: int, kind: str = "table") -> list[str]:
     return required_metrics(config, number, kind) + _calibration_inputs(config, number, kind)
 
 
+def _number(value) -> float:
+    """A metric as a float: NaN where it is undefined (null in JSON), so that sums and plots skip it."""
+    return float("nan") if value is None else float(value)
+
+
 def _calibration_tokens(path: Path) -> float:
     """Mean token length of a calibration set's sequences (Table 4 reports it per difficulty band)."""
     if not path.exists():
@@ -234,16 +239,19 @@ def assemble(config: dict, number: int, root: str | Path = ".", kind: str = "tab
         record = {"model": row.model, "method": row.method, "recipe": row.recipe,
                   "calibration_tokens": (float("nan") if row.recipe == paths.NO_RECIPE else
                                          _calibration_tokens(Path(root) / paths.calibration(row.model, row.recipe)))}
+        notes = []
         for bench in benches:
             m = read_json(Path(root) / paths.eval_metrics(row.model, row.method, row.recipe, bench))
-            record[bench] = m["pass@1"]
-            record[bench + "_se"] = m["stderr"]
-            record[bench + "_tokens"] = m["mean_tokens"]
-            record[bench + "_truncated"] = m.get("truncation_rate", float("nan"))
-        record["AVG"] = sum(record[b] for b in benches) / len(benches)
+            record[bench] = _number(m["pass@1"])
+            record[bench + "_se"] = _number(m["stderr"])
+            record[bench + "_tokens"] = _number(m["mean_tokens"])
+            record[bench + "_truncated"] = _number(m.get("truncation_rate"))
+            notes.append(m.get("skipped"))
+        record["AVG"] = sum(record[b] for b in benches) / len(benches)  # NaN where a benchmark has no number
+        record["note"] = next((note for note in notes if note), "")
         records.append(record)
     columns = ["model", "method", "recipe"] + benches + ["AVG", "calibration_tokens"] + [b + "_se" for b in benches] + \
-        [b + "_tokens" for b in benches] + [b + "_truncated" for b in benches]
+        [b + "_tokens" for b in benches] + [b + "_truncated" for b in benches] + ["note"]
     import pandas as pd  # here, not at import: the Snakefile imports this module to plan, and must plan fast
 
     return pd.DataFrame.from_records(records, columns=columns)
