@@ -6,6 +6,7 @@ rule calibrate:
         unpack(calibration_inputs),
     output:
         paths.calibration("{model}", "{recipe}"),
+    priority: LIGHT
     log:
         log_path("calibrate", "{model}", "{recipe}"),
     params:

@@ -169,9 +169,16 @@ def cell_suite(wildcards):
 MAIN_CELLS = {(r.model, r.method, r.recipe) for r in pb_tables.required_rows(config, 2)}
 
 
+# Priorities, so that both cores always hold the job the critical path needs next: an evaluated
+# model's preparation, pool and grading first (a generator-only model's after); calibration sets
+# as soon as they can be built; tables and figures as soon as their inputs exist; then Table 2's
+# cells before the ablations', and within each an evaluation before the next prune.
+CRITICAL, LIGHT = 10, 8
+
+
 def pool_priority(wildcards):
-    """An evaluated model's pool first (the longest chain); a generator-only model's after it."""
-    return 1 if config["models"][wildcards.model]["generator_only"] else 10
+    """An evaluated model's preparation, pool and grading first; a generator-only model's after."""
+    return 1 if config["models"][wildcards.model]["generator_only"] else CRITICAL
 
 
 def cell_priority(evaluation=False):

@@ -4,6 +4,7 @@
 rule data:
     output:
         paths.data("{dataset}"),
+    priority: CRITICAL
     log:
         log_path("data", "{dataset}"),
     params:
@@ -19,6 +20,7 @@ rule data:
 rule prepare_model:
     output:
         paths.model_json("{model}"),
+    priority: pool_priority
     log:
         log_path("models", "{model}"),
     params:

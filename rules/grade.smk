@@ -8,6 +8,7 @@ rule grade:
         model=paths.model_json("{model}"),
     output:
         paths.graded("{model}", "{dataset}"),
+    priority: pool_priority  # quick, and every self-generated calibration set waits for it
     log:
         log_path("grade", "{model}", "{dataset}"),
     params:

@@ -8,6 +8,7 @@ rule table:
         csv=report(paths.table("{n}", "csv"), caption="../report/captions/table.rst", category="Tables",
                    labels={"table": "Table {n}"}),
         json=paths.table("{n}", "json"),
+    priority: LIGHT
     log:
         log_path("tables", "table{n}"),
     params:
@@ -29,6 +30,7 @@ rule figure:
                    labels={"figure": "Figure {n}"}),
         pdf=paths.figure("{n}", "pdf"),
         json=paths.figure("{n}", "json"),
+    priority: LIGHT
     log:
         log_path("figures", "figure{n}"),
     params:
