@@ -177,7 +177,7 @@ CRITICAL, LIGHT = 10, 8
 
 
 def pool_priority(wildcards):
-    """An evaluated model's preparation, pool and grading first; a generator-only model's after."""
+    """An evaluated model's pool and grading first; a generator-only model's after."""
     return 1 if config["models"][wildcards.model]["generator_only"] else CRITICAL
 
 

@@ -20,7 +20,7 @@ rule data:
 rule prepare_model:
     output:
         paths.model_json("{model}"),
-    priority: pool_priority
+    priority: CRITICAL  # every core of the machine: left for later, it would wait for all of them at once
     log:
         log_path("models", "{model}"),
     params:
