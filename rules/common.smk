@@ -23,8 +23,6 @@ except InputError as err:
 
 MODELS = list(config["models"])
 config["verify"]["targets"] = pb_verify.expand_targets(config)  # the results `snakemake verify` reruns
-METHODS = config["pruning"]["methods"]
-RECIPES = config["calibration"]["recipes"]
 RECIPE_DEFS = config["calibration"]["recipe_definitions"]
 BENCHMARKS = list(config["evaluation"]["benchmarks"])
 POOL_SOURCES = list(config["self_generation"]["sources"])

@@ -383,3 +383,14 @@ def test_a_label_with_dollars_draws(tmp_path, monkeypatch):
                    {"pass@1": 50.0, "stderr": 1.0, "mean_tokens": 10.0, "truncation_rate": 0.0})
     write_figure(config, 1, paths.figure(1, "svg"), paths.figure(1, "pdf"), paths.figure(1, "json"))
     assert "Cost $x^{ and 50% of $" in (tmp_path / paths.figure(1, "svg")).read_text()
+
+
+def test_the_report_states_how_the_default_fits_its_budget(default_report):
+    html = (default_report["root"] / paths.report("index.html")).read_text()
+    scale = html.split('id="scale"', 1)[1].split('id="table1"', 1)[0]
+    assert "Figure 4 show only WordProblems; a cell that only they show is evaluated on those benchmarks alone" in scale
+    assert "Table 1&#39;s True Sample row is SGR" in scale and "Table 4&#39;s Hard band" in scale
+    assert "SmolLM2-135M-Instruct only answers the self-generation pool for another model&#39;s recipes " \
+           "(SSGR by SmolLM2-135M)" in scale
+    tex = (default_report["root"] / paths.report("paper.tex")).read_text()
+    assert "Table 5 compares recipes on a further model" in tex

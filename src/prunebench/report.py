@@ -20,7 +20,7 @@ from .grading import FILTER_REASONS
 from .io import iter_jsonl, read_json, write_text
 from .provenance import code_commit, package_versions
 from .tables import (ALL_FIGURES, ALL_TABLES, BENCHMARK_LABELS, benchmarks, fmt, method_label, model_label,
-                     recipe_label, calibration_sets)
+                     recipe_label, calibration_sets, run_notes)
 
 MAX_EXCERPT = 600
 RESPONSE_LENGTH_TABLE = 2  # the rows whose response lengths the report tabulates beside Figure 5
@@ -315,6 +315,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
         "figures": figures,
         "lengths": main_table["rows"],
         "filters": _filter_counts(config, root),
+        "run_notes": run_notes(config),
         "reproducibility": _reproducibility(root, report_dir),
         "filter_reasons": FILTER_REASONS,
         "calibration": _calibration_summaries(config, root),

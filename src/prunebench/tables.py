@@ -31,7 +31,9 @@ RECIPE_LABELS = {"c4": "C4", "wikitext2": "WikiText-2", "mathr": "MathR", "sgr":
                  "false_samples": "False samples", "length_random": "Random length", "length_short": "Short",
                  "length_medium": "Medium length", "length_long": "Long", "easy": "Easy", "medium": "Medium",
                  "hard": "Hard", "ssgr_tau025": "SSGR τ=0.25", "ssgr_tau05": "SSGR τ=0.5", "ssgr_tau1": "SSGR τ=1",
-                 "ssgr_from_qwen3": "SSGR by Qwen3-14B"}
+                 "ssgr_from_qwen3": "SSGR by Qwen3-14B", "ssgr_by_smollm2": "SSGR by SmolLM2-135M",
+                 "ssgr_160": "SSGR, 160 tokens", "ssgr_512": "SSGR, 0.5k tokens", "ssgr_1k": "SSGR, 1k tokens",
+                 "ssgr_2k": "SSGR, 2k tokens", "ssgr_4k": "SSGR, 4k tokens", "ssgr_8k": "SSGR, 8k tokens"}
 ALL_TABLES = range(1, 9)
 ALL_FIGURES = range(1, 6)
 
@@ -149,6 +151,36 @@ FIGURES: dict[int, Spec] = {
 
 def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
     return (FIGURES if kind == "figure" else TABLES)[number].rows(config)
+
+
+def run_notes(config: dict) -> list[str]:
+    """How this run's tables differ from the paper's by the config's own choices, said in the report."""
+    notes = []
+    definitions = config["calibration"]["recipe_definitions"]
+    experiments = config["experiments"]
+    narrowed = [f"{key[:-1].capitalize()} {key[-1]}" if key != "figure4" else "Figure 4"
+                for key, e in experiments.items() if e.get("benchmarks") and e.get("recipes")]
+    if narrowed:
+        benches = sorted({b for e in experiments.values() for b in (e.get("benchmarks") or [])},
+                         key=lambda b: (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else 99, b))
+        notes.append(f"{', '.join(narrowed)} show only {', '.join(BENCHMARK_LABELS.get(b, b) for b in benches)}; "
+                     f"a cell that only they show is evaluated on those benchmarks alone.")
+    if any(definitions[r]["type"] == "sgr" for r in experiments["table1"]["recipes"]):
+        notes.append("Table 1's True Sample row is SGR: each problem's first correct response, the same definition.")
+    hard = [r for r in experiments["table4"]["recipes"] if definitions[r]["type"] == "ssgr"]
+    if hard:
+        notes.append(f"Table 4's Hard band (c ≤ 0.5, each response by eq. 1) is {recipe_label(hard[0])}, the same "
+                     f"selection (the paper prints the same average for both rows).")
+    main = set(evaluated_models(config))
+    if experiments["table5"]["recipes"] and set(experiments["table5"]["models"] or main) <= main and len(main) == 1:
+        notes.append("Table 5 compares recipes on a further model; this run prunes one model, so its rows are "
+                     "Table 2's cells.")
+    for name, entry in config["models"].items():
+        if entry.get("generator_only"):
+            users = [recipe_label(r) for r, d in definitions.items() if d.get("generator") == name]
+            notes.append(f"{model_label(config, name)} only answers the self-generation pool for another model's "
+                         f"recipes ({', '.join(users) or 'none in this run'}); it is not pruned or evaluated.")
+    return notes
 
 
 def caption(config: dict, number: int, kind: str = "table") -> str:
