@@ -1,4 +1,5 @@
-# prunebench: every table and figure of "Think Before You Prune" as a Snakemake target.
+# prunebench: every table and figure of "Think Before You Prune" and of the study "From LLMs to
+# LRMs" (its targets carry the prefix lrm_) as Snakemake targets.
 #
 #   snakemake report                                  the embedded default (config/config.yaml)
 #   snakemake table2 --configfile config/paper.yaml   one table of the paper's grid
@@ -37,6 +38,7 @@ include: "rules/grade.smk"
 include: "rules/calibrate.smk"
 include: "rules/prune.smk"
 include: "rules/evaluate.smk"
+include: "rules/tasks.smk"
 include: "rules/report.smk"
 
 

@@ -10,6 +10,7 @@ from prunebench import calibration as pb_calibration
 from prunebench import config as pb_config
 from prunebench import paths
 from prunebench import latex as pb_latex
+from prunebench import suite as pb_suite
 from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
@@ -200,4 +201,5 @@ def evaluated_model(wildcards):
 CONFIG_JSON = RuntimeSetting(json.dumps(config, sort_keys=True))
 # What tables and figures read, and what the report shows: their params.
 TABLE_CONFIG_JSON = json.dumps(pb_tables.table_config(config), sort_keys=True)
+SUITE_CONFIG_JSON = json.dumps(pb_suite.table_config(config), sort_keys=True)
 REPORT_CONFIG_JSON = json.dumps(pb_config.outcome_config(config), sort_keys=True)

@@ -44,10 +44,53 @@ rule figure:
         "--out-svg {output.svg} --out-pdf {output.pdf} --out-json {output.json} 2> {log}"
 
 
+rule lrm_table:
+    input:
+        pb_suite.required_inputs(config),
+    output:
+        csv=report(paths.lrm_table(pb_suite.TABLE, "csv"), caption="../report/captions/lrm_table.rst",
+                   category="Tables", labels={"table": "Tasks by category (LLMs to LRMs)"}),
+        json=paths.lrm_table(pb_suite.TABLE, "json"),
+    priority: LIGHT
+    log:
+        log_path("tables", paths.LRM + pb_suite.TABLE),
+    params:
+        config=SUITE_CONFIG_JSON,
+    conda:
+        CPU_ENV
+    container:
+        CPU_IMAGE
+    shell:
+        "prunebench lrm-table --config-json {params.config:q} --out-csv {output.csv} --out-json {output.json} 2> {log}"
+
+
+rule lrm_figure:
+    input:
+        pb_suite.required_inputs(config),
+    output:
+        svg=report(paths.lrm_figure(pb_suite.FIGURE, "svg"), caption="../report/captions/lrm_figure.rst",
+                   category="Figures", labels={"figure": "Category averages (LLMs to LRMs)"}),
+        pdf=paths.lrm_figure(pb_suite.FIGURE, "pdf"),
+        json=paths.lrm_figure(pb_suite.FIGURE, "json"),
+    priority: LIGHT
+    log:
+        log_path("figures", paths.LRM + pb_suite.FIGURE),
+    params:
+        config=SUITE_CONFIG_JSON,
+    conda:
+        CPU_ENV
+    container:
+        CPU_IMAGE
+    shell:
+        "prunebench lrm-figure --config-json {params.config:q} --out-svg {output.svg} --out-pdf {output.pdf} "
+        "--out-json {output.json} 2> {log}"
+
+
 rule render_report:
     input:
         tables=expand(paths.table("{n}", "{ext}"), n=pb_tables.ALL_TABLES, ext=["csv", "json"]),
         figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
+        lrm=rules.lrm_table.output + rules.lrm_figure.output,
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
         calibration=[paths.calibration(m, r) for m, r in pb_tables.calibration_sets(config)],
         verify=paths.verify("reproducibility.json"),
@@ -97,6 +140,7 @@ rule paper_pdf:
     input:
         tex=paths.report("paper.tex"),
         figures=expand(paths.figure("{n}", "pdf"), n=pb_tables.ALL_FIGURES),
+        lrm_figure=rules.lrm_figure.output.pdf,
     output:
         paths.report("paper.pdf"),
     log:
@@ -156,3 +200,16 @@ for _n in pb_tables.ALL_FIGURES:
             paths.figure(_n, "svg"),
             paths.figure(_n, "pdf"),
         localrule: True
+
+
+# The second paper's: `snakemake lrm_tasks` (its task table), `snakemake lrm_categories` (its figure).
+rule lrm_tasks:
+    input:
+        rules.lrm_table.output,
+    localrule: True
+
+
+rule lrm_categories:
+    input:
+        rules.lrm_figure.output,
+    localrule: True

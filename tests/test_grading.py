@@ -168,3 +168,23 @@ def test_metrics_have_no_nan():
     out = metrics(single)
     assert out["stderr"] is None and out["mean_tokens_correct"] is None
     json.dumps(out, allow_nan=False)
+
+
+@pytest.mark.parametrize("answer,right", [("ABD", True), ("A, B and D", True), ("(A)(B)(D)", True),
+                                          ("\\text{A,B,D}", True), ("B, D, A", True), ("AB", False),
+                                          ("ABCD", False), ("ABE", False), ("A: the radius", False), ("", False)])
+def test_multiple_answer_letters(answer, right):
+    assert grading.check_answer("ABD", answer, "letters", timeout=5) is right
+
+
+def test_jeebench_problems_carry_their_grading(mirror):
+    from prunebench import datasets
+
+    records, _ = datasets.load("jeebench", mirror)
+    assert len(records) == 515 and len({r["id"] for r in records}) == 515
+    kinds = {r["meta"]["type"]: r["meta"]["kind"] for r in records}
+    assert kinds == {"MCQ": "choice", "MCQ(multiple)": "letters", "Integer": "math", "Numeric": "math"}
+    multiple = next(r for r in records if r["meta"]["type"] == "MCQ(multiple)")
+    problem = {**multiple, "dataset": "jeebench"}
+    assert datasets.kind_of(problem) == "letters" and "letters of all correct options" in datasets.instruction_of(problem)
+    assert datasets.kind_of({"dataset": "gsm8k", "meta": {}}) == "math"

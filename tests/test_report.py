@@ -16,6 +16,15 @@ HOSTILE = ("<script>alert(1)</script> \\input{/etc/passwd} \\def\\x{ {{{ unbalan
            "</pre></details> {{ config }} ((( title ))) 解题 τ→∞ 😀 ł é " + "A" * 1_000_000)
 
 
+def _write_suite_outputs(config: dict) -> None:
+    """The second paper's task table and figure, from the task results already written."""
+    from prunebench import suite
+
+    suite.write_table(config, paths.lrm_table(suite.TABLE, "csv"), paths.lrm_table(suite.TABLE, "json"))
+    suite.write_figure(config, paths.lrm_figure(suite.FIGURE, "svg"), paths.lrm_figure(suite.FIGURE, "pdf"),
+                       paths.lrm_figure(suite.FIGURE, "json"))
+
+
 @pytest.fixture
 def results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -27,11 +36,16 @@ def results(tmp_path, monkeypatch):
         "pruning": {"methods": ["wanda-0.5"]},
         "experiments": {"figure4": {"methods": ["wanda-0.5"]}},
         "evaluation": {"benchmarks": {"wordproblems": 2}},
+        "task_suite": {"tasks": {"boolq": {"category": "classification"}}, "reasoning": ["wordproblems"]},
     })
     for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):
         write_json(paths.eval_metrics("m", method, recipe, "wordproblems"),
                    {"pass@1": 50.0, "stderr": 10.0, "mean_tokens": 12.0, "truncation_rate": 25.0,
                     "provenance": {}})
+        write_json(paths.task_result("m", method, recipe, "boolq"),
+                   {"task": "boolq", "metric": "acc", "score": None, "stderr": None, "error": HOSTILE[:2000],
+                    "sandbox": "a sandbox <b>"})
+    _write_suite_outputs(config)
     for n in ALL_TABLES:
         write_table(config, n, paths.table(n, "csv"), paths.table(n, "json"))
     for n in ALL_FIGURES:
@@ -78,6 +92,11 @@ def test_report_lists_every_table_and_figure(results):
     assert json.loads((results / paths.table(3, "json")).read_text())["status"] == "not in this run"
     assert json.loads((results / paths.table(8, "json")).read_text())["status"] == "not in this run"
     assert "list its calibration recipes under <code>experiments.table3</code>" in html
+    lrm = html.split('id="lrm_tasks"', 1)[1].split("</table>", 1)[0]
+    for href in ("../tasks/m/dense/none/boolq.json", "../tasks/m/wanda-0.5/sgr/boolq.json",
+                 "../eval/m/wanda-0.5/sgr/wordproblems.json"):
+        assert f'href="{href}"' in lrm, href
+    assert "boolq ran model-written code: a sandbox &lt;b&gt;." in html
     # every number links to its metrics file; each row to its calibration set and sparsity record
     table2 = html.split('id="table2"', 1)[1].split("</table>", 1)[0]
     for href in ("../eval/m/dense/none/wordproblems.json", "../eval/m/wanda-0.5/sgr/wordproblems.json",
@@ -303,6 +322,13 @@ def default_report(tmp_path, monkeypatch):
                                   "tokens": 300, "why": "c=0.50 <= tau=0.75 (hard)", "text": "x",
                                   "meta": {"correctness_ratio": 0.5, "band": "hard"},
                                   "input_ids": [1]}])
+    from prunebench import suite
+
+    for row in suite.rows(config):
+        for task in config["task_suite"]["tasks"]:
+            write_json(paths.task_result(row.model, row.method, row.recipe, task),
+                       {"task": task, "metric": "acc", "score": rng.uniform(0, 100), "stderr": rng.uniform(0, 8)})
+    _write_suite_outputs(config)
     for n in ALL_TABLES:
         write_table(config, n, paths.table(n, "csv"), paths.table(n, "json"))
     for n in ALL_FIGURES:

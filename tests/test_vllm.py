@@ -69,3 +69,16 @@ def test_every_call_of_the_backend_exists_in_the_installed_vllm(tiny_model, monk
     assert [c.finish for c in completions] == ["length", "length", PROMPT_TOO_LONG]
     assert completions[0].text == "answer 0" and completions[0].tokens == 2
     assert completions[2].tokens == 0 and completions[2].text == ""
+
+
+def test_vllm_model_type_takes_our_arguments(tiny_model):
+    """On GPUs the suite runs through lm-eval's vLLM model type: every argument is one it names
+    (it also takes **kwargs, which would hide a misspelt one), and the weights are read in place."""
+    from lm_eval.models.vllm_causallms import VLLM
+
+    from prunebench import lmeval
+
+    arguments = lmeval.vllm_arguments(str(tiny_model), {"dtype": "bfloat16", "max_model_len": 512}, 8, 1, 0)
+    named = set(inspect.signature(VLLM.__init__).parameters) - {"self", "kwargs"}
+    assert set(arguments) <= named
+    assert arguments["pretrained"] == str(tiny_model)

@@ -154,6 +154,11 @@ def tiny_config(tmp_path_factory):
                         "table1": {"recipes": ["true_samples"]}, "table5": {"recipes": ["c4", "ssgr"]}},
         "evaluation": {"samples": 2, "max_new_tokens": 24,
                        "benchmarks": {"wordproblems": 4, "gsm8k": 2, "gpqa_diamond": 2}},
+        "task_suite": {"tasks": {"boolq": {"category": "classification", "limit": 4},
+                                 "truthfulqa_mc2": {"category": "generation", "limit": 4},
+                                 "ifeval": {"category": "generation", "metric": "prompt_level_loose_acc", "limit": 2,
+                                            "max_gen_toks": 16, "chat_template": True}},
+                       "reasoning": ["gsm8k"], "methods": ["wanda-0.5"], "recipes": ["c4", "ssgr"]},
         "grading": {"workers": 1},
     }
 
@@ -266,11 +271,30 @@ def test_e2e_every_result_carries_provenance(e2e):
 
 
 @pytest.mark.slow
-def test_e2e_gpqa_questions_stay_out_of_results(e2e):
+def test_e2e_task_table_has_every_row(e2e):
+    table = json.loads((e2e["work"] / "results/tables/lrm_tasks.json").read_text())
+    assert table["status"] == "built"
+    assert [(r["method"], r["recipe"]) for r in table["rows"]] == [("dense", "none"), ("wanda-0.5", "c4"),
+                                                                    ("wanda-0.5", "ssgr")]
+    for row in table["rows"]:
+        assert row["boolq"] is not None and row["gsm8k"] is not None and row["classification"] == row["boolq"]
+        assert row["generation"] == pytest.approx((row["truthfulqa_mc2"] + row["ifeval"]) / 2)
+    assert (e2e["work"] / "results/figures/lrm_categories.svg").exists()
+    assert "tasks by category" in (e2e["work"] / "results/report/index.html").read_text()
+
+
+@pytest.mark.slow
+def test_e2e_gpqa_and_truthfulqa_questions_stay_out_of_results(e2e):
+    import zipfile
+
     from prunebench import datasets
+    from prunebench.lmeval.tasks.mirror import TRUTHFULQA_PASSWORD
 
     rows, _ = datasets.fetch_raw(datasets.get("gpqa_diamond"), MIRROR)
     questions = [str(r["Question"])[:80] for r in rows]
+    with zipfile.ZipFile(MIRROR / "truthfulqa/truthfulqa.zip") as archive:
+        tqa = json.loads(archive.open("data/mc_task.json", pwd=TRUTHFULQA_PASSWORD).read())
+    questions += [r["question"].strip()[:80] for r in tqa if len(r["question"].strip()) > 20]
     for path in (e2e["work"] / "results").rglob("*"):
         if path.is_file() and path.suffix in (".jsonl", ".json", ".html", ".tex", ".csv", ".log"):
             text = path.read_text(errors="replace")

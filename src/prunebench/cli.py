@@ -77,8 +77,7 @@ def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[li
     entry = dict(info["entry"], batch_size=args.batch_size, tensor_parallel=args.tensor_parallel)
     tokenizer = load_tokenizer(args.model)
     by_id = {p["id"]: p for p in problems}
-    prompts = {p["id"]: build_prompt(tokenizer, entry, p["question"], datasets.get(p["dataset"]).instruction)
-               for p in problems}
+    prompts = {p["id"]: build_prompt(tokenizer, entry, p["question"], datasets.instruction_of(p)) for p in problems}
     sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
     backend = functools.cache(lambda: make_backend(args.backend, args.model, entry, args.device))
     model_key = json.dumps([str(model_dir(args.model)), info.get("revision")])
@@ -161,7 +160,7 @@ def _grade(args, samples: list[dict], problems: list[dict], where: str) -> list[
 
     entry = model_info(args.model)["entry"]
     gold = {p["id"]: str(p["answer"]) for p in problems}
-    kind = {p["id"]: datasets.get(p["dataset"]).kind for p in problems}
+    kind = {p["id"]: datasets.kind_of(p) for p in problems}
     missing = sorted({s["id"] for s in samples} - set(gold))
     if missing:
         raise InputError(f"{where}: no problem with id {missing[0]!r} (and {len(missing) - 1} more) "
@@ -362,6 +361,41 @@ def cmd_evaluate(args) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def cmd_tasks(args) -> None:
+    """lm-eval tasks on one model, each written as soon as it is scored (a rerun resumes)."""
+    from . import lmeval
+    from .config import validate_definition
+
+    entries = _json_arg(args.suite_json, "--suite-json") if args.suite_json else {}
+    if not isinstance(entries, dict):
+        raise InputError("--suite-json: expected an object of task entries (the config's task_suite.tasks)")
+    for name in args.task or []:
+        entries.setdefault(name, {})
+    if not entries:
+        raise InputError("name at least one task (--task NAME, or --suite-json)")
+    # The entries as the config's schema reads them (defaults filled, a bad value named).
+    suite = {name: validate_definition("suite_task", spec, "--suite-json", name) for name, spec in entries.items()}
+    if args.limit is not None:
+        suite = {n: {**s, "limit": args.limit} for n, s in suite.items()}
+    if args.task:
+        suite = {n: suite[n] for n in args.task}
+    out_dir = Path(args.out_dir)
+    mark_output_dir(out_dir, args.command)
+    identity = _model_provenance(args.model)
+
+    def provenance_of(name: str, spec: dict) -> dict:
+        return provenance([args.model], model=identity, seed=args.seed,
+                          params={"task": name, **spec, "backend": args.backend})
+
+    outcomes = lmeval.run_suite(args.model, suite, out_dir, data_dir=args.data_dir, seed=args.seed,
+                                batch_size=args.batch_size, allow_hub=args.allow_hub, device=args.device,
+                                backend=args.backend, tensor_parallel=args.tensor_parallel,
+                                provenance_of=provenance_of, measurements=args.measurements)
+    for name, outcome in outcomes.items():
+        shown = "–" if outcome["score"] is None else f"{outcome['score']:.1f}"
+        print(f"{name}\t{outcome['metric']}\t{shown}\t{outcome.get('error') or outcome.get('skipped') or ''}")
+
+
 def cmd_table(args) -> None:
     from .tables import write_table
 
@@ -373,6 +407,18 @@ def cmd_figure(args) -> None:
 
     write_figure(_json_arg(args.config_json, "--config-json"), args.number, args.out_svg, args.out_pdf,
                  args.out_json)
+
+
+def cmd_lrm_table(args) -> None:
+    from .suite import write_table
+
+    write_table(_json_arg(args.config_json, "--config-json"), args.out_csv, args.out_json)
+
+
+def cmd_lrm_figure(args) -> None:
+    from .suite import write_figure
+
+    write_figure(_json_arg(args.config_json, "--config-json"), args.out_svg, args.out_pdf, args.out_json)
 
 
 def cmd_report(args) -> None:
@@ -534,10 +580,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
     _outputs(p, dirs=("out_dir",), inputs=("model", "data"))
 
+    p = sub.add_parser("tasks", help="run lm-eval tasks (the second paper's suite) on a model, resumable per task")
+    p.add_argument("--model", required=True, help="a prepared model.json or a (pruned) checkpoint directory")
+    p.add_argument("--task", action="append", help="an lm-eval task name (repeatable); its entry from --suite-json if there")
+    p.add_argument("--suite-json", default=None, help="task entries as JSON, as the config's task_suite.tasks")
+    p.add_argument("--limit", type=int, default=None, help="documents per task, a seeded subset (overrides the entries)")
+    _add_data_dir(p)
+    p.add_argument("--seed", type=int, default=schema_default("seed"))
+    p.add_argument("--batch-size", type=int, default=schema_default("models", "*", "batch_size"))
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    p.add_argument("--backend", choices=("hf", "vllm"), default=schema_default("models", "*", "backend"),
+                   help="lm-eval's model type: hf (CPU or GPU), or vllm (GPUs)")
+    p.add_argument("--tensor-parallel", type=int, default=schema_default("models", "*", "tensor_parallel"))
+    p.add_argument("--measurements", default=None, help="write each task's wall time here (JSON)")
+    p.add_argument("--out-dir", required=True, help="receives TASK.json (result) and TASK.jsonl (per document)")
+    p.set_defaults(func=cmd_tasks)
+    _outputs(p, files=("measurements",), dirs=("out_dir",), inputs=("model",))
+
     for name, func, outs in (("table", cmd_table, ("--out-csv", "--out-json")),
                              ("figure", cmd_figure, ("--out-svg", "--out-pdf", "--out-json"))):
         p = sub.add_parser(name, help=f"assemble a {name} of the paper from results")
         p.add_argument("--number", type=int, required=True)
+        p.add_argument("--config-json", required=True)
+        for out in outs:
+            p.add_argument(out, required=True)
+        p.set_defaults(func=func)
+        _outputs(p, files=tuple(o[2:].replace("-", "_") for o in outs))
+
+    for name, func, outs in (("lrm-table", cmd_lrm_table, ("--out-csv", "--out-json")),
+                             ("lrm-figure", cmd_lrm_figure, ("--out-svg", "--out-pdf", "--out-json"))):
+        p = sub.add_parser(name, help=f"assemble the second paper's task {name[4:]} from results")
         p.add_argument("--config-json", required=True)
         for out in outs:
             p.add_argument(out, required=True)

@@ -129,20 +129,30 @@ def validate(config: dict, source: str = "config", *, coerce: bool = False, chec
     figure4 = config["experiments"]["figure4"]
     if figure4["recipes"] is None:  # null means "the calibration recipes of Table 2"
         figure4["recipes"] = list(config["calibration"]["recipes"])
+    suite = config["task_suite"]  # null means Table 2's methods and recipes
+    if suite["methods"] is None:
+        suite["methods"] = list(config["pruning"]["methods"])
+    if suite["recipes"] is None:
+        suite["recipes"] = list(config["calibration"]["recipes"])
     _check_references(config, source)
     if check_paths:
         _check_paths(config, source)
     return config
 
 
-def validate_recipe(spec: dict, where: str) -> dict:
-    """One recipe definition (the calibrate command's --spec) checked and given its defaults."""
+def validate_definition(definition: str, spec: dict, where: str, root: str) -> dict:
+    """One entry of a schema definition (a recipe, a suite task) checked and given its defaults."""
     schema = load_schema()
-    validator = _Validator({**schema["$defs"]["recipe"], "$defs": schema["$defs"]})
+    validator = _Validator({**schema["$defs"][definition], "$defs": schema["$defs"]})
     errors = sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        raise InputError(f"{where}: {_key_path(errors[0], 'recipe')}: {_message(errors[0])}")
+        raise InputError(f"{where}: {_key_path(errors[0], root)}: {_message(errors[0])}")
     return spec
+
+
+def validate_recipe(spec: dict, where: str) -> dict:
+    """One recipe definition (the calibrate command's --spec) checked and given its defaults."""
+    return validate_definition("recipe", spec, where, "recipe")
 
 
 def _check_paths(config: dict, source: str) -> None:
@@ -183,7 +193,8 @@ def _check_references(config: dict, source: str) -> None:
         readable(dataset, "self_generation.sources")
     experiments = config["experiments"]
     recipe_lists = {"calibration.recipes": config["calibration"]["recipes"],
-                    **{f"experiments.{key}.recipes": e["recipes"] for key, e in experiments.items()}}
+                    **{f"experiments.{key}.recipes": e["recipes"] for key, e in experiments.items()},
+                    "task_suite.recipes": config["task_suite"]["recipes"]}
     for key, names in recipe_lists.items():
         for name in names:
             if name not in config["calibration"]["recipe_definitions"]:
@@ -203,6 +214,19 @@ def _check_references(config: dict, source: str) -> None:
             if model not in evaluated_models(config):
                 raise InputError(f"{source}: config.experiments.{key}.models[{index}]: {model!r} is not an "
                                  f"evaluated model under config.models")
+    suite = config["task_suite"]
+    for name, spec in suite["tasks"].items():
+        if spec["category"] is None:
+            raise InputError(f"{source}: config.task_suite.tasks.{name}.category: missing (classification, "
+                             f"generation or reasoning: the table's column group)")
+    for index, bench in enumerate(suite["reasoning"]):
+        if bench not in config["evaluation"]["benchmarks"]:
+            raise InputError(f"{source}: config.task_suite.reasoning[{index}]: {bench!r} is not under "
+                             f"config.evaluation.benchmarks")
+    for index, model in enumerate(suite["models"] or []):
+        if model not in evaluated_models(config):
+            raise InputError(f"{source}: config.task_suite.models[{index}]: {model!r} is not an evaluated model "
+                             f"under config.models")
     adaptive = config["self_generation"]["adaptive_tau"]
     if adaptive is not None:
         from .tables import calibration_sets
@@ -221,6 +245,7 @@ def _check_references(config: dict, source: str) -> None:
     named_methods = [(f"pruning.methods[{i}]", m) for i, m in enumerate(config["pruning"]["methods"])]
     named_methods += [(f"experiments.figure4.methods[{i}]", m) for i, m in enumerate(experiments["figure4"]["methods"])]
     named_methods += [(f"experiments.{key}.method", e["method"]) for key, e in experiments.items() if "method" in e]
+    named_methods += [(f"task_suite.methods[{i}]", m) for i, m in enumerate(config["task_suite"]["methods"])]
     for key, method in named_methods:
         try:
             canonical = parse_method(method).name

@@ -244,6 +244,34 @@ def gpqa_question(row: dict) -> str:
     return "\n".join(lines)
 
 
+JEEBENCH_KINDS = {"MCQ": "choice", "MCQ(multiple)": "letters", "Integer": "math", "Numeric": "math"}
+JEEBENCH_INSTRUCTIONS = {
+    "MCQ": "Let's think step by step and output the final answer (the letter of the correct option) within "
+           "\\boxed{}.",
+    "MCQ(multiple)": "One or more options may be correct. Let's think step by step and output the letters of all "
+                     "correct options within \\boxed{}, e.g. \\boxed{AC}.",
+    "Integer": "Let's think step by step and output the final answer (a non-negative integer) within \\boxed{}.",
+    "Numeric": "Let's think step by step and output the final answer (a number, correct to two decimal places) "
+               "within \\boxed{}.",
+}
+
+
+def _jeebench(rows):
+    """JEE Advanced 2016-2023: options are part of each question; each problem carries how it is
+    graded (one letter, a set of letters, or a number by math-verify) and its instruction."""
+    out = []
+    for row in rows:
+        if row.get("type") not in JEEBENCH_KINDS:
+            raise InputError(f"jeebench: question {row.get('index')} of {row.get('description')!r} has type "
+                             f"{row.get('type')!r} (known: {', '.join(JEEBENCH_KINDS)})")
+        ident = f"jeebench-{str(row['description']).replace(' ', '-').lower()}-{row['index']}"
+        out.append({"id": ident, "question": str(row["question"]).strip(), "answer": str(row["gold"]).strip(),
+                    "solution": None, "meta": {"subject": row["subject"], "type": row["type"],
+                                               "kind": JEEBENCH_KINDS[row["type"]],
+                                               "instruction": JEEBENCH_INSTRUCTIONS[row["type"]]}})
+    return out
+
+
 def _corpus(rows):
     return [{"id": f"doc-{index}", "text": row["text"], "meta": {}} for index, row in enumerate(rows)
             if isinstance(row.get("text"), str) and row["text"].strip()]
@@ -289,6 +317,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
     Dataset("gpqa_diamond", "choice", _gpqa, ("gpqa_diamond/gpqa_diamond.zip",),
             HubFile("Idavidrein/gpqa", ("gpqa_diamond.csv",)), benchmark=True, sealed=True, license="CC-BY-4.0",
             description="GPQA Diamond", instruction=GPQA_INSTRUCTION),
+    Dataset("jeebench", "math", _jeebench, ("jeebench/dataset.json",), benchmark=True, license="MIT",
+            group_by="type", description="JEEBench (JEE Advanced 2016-2023: physics, chemistry, mathematics)"),
     Dataset("c4", "corpus", _corpus, ("c4/c4_en_train00000_first1000.jsonl",),
             HubFile("allenai/c4", ("en/c4-train.00000-of-01024.json.gz",)), license="ODC-BY 1.0"),
     Dataset("wikitext2", "corpus", lambda rows: _corpus([{"text": "\n".join(r["text"] for r in rows)}]),
@@ -302,6 +332,16 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             generated=_wordproblems("train"),
             description="prunebench word problems, levels 1-5 (train split, written by prunebench)"),
 ]}
+
+def instruction_of(problem: dict) -> str:
+    """The instruction after a problem's question: its own (JEEBench's differ by question type), else its dataset's."""
+    return problem.get("meta", {}).get("instruction") or get(problem["dataset"]).instruction
+
+
+def kind_of(problem: dict) -> str:
+    """How a problem's answer is graded: its own kind where it has one, else its dataset's."""
+    return problem.get("meta", {}).get("kind") or get(problem["dataset"]).kind
+
 
 def get(name: str) -> Dataset:
     try:

@@ -123,6 +123,15 @@ def figure5(config: dict, frame, ax, model: str, benches: list[str]) -> str:
     return method_label(method)
 
 
+def save_figure(fig, out_svg: str | Path, out_pdf: str | Path, description: str) -> None:
+    """SVG and PDF of a figure, without a creation date (same numbers, same bytes); then closed."""
+    for out, fmt, meta in ((out_svg, "svg", {"Date": None, "Description": description}),
+                           (out_pdf, "pdf", {"CreationDate": None, "Subject": description})):
+        with atomic_path(out, suffix="." + fmt) as tmp:
+            fig.savefig(tmp, format=fmt, metadata=meta)
+    plt.close(fig)
+
+
 DRAW = {1: figure1, 2: figure2, 3: figure3, 4: figure4, 5: figure5}
 PANEL_HEIGHT, LEGEND_HEIGHT, WIDTH = 2.4, 0.55, 7.0  # inches; the page draws figures at their width
 
@@ -154,12 +163,7 @@ def write_figure(config: dict, number: int, out_svg: str | Path, out_pdf: str | 
         fig.tight_layout(rect=(0, 0, 1, 1 - LEGEND_HEIGHT / fig.get_figheight()))
     inputs = [Path(root) / p for p in read_inputs(config, number, "figure")]
     prov = provenance(inputs)
-    description = json.dumps({"figure": number, "provenance": prov}, sort_keys=True)
-    for out, fmt, meta in ((out_svg, "svg", {"Date": None, "Description": description}),
-                           (out_pdf, "pdf", {"CreationDate": None, "Subject": description})):
-        with atomic_path(out, suffix="." + fmt) as tmp:
-            fig.savefig(tmp, format=fmt, metadata=meta)
-    plt.close(fig)
+    save_figure(fig, out_svg, out_pdf, json.dumps({"figure": number, "provenance": prov}, sort_keys=True))
     write_json(out_json, {"figure": number, "status": status, "experiment": spec.experiment,
                           "caption": caption(config, number, "figure"), "subtitle": "; ".join(subtitles),
                           "benchmarks": benches, "provenance": prov})

@@ -24,6 +24,8 @@ MAX_SCAN_CHARS = 200_000  # the answer is searched for in this many trailing cha
 _CHOICE_MARKUP = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mathit|mathsf|operatorname)\s*\{|[{}$\s]+")
 _CHOICE = re.compile(r"\(?([A-Da-d])(?:\)|[.:]|$)")
 _PARENTHESIZED_LETTER = re.compile(r"\([A-Da-d]\)")
+_LETTER_JOINERS = re.compile(r"[(),;&.]|and")
+_LETTERS_ONLY = re.compile(r"[A-Da-d]{1,4}")
 _TRAILING_PERCENT = re.compile(r"(?:\\[,;!: ]|\s)*\\?%$")
 
 # Filter reasons, as counted in the report.
@@ -97,6 +99,16 @@ def choice_letter(answer: str) -> str | None:
     return match.group(1).upper()
 
 
+def choice_letters(answer: str) -> frozenset[str] | None:
+    """The option letters of a multiple-answer choice: ``ACD``, ``A, C and D``, ``(A)(C)``,
+    ``\\text{A,C}``. None for anything else (an option's text, letters beyond D)."""
+    plain = _CHOICE_MARKUP.sub("", answer)
+    plain = _LETTER_JOINERS.sub("", plain)
+    if not plain or not _LETTERS_ONLY.fullmatch(plain):
+        return None
+    return frozenset(plain.upper())
+
+
 def _plain_number(answer: str) -> str:
     """What math-verify misreads, removed: a sentence's closing period (``9.``)."""
     answer = answer.strip()
@@ -117,7 +129,8 @@ def _verify(gold: str, predicted: str, seconds: int) -> bool:
 
 
 def check_answer(gold: str, predicted: str, kind: str, timeout: float) -> bool:
-    """Whether `predicted` equals `gold`: a letter match for choices, math-verify otherwise (gold first).
+    """Whether `predicted` equals `gold`: a letter match for choices, the same set of letters for a
+    multiple-answer choice, math-verify otherwise (gold first).
 
     A trailing period is dropped first. A percent sign is read as math-verify reads it; where that
     fails and either side ends in one, the two are compared without it (math-verify takes
@@ -125,6 +138,8 @@ def check_answer(gold: str, predicted: str, kind: str, timeout: float) -> bool:
     """
     if kind == "choice":
         return choice_letter(predicted) == gold.strip().upper()
+    if kind == "letters":  # every correct option and no other (JEEBench's multiple-answer questions)
+        return choice_letters(predicted) == frozenset(gold.strip().upper())
     seconds = max(1, int(timeout))
     gold, predicted = _plain_number(gold), _plain_number(predicted)
     if _verify(gold, predicted, seconds):

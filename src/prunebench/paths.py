@@ -74,6 +74,28 @@ def eval_metrics(model: str, method: str, recipe: str, bench: str) -> str:
     return f"{eval_dir(model, method, recipe)}/{bench}.json"
 
 
+def tasks_dir(model: str, method: str, recipe: str) -> str:
+    """One task-suite job's output (the second paper's lm-eval tasks): a result and the per-document
+    records of each task."""
+    return f"{RESULTS}/tasks/{model}/{method}/{recipe}"
+
+
+def task_result(model: str, method: str, recipe: str, task: str) -> str:
+    return f"{tasks_dir(model, method, recipe)}/{task}.json"
+
+
+# The second paper's tables and figures carry its prefix; table1..table8 and figure1..figure5 are the first paper's.
+LRM = "lrm_"
+
+
+def lrm_table(name: str, ext: str = "csv") -> str:
+    return f"{RESULTS}/tables/{LRM}{name}.{ext}"
+
+
+def lrm_figure(name: str, ext: str = "svg") -> str:
+    return f"{RESULTS}/figures/{LRM}{name}.{ext}"
+
+
 def table(number: int | str, ext: str = "csv") -> str:
     return f"{RESULTS}/tables/table{number}.{ext}"
 

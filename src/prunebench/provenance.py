@@ -13,7 +13,7 @@ from typing import Iterable
 # Fields that measure the machine and the run (the pruning driver reports them), not the result: kept
 # out of result files (a measurements file of their own), and set aside where a comparison meets them.
 MEASURED_FIELDS = ("wall_seconds", "peak_memory_bytes", "resumed_layers")
-TRACKED_PACKAGES = ("prunebench", "torch", "transformers", "math-verify", "snakemake", "vllm")
+TRACKED_PACKAGES = ("prunebench", "torch", "transformers", "math-verify", "lm-eval", "snakemake", "vllm")
 _HASH_CHUNK = 1 << 22
 
 

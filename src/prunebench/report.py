@@ -15,9 +15,10 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from . import paths
+from . import paths, suite
 from .grading import FILTER_REASONS
 from .io import iter_jsonl, read_json, write_text
+from .lmeval.tasks.mirror import SEALED_TASKS
 from .provenance import code_commit, package_versions
 from .tables import (ALL_FIGURES, ALL_TABLES, BENCHMARK_LABELS, benchmarks, fmt, method_label, model_label,
                      recipe_label, calibration_sets, run_notes)
@@ -274,6 +275,34 @@ def _row_files(root: Path, row: dict, benches: list[str], report_dir: str) -> tu
     return links, [(name, _rel(str(root / path), report_dir)) for name, path in files]
 
 
+def _read_if_exists(path: Path) -> dict | None:
+    return read_json(path) if path.exists() else None
+
+
+def _lrm_section(config: dict, root: Path, report_dir: str) -> dict:
+    """The second paper's task table and figure, each cell linked to the result behind it."""
+    table = read_json(root / paths.lrm_table(suite.TABLE, "json"))
+    for row in table["rows"]:
+        row["model_label"] = model_label(config, row["model"])
+        row["links"] = {c["name"]: _rel(str(root / (paths.task_result(row["model"], row["method"], row["recipe"], c["name"])
+                                                    if c["source"] == "task" else
+                                                    paths.eval_metrics(row["model"], row["method"], row["recipe"], c["name"]))),
+                                        report_dir) for c in table["columns"]}
+    figure = read_json(root / paths.lrm_figure(suite.FIGURE, "json"))
+    svg = (root / paths.lrm_figure(suite.FIGURE, "svg")).read_text(encoding="utf-8")
+    sealed = [name for name in config["task_suite"]["tasks"] if name in SEALED_TASKS]
+    code_runs = sorted({(c["name"], result["sandbox"]) for row in table["rows"] for c in table["columns"]
+                        if c["source"] == "task"
+                        for result in [_read_if_exists(root / paths.task_result(row["model"], row["method"],
+                                                                                 row["recipe"], c["name"]))]
+                        if result and result.get("sandbox")})
+    return {"table": {**table, "csv": _rel(str(root / paths.lrm_table(suite.TABLE, "csv")), report_dir)},
+            "figure": {**figure, "svg": svg[svg.find("<svg"):],
+                       "pdf": _rel(str(root / paths.lrm_figure(suite.FIGURE, "pdf")), report_dir),
+                       "pdf_from_tex": _rel(paths.lrm_figure(suite.FIGURE, "pdf"), paths.report(""))},
+            "sealed": sealed, "code_runs": code_runs, "paper": "From LLMs to LRMs: Rethinking Pruning for Reasoning-Centric Models"}
+
+
 def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
     root = Path(root)
     report_dir = str(root / paths.report(""))
@@ -300,6 +329,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
         figures.append({**meta, "paper_caption": paper_numbers["figures"].get(n, ""), "svg": svg,
                         "pdf": _rel(str(root / paths.figure(n, "pdf")), report_dir),
                         "pdf_from_tex": _rel(paths.figure(n, "pdf"), paths.report(""))})
+    lrm = _lrm_section(config, root, report_dir)
     benches = benchmarks(config)
     main_table = next((t for t in tables if t["table"] == RESPONSE_LENGTH_TABLE), {"rows": []})
     return {
@@ -313,6 +343,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
                    for m, e in config["models"].items()],
         "tables": tables,
         "figures": figures,
+        "lrm": lrm,
         "lengths": main_table["rows"],
         "filters": _filter_counts(config, root),
         "run_notes": run_notes(config),

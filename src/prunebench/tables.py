@@ -201,11 +201,14 @@ def caption(config: dict, number: int, kind: str = "table") -> str:
 def calibration_sets(config: dict) -> list[tuple[str, str]]:
     """Every (model, recipe) calibration set some table or figure of this run prunes with, plus
     Table 2's recipes for every model, in first-use order."""
+    from . import suite  # the second paper's table; it imports this module
+
     sets = dict.fromkeys((m, r) for m in evaluated_models(config) for r in config["calibration"]["recipes"])
     for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
         for number in numbers:
             sets.update(dict.fromkeys((row.model, row.recipe) for row in required_rows(config, number, kind)
                                       if row.recipe != paths.NO_RECIPE))
+    sets.update(dict.fromkeys((row.model, row.recipe) for row in suite.rows(config) if row.recipe != paths.NO_RECIPE))
     return list(sets)
 
 
@@ -218,12 +221,18 @@ def table_benchmarks(config: dict, number: int, kind: str = "table") -> list[str
 
 def cell_benchmarks(config: dict) -> dict[Row, list[str]]:
     """Each evaluated cell and the benchmarks it is evaluated on: those of every table and figure
-    that shows it (a cell only ablations show runs only their benchmarks)."""
+    that shows it (a cell only ablations show runs only their benchmarks), and the task suite's
+    reasoning benchmarks for a cell of the second paper's table."""
+    from . import suite  # the second paper's table; it imports this module
+
     cells: dict[Row, set[str]] = {}
     for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
         for number in numbers:
             for row in required_rows(config, number, kind):
                 cells.setdefault(row, set()).update(table_benchmarks(config, number, kind))
+    if config["task_suite"]["reasoning"]:  # its reasoning category: prunebench's own benchmarks
+        for row in suite.rows(config):
+            cells.setdefault(row, set()).update(config["task_suite"]["reasoning"])
     return {row: [b for b in benchmarks(config) if b in benches] for row, benches in cells.items()}
 
 

@@ -1,0 +1,48 @@
+"""HumanEval's pass@k with every program run in prunebench's sandbox.
+
+lm-eval's own `humaneval` scores through Hugging Face `evaluate`'s code_eval, which downloads its
+metric script at import and runs programs in threads of the evaluating process. Here the metric is
+the same (each candidate is the prompt plus the completion, followed by the task's tests, and
+passes if it runs to the end; pass@k by the unbiased estimator of Chen et al. 2021), and each
+program runs in a separate sandboxed process (prunebench.sandbox): no network, limits, a scratch
+directory, the results tree hidden. The task YAMLs run it only when a config lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from prunebench.sandbox import Limits, run_program
+
+LIMITS = Limits(wall_seconds=10.0, cpu_seconds=10, memory_bytes=1 << 30)  # per program
+
+
+def estimate_pass_at_k(n: int, c: int, k: int) -> float:
+    """1 - C(n-c, k) / C(n, k), computed stably (the estimator code_eval uses)."""
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def pass_at_k(references: list[str], predictions: list[list[str]], k: list[int] | int | None = None) -> dict:
+    """pass@k of one problem's candidates (lm-eval calls this once per document)."""
+    ks = [k] if isinstance(k, int) else list(k or [1])
+    programs = [(i, candidate + "\n" + reference) for i, (reference, candidates) in enumerate(zip(references, predictions))
+                for candidate in candidates]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(programs), os.cpu_count() or 1))) as pool:
+        outcomes = list(pool.map(lambda item: run_program(item[1], LIMITS).passed, programs))
+    scores = {f"pass@{kk}": [] for kk in ks}
+    for i, candidates in enumerate(predictions):
+        correct = sum(passed for (j, _), passed in zip(programs, outcomes) if j == i)
+        for kk in ks:
+            if kk <= len(candidates):
+                scores[f"pass@{kk}"].append(estimate_pass_at_k(len(candidates), correct, kk))
+    return {name: float(np.mean(values)) for name, values in scores.items() if values}
+
+
+def build_predictions(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
+    """lm-eval's filter: each completion after its prompt."""
+    return [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs)]

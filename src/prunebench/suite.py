@@ -1,0 +1,197 @@
+"""The second paper's task table and its figure: every task's score, the three category averages.
+
+Rows are the dense model and each of `task_suite.methods` with each of `task_suite.recipes` (for
+each model of the suite); columns are the lm-eval tasks, by category, then prunebench's reasoning
+benchmarks, then the average of each category. A category average is over its tasks and is left
+undefined (–) where one of them has no number, so that it never averages a different set of tasks
+from one row to the next.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from . import paths
+from .config import evaluated_models, scaled
+from .io import read_json, write_json, write_text
+from .provenance import provenance
+from .tables import BENCHMARK_LABELS, Row, method_label, model_label
+
+CATEGORIES = ("classification", "generation", "reasoning")
+TABLE, FIGURE = "tasks", "categories"  # results/tables/lrm_tasks.*, results/figures/lrm_categories.*
+TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "hellaswag": "HellaSwag", "winogrande": "WinoGrande",
+               "arc_easy": "ARC-e", "arc_challenge": "ARC-c", "openbookqa": "OBQA", "ifeval": "IFEval",
+               "truthfulqa_mc2": "TruthfulQA", "popqa": "PopQA", "humaneval": "HumanEval",
+               "humaneval_plus": "HumanEval+", "jeebench": "JEEBench", "livecodebench": "LiveCodeBench",
+               **{b: label for b, label in BENCHMARK_LABELS.items()}}
+
+
+def rows(config: dict) -> list[Row]:
+    """The dense model, then every suite method with every suite recipe, per model of the suite."""
+    suite = config["task_suite"]
+    if not suite["tasks"] and not suite["reasoning"]:
+        return []
+    out = []
+    for model in suite["models"] or evaluated_models(config):
+        out.append(Row(model, paths.DENSE, paths.NO_RECIPE))
+        out.extend(Row(model, m, r) for m in suite["methods"] for r in suite["recipes"])
+    return out
+
+
+def status(config: dict) -> str:
+    return "built" if rows(config) else "not in this run"
+
+
+def columns(config: dict) -> list[tuple[str, str, str]]:
+    """(name, category, source) of every column, categories in order: lm-eval tasks ("task"),
+    then prunebench benchmarks ("benchmark") in the reasoning category."""
+    suite = config["task_suite"]
+    cols = [(name, spec["category"], "task") for name, spec in suite["tasks"].items()]
+    cols += [(bench, "reasoning", "benchmark") for bench in suite["reasoning"]]
+    return sorted(cols, key=lambda c: CATEGORIES.index(c[1]))
+
+
+def task_specs(config: dict) -> dict[str, dict]:
+    """The suite's tasks as a task-suite job runs them: limits multiplied by `scale`."""
+    out = {}
+    for name, spec in config["task_suite"]["tasks"].items():
+        out[name] = {**spec, "limit": None if spec["limit"] is None else scaled(spec["limit"], config["scale"])}
+    return out
+
+
+def table_config(config: dict) -> dict:
+    """What the table and figure read of a config (their rules' params)."""
+    return {"models": {m: {"label": e.get("label")} for m, e in config["models"].items()},
+            "scale": config["scale"], "task_suite": config["task_suite"], "pruning": config["pruning"],
+            "calibration": {"recipes": config["calibration"]["recipes"]},
+            "evaluation": {k: config["evaluation"][k] for k in ("benchmarks", "samples", "max_new_tokens")}}
+
+
+def required_inputs(config: dict) -> list[str]:
+    """What the table needs built: each row's task-suite job, and its reasoning benchmarks' evaluation."""
+    needed = []
+    for row in rows(config):
+        if config["task_suite"]["tasks"]:
+            needed.append(paths.tasks_dir(row.model, row.method, row.recipe))
+        if config["task_suite"]["reasoning"]:
+            needed.append(paths.eval_dir(row.model, row.method, row.recipe))
+    return needed
+
+
+def read_inputs(config: dict) -> list[str]:
+    """The files the table reads (its provenance)."""
+    files = []
+    for row in rows(config):
+        for name, _, source in columns(config):
+            files.append(paths.task_result(row.model, row.method, row.recipe, name) if source == "task" else
+                         paths.eval_metrics(row.model, row.method, row.recipe, name))
+    return files
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def assemble(config: dict, root: str | Path = ".") -> "pd.DataFrame":  # noqa: F821
+    """One record per row: each column's score and standard error, the category averages, a note."""
+    import pandas as pd
+
+    cols = columns(config)
+    records = []
+    for row in rows(config):
+        record = {"model": row.model, "method": row.method, "recipe": row.recipe}
+        notes = []
+        for name, _, source in cols:
+            if source == "task":
+                result = read_json(Path(root) / paths.task_result(row.model, row.method, row.recipe, name))
+                record[name], record[name + "_se"] = _number(result["score"]), _number(result["stderr"])
+                notes.append(result.get("error") or result.get("skipped"))
+            else:
+                metrics = read_json(Path(root) / paths.eval_metrics(row.model, row.method, row.recipe, name))
+                record[name], record[name + "_se"] = _number(metrics["pass@1"]), _number(metrics["stderr"])
+                notes.append(metrics.get("skipped"))
+        for category in CATEGORIES:
+            values = [record[name] for name, c, _ in cols if c == category]
+            record[category] = sum(values) / len(values) if values else float("nan")  # NaN if one is missing
+        record["note"] = next((n for n in notes if n), "")
+        records.append(record)
+    names = [c[0] for c in cols]
+    order = ["model", "method", "recipe"] + names + list(CATEGORIES) + [n + "_se" for n in names] + ["note"]
+    return pd.DataFrame.from_records(records, columns=order)
+
+
+def caption(config: dict) -> str:
+    """What this run's task table holds: models, methods, tasks with their document counts."""
+    table_rows = rows(config)
+    if not table_rows:
+        return "Tasks of the second paper by category: not part of this run."
+    models = ", ".join(model_label(config, m) for m in dict.fromkeys(r.model for r in table_rows))
+    methods = ", ".join(method_label(m) for m in dict.fromkeys(r.method for r in table_rows) if m != paths.DENSE)
+    counts = []
+    for name, spec in task_specs(config).items():
+        counts.append(f"{TASK_LABELS.get(name, name)} {spec['limit'] if spec['limit'] else 'all'}")
+    for bench in config["task_suite"]["reasoning"]:
+        counts.append(f"{TASK_LABELS.get(bench, bench)} {scaled(config['evaluation']['benchmarks'][bench], config['scale'])}")
+    metrics = ", ".join(f"{TASK_LABELS.get(n, n)} {s['metric']}" for n, s in config["task_suite"]["tasks"].items())
+    return (f"Tasks of the second paper by category: {models}; dense{', ' + methods if methods else ''}. "
+            f"Documents per task (a seeded subset, the same for every row): {', '.join(counts)}. "
+            f"Metrics: {metrics}{'; ' if metrics else ''}reasoning benchmarks pass@1. Scores in %, ± standard error.")
+
+
+def write_table(config: dict, out_csv: str | Path, out_json: str | Path, root: str | Path = ".") -> None:
+    frame = assemble(config, root)
+    prov = provenance([Path(root) / p for p in read_inputs(config)])
+    header = "# " + json.dumps({"table": paths.LRM + TABLE, "provenance": prov}, sort_keys=True) + "\n"
+    write_text(out_csv, header + frame.to_csv(index=False, float_format="%.4f"))
+    write_json(out_json, {
+        "table": paths.LRM + TABLE,
+        "status": status(config),
+        "caption": caption(config),
+        "columns": [{"name": n, "label": TASK_LABELS.get(n, n), "category": c, "source": s} for n, c, s in columns(config)],
+        "categories": list(CATEGORIES),
+        "rows": json.loads(frame.to_json(orient="records")),
+        "provenance": prov,
+    })
+
+
+def write_figure(config: dict, out_svg: str | Path, out_pdf: str | Path, out_json: str | Path,
+                 root: str | Path = ".") -> None:
+    """Category averages per row, one panel per model: the shape of the second paper's comparison
+    (which family keeps which kind of ability)."""
+    from .figures import COLORS, drawable, plt, save_figure
+
+    table_rows = rows(config)
+    models = list(dict.fromkeys(r.model for r in table_rows))
+    present = [c for c in CATEGORIES if any(col[1] == c for col in columns(config))]
+    if not table_rows:
+        fig, ax = plt.subplots(figsize=(7.0, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "Task categories: not in this run", ha="center", va="center", fontsize=12)
+    else:
+        frame = assemble(config, root)
+        fig, axes = plt.subplots(len(models), 1, figsize=(7.0, 2.6 * len(models) + 0.55), squeeze=False)
+        for ax, model in zip(axes[:, 0], models):
+            mine = frame[frame.model == model]
+            labels = [method_label(m) + ("" if r == paths.NO_RECIPE else f" / {r}") for m, r in zip(mine.method, mine.recipe)]
+            width = 0.8 / max(len(present), 1)
+            for i, category in enumerate(present):
+                xs = [g + (i - (len(present) - 1) / 2) * width for g in range(len(labels))]
+                values = [0.0 if math.isnan(v) else v for v in mine[category]]
+                ax.bar(xs, values, width=width * 0.95, label=category, color=COLORS[i % len(COLORS)])
+                for x, v in zip(xs, mine[category]):
+                    if math.isnan(v):
+                        ax.text(x, 0, "–", ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(range(len(labels)), [drawable(label) for label in labels], rotation=30, ha="right", fontsize=7)
+            ax.set_ylabel("category average (%)")
+            ax.set_title(drawable(model_label(config, model)), fontsize=9)
+        handles, names = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="upper center", ncols=len(names), frameon=False, fontsize=8)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
+    prov = provenance([Path(root) / p for p in read_inputs(config)])
+    save_figure(fig, out_svg, out_pdf, json.dumps({"figure": paths.LRM + FIGURE, "provenance": prov}, sort_keys=True))
+    write_json(out_json, {"figure": paths.LRM + FIGURE, "status": status(config),
+                          "caption": "Category averages of the second paper's tasks per pruned model "
+                                     "(– where a category has no number).",
+                          "categories": present, "provenance": prov})
