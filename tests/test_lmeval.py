@@ -218,7 +218,8 @@ def test_suite_config_is_checked():
     suite = config["task_suite"]
     assert suite["methods"] == config["pruning"]["methods"] and suite["recipes"] == config["calibration"]["recipes"]
     assert suite["tasks"]["boolq"] == {"category": "classification", "metric": None, "limit": 5, "num_fewshot": None,
-                                       "max_gen_toks": None, "chat_template": False}
+                                       "max_gen_toks": None, "chat_template": False, "samples": 1,
+                                       "temperature": None}
     with pytest.raises(InputError, match=r"task_suite.tasks.boolq.category: missing"):
         validate(_config(tasks={"boolq": {}}))
     with pytest.raises(InputError, match=r"task_suite.reasoning\[0\]: 'math500' is not under"):

@@ -101,3 +101,17 @@ def test_humaneval_through_prunebench_runs_in_the_sandbox(tiny_model, mirror, tm
     result = read_json(out / "humaneval.json")
     assert result["metric"] == "pass@1" and result["score"] == 0.0 and result["documents"] == 2
     assert result["sandbox"] == sandbox.isolation()
+
+
+def test_pass_at_k_over_several_samples(tiny_model, mirror, tmp_path):
+    from prunebench.cli import main
+    from prunebench.io import iter_jsonl, read_json
+
+    out = tmp_path / "tasks"
+    suite = '{"humaneval": {"limit": 1, "max_gen_toks": 8, "samples": 10, "temperature": 0.8}}'
+    assert main(["tasks", "--model", str(tiny_model), "--suite-json", suite, "--data-dir", str(mirror),
+                 "--out-dir", str(out)]) == 0
+    results = read_json(out / "humaneval.json")["lm_eval"]["results"]["humaneval"]
+    assert {"pass@1,create_test", "pass@10,create_test"} <= set(results)
+    record = next(r for r in iter_jsonl(out / "humaneval.jsonl") if "doc_id" in r)
+    assert len(record["resps"][0]) == 10  # ten generations of the one document

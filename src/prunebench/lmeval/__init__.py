@@ -33,6 +33,7 @@ NLTK_DIR = Path(__file__).resolve().parent / "nltk_data"
 # The task YAMLs here: those that read the local mirror, and those that read the hub.
 MIRRORED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml") if "prunebench_mirror" in p.read_text()))
 SHIPPED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
+PASS_AT_K = (1, 10, 100)  # the k a code task reports, as far as its samples per document allow
 # Per-document fields lm-eval logs that hold a document's text (the prompt, the document itself).
 TEXT_FIELDS = ("doc", "arguments", "resps", "filtered_resps", "target")
 
@@ -106,11 +107,20 @@ def run_task(lm, manager, name: str, spec: dict, *, seed: int, system_prompt: st
                            f"sandbox; it is not run (prunebench's code tasks: "
                            f"{', '.join(t for t in MIRRORED_TASKS if t.startswith('humaneval'))})")
     indices = subset(len(task.eval_docs), spec.get("limit"), seed, name)
-    gen_kwargs = {"max_gen_toks": spec["max_gen_toks"]} if spec.get("max_gen_toks") else None
+    samples = spec.get("samples", 1)
+    if samples > 1:  # several generations per document: pass@k for every k they allow
+        task.config.repeats = samples
+        for kwargs in task._metric_fn_kwargs.values():
+            if "k" in kwargs:
+                kwargs["k"] = [k for k in PASS_AT_K if k <= samples]
+    gen_kwargs = {k: v for k, v in (("max_gen_toks", spec.get("max_gen_toks")), ("temperature", spec.get("temperature")))
+                  if v is not None}
+    if spec.get("temperature"):
+        gen_kwargs["do_sample"] = True
     chat = bool(spec.get("chat_template"))
     output = simple_evaluate(
         model=lm, tasks=[task], task_manager=manager, num_fewshot=spec.get("num_fewshot"),
-        samples={name: indices} if indices is not None else None, gen_kwargs=gen_kwargs,
+        samples={name: indices} if indices is not None else None, gen_kwargs=gen_kwargs or None,
         apply_chat_template=chat, system_instruction=system_prompt if chat else None,
         log_samples=True, confirm_run_unsafe_code=runs_code, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
         fewshot_random_seed=seed, bootstrap_iters=spec.get("bootstrap_iters", 1000))
