@@ -29,7 +29,6 @@ from .tasks.mirror import SEALED_TASKS
 
 log = logging.getLogger(__name__)
 TASK_DIR = Path(__file__).resolve().parent / "tasks"
-NLTK_DIR = Path(__file__).resolve().parent / "nltk_data"
 # The task YAMLs here: those that read the local mirror, and those that read the hub.
 MIRRORED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml") if "prunebench_mirror" in p.read_text()))
 SHIPPED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
@@ -42,11 +41,8 @@ def task_manager(data_dir: str | None, builtin: bool = True):
     """lm-eval's task index: the mirror-reading YAMLs here, over lm-eval's built-in tasks where
     `builtin` (indexing those takes seconds; a suite of mirrored tasks alone needs none of them);
     the mirror's folder reaches the loaders as task metadata."""
-    import nltk
     from lm_eval.tasks import TaskManager
 
-    if str(NLTK_DIR) not in nltk.data.path:  # IFEval's sentence checks, offline (see nltk_data/README.md)
-        nltk.data.path.insert(0, str(NLTK_DIR))
     return TaskManager(include_path=str(TASK_DIR), include_defaults=builtin, metadata={"data_dir": data_dir})
 
 
@@ -174,7 +170,7 @@ def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_d
     `provenance_of(name, spec)` gives each result's provenance block; `measurements` (a path)
     receives each task's wall time, which results do not hold (they stay byte-identical).
     """
-    from ..models import load_model, load_tokenizer, model_info
+    from ..models import model_info
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +193,7 @@ def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_d
             continue
         if lm is None:
             lm = (_vllm_lm(model, entry, batch_size, tensor_parallel, seed) if backend == "vllm" else
-                  _hf_lm(model, entry, batch_size, device, load_model, load_tokenizer))
+                  _hf_lm(model, entry, batch_size, device))
         started = time.monotonic()
         try:
             outcome, records = run_task(lm, manager, name, spec, seed=seed, system_prompt=entry.get("system_prompt"))
@@ -217,9 +213,11 @@ def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_d
     return outcomes
 
 
-def _hf_lm(model, entry: dict, batch_size: int, device, load_model, load_tokenizer):
+def _hf_lm(model, entry: dict, batch_size: int, device):
     """lm-eval's HF model type around the model as prunebench loads it (the entry's dtype)."""
     from lm_eval.models.huggingface import HFLM
+
+    from ..models import load_model, load_tokenizer
 
     loaded = load_model(model, entry.get("dtype", "bfloat16"), device)
     return HFLM(pretrained=loaded, tokenizer=load_tokenizer(model), batch_size=batch_size,
