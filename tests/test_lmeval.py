@@ -287,3 +287,22 @@ def test_popqa_counts_an_answer_holding_any_alias():
     assert popqa.process_results(doc, ["the city of light"]) == {"acc": 1.0}
     assert popqa.process_results(doc, ["Lyon"]) == {"acc": 0.0}
     assert "popqa" in lmeval.SHIPPED_TASKS and "popqa" not in lmeval.MIRRORED_TASKS
+
+
+def test_the_readmes_full_suite_is_a_valid_config_of_17_tasks():
+    """The README's block of the second paper's 17 tasks passes the config checks as written."""
+    import re
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = next(yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL)
+                 if "livecodebench" in b and "task_suite" in b)
+    suite = block["task_suite"]
+    config = _config(**suite)
+    config["evaluation"]["benchmarks"] = {name: 1 for name in suite["reasoning"]}
+    checked = validate(config)["task_suite"]
+    categories = [spec["category"] for spec in checked["tasks"].values()] + ["reasoning"] * len(checked["reasoning"])
+    assert len(categories) == 17
+    assert {c: categories.count(c) for c in set(categories)} == {"classification": 7, "generation": 5, "reasoning": 5}
+    assert set(checked["tasks"]) - {"hellaswag", "arc_easy"} <= set(lmeval.SHIPPED_TASKS)

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,9 +152,12 @@ def isolation() -> str:
             "directory; sockets refused by a Python guard (this system refuses network namespaces)")
 
 
-def run_program(source: str, limits: Limits = Limits(), hide: tuple[str | os.PathLike, ...] = ()) -> Outcome:
+def run_program(source: str, limits: Limits = Limits(), hide: tuple[str | os.PathLike, ...] = (),
+                files: Mapping[str, str] | None = None) -> Outcome:
     """Run a Python program; it passes if it exits with status 0 within the limits. The run's
-    results tree (results/ under the working directory) and `hide` are covered."""
+    results tree (results/ under the working directory) and `hide` are covered. `files` ({name:
+    text}) are written beside the program, for it to read from its working directory (a
+    problem's tests, a candidate solution)."""
     scratch = Path(tempfile.mkdtemp(prefix="prunebench-sandbox-"))
     try:
         drop_to = NOBODY if os.geteuid() == 0 else None
@@ -163,6 +167,12 @@ def run_program(source: str, limits: Limits = Limits(), hide: tuple[str | os.Pat
         program = scratch / "program.py"
         program.write_text(source if namespaces else SOCKET_GUARD + source, encoding="utf-8")
         program.chmod(0o644)
+        for name, text in (files or {}).items():
+            if Path(name).name != name or name == program.name:
+                raise ValueError(f"sandbox file name {name!r}: a plain name other than {program.name} is needed")
+            extra = scratch / name
+            extra.write_text(text, encoding="utf-8")
+            extra.chmod(0o644)
         # Processes: the unprivileged user's own count plus the program's allowance (the kernel
         # counts per user, and a user running prunebench has processes of their own).
         nproc = limits.processes + (0 if drop_to is not None else _own_processes())

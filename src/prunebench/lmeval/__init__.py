@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..io import write_json, write_jsonl
 from ..sandbox import isolation
+from .tasks.code import PASS_AT_K
 from .tasks.mirror import SEALED_TASKS
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ TASK_DIR = Path(__file__).resolve().parent / "tasks"
 # The task YAMLs here: those that read the local mirror, and those that read the hub.
 MIRRORED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml") if "prunebench_mirror" in p.read_text()))
 SHIPPED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
-PASS_AT_K = (1, 10, 100)  # the k a code task reports, as far as its samples per document allow
+CODE_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml") if "prunebench_code" in p.read_text()))
+# A logged document's text field longer than this is replaced by its length and sha256 (LiveCodeBench
+# problems carry their tests, megabytes each, which the task's data already holds).
+RECORD_FIELD_LIMIT = 64 << 10
 # Per-document fields lm-eval logs that hold a document's text (the prompt, the document itself).
 TEXT_FIELDS = ("doc", "arguments", "resps", "filtered_resps", "target")
 
@@ -88,7 +92,15 @@ def _sample_record(sample: dict, sealed: bool) -> dict:
 
     if sealed:
         sample = {k: v for k, v in sample.items() if k not in TEXT_FIELDS and not k.endswith("_hash")}
+    elif isinstance(sample.get("doc"), dict):
+        sample = {**sample, "doc": {k: _bounded(v) for k, v in sample["doc"].items()}}
     return json.loads(json.dumps(sample, default=handle_non_serializable))
+
+
+def _bounded(value):
+    if isinstance(value, str) and len(value) > RECORD_FIELD_LIMIT:
+        return {"omitted_characters": len(value), "sha256": hashlib.sha256(value.encode()).hexdigest()}
+    return value
 
 
 def run_task(lm, manager, name: str, spec: dict, *, seed: int, system_prompt: str | None = None) -> tuple[dict, list]:
@@ -101,7 +113,7 @@ def run_task(lm, manager, name: str, spec: dict, *, seed: int, system_prompt: st
     if runs_code and name not in SHIPPED_TASKS:
         raise RuntimeError(f"{name} runs model-written code through lm-eval's own executor, outside prunebench's "
                            f"sandbox; it is not run (prunebench's code tasks: "
-                           f"{', '.join(t for t in MIRRORED_TASKS if t.startswith('humaneval'))})")
+                           f"{', '.join(CODE_TASKS)})")
     indices = subset(len(task.eval_docs), spec.get("limit"), seed, name)
     samples = spec.get("samples", 1)
     if samples > 1:  # several generations per document: pass@k for every k they allow

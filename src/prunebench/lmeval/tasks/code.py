@@ -18,6 +18,7 @@ import numpy as np
 from prunebench.sandbox import Limits, run_program
 
 LIMITS = Limits(wall_seconds=10.0, cpu_seconds=10, memory_bytes=1 << 30)  # per program
+PASS_AT_K = (1, 10, 100)  # the k a code task reports, as far as its samples per document allow
 
 
 def estimate_pass_at_k(n: int, c: int, k: int) -> float:
@@ -32,8 +33,7 @@ def pass_at_k(references: list[str], predictions: list[list[str]], k: list[int] 
     ks = [k] if isinstance(k, int) else list(k or [1])
     programs = [(i, candidate + "\n" + reference) for i, (reference, candidates) in enumerate(zip(references, predictions))
                 for candidate in candidates]
-    with ThreadPoolExecutor(max_workers=max(1, min(len(programs), os.cpu_count() or 1))) as pool:
-        outcomes = list(pool.map(lambda item: run_program(item[1], LIMITS).passed, programs))
+    outcomes = run_all(lambda item: run_program(item[1], LIMITS).passed, programs)
     scores = {f"pass@{kk}": [] for kk in ks}
     for i, candidates in enumerate(predictions):
         correct = sum(passed for (j, _), passed in zip(programs, outcomes) if j == i)
@@ -41,6 +41,12 @@ def pass_at_k(references: list[str], predictions: list[list[str]], k: list[int] 
             if kk <= len(candidates):
                 scores[f"pass@{kk}"].append(estimate_pass_at_k(len(candidates), correct, kk))
     return {name: float(np.mean(values)) for name, values in scores.items() if values}
+
+
+def run_all(check, items: list) -> list:
+    """`check` over `items`, as many at once as there are cores (each runs a sandboxed process)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(len(items), os.cpu_count() or 1))) as pool:
+        return list(pool.map(check, items))
 
 
 def build_predictions(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
