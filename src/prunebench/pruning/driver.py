@@ -393,13 +393,17 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     ``checkpoint_dir`` keeps each finished layer (see _LayerCheckpoints; ``checkpoint_key`` names
     the run) so that a killed run resumes at its first unfinished layer.
     """
-    start = time.perf_counter()
-    checkpoints = _LayerCheckpoints(checkpoint_dir, checkpoint_key, log)
     method = METHODS[spec.method]
     try:
         layers = functools.reduce(getattr, layers_path.split("."), model)
     except AttributeError:
         raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
+    if method.family == "depth":  # whole blocks removed: ranked on the sequences, no per-matrix pass
+        from . import depth
+
+        return depth.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log)
+    start = time.perf_counter()
+    checkpoints = _LayerCheckpoints(checkpoint_dir, checkpoint_key, log)
     calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
     if method.needs is not None and not calibration:
         raise InputError(f"{spec.name} needs calibration sequences, got none")

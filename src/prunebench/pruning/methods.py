@@ -8,7 +8,7 @@ from typing import Callable, Literal
 import torch
 
 from . import magnitude, sparsegpt, wanda
-from .spec import METHOD_NAMES, PruneSpec, parse_method
+from .spec import FAMILIES, METHOD_NAMES, PruneSpec, parse_method
 
 __all__ = ["METHODS", "Method", "PruneSpec", "parse_method"]
 
@@ -23,17 +23,24 @@ class Method:
     ignore options that are not theirs, so a driver can pass one set of options to all of them.
     ``prepare(stats, **options)``, where given, is the work that depends on the statistic alone, done
     once for all modules sharing it; its result is passed to ``prune`` as extra keyword arguments.
+
+    A depth method (``family="depth"``) ranks whole blocks on the calibration ``sequences`` and
+    removes them (pruning/depth.py); it prunes no single matrix, so ``prune`` is None.
     """
 
     name: str
-    needs: Literal["hessian", "norms"] | None
-    prune: Callable[..., torch.Tensor]
+    needs: Literal["hessian", "norms", "sequences"] | None
+    prune: Callable[..., torch.Tensor] | None
     prepare: Callable[..., dict] | None = None
+    family: str = "unstructured"
 
 
 METHODS: dict[str, Method] = {
     "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare),
     "wanda": Method("wanda", "norms", wanda.prune),
     "magnitude": Method("magnitude", None, magnitude.prune),
+    **{name: Method(name, "sequences", None, family="depth")
+       for name in ("shortgpt", "sleb", "shortened_ppl", "shortened_taylor")},
 }
 assert tuple(METHODS) == METHOD_NAMES, "spec.METHOD_NAMES must list the registry's methods"
+assert all(m.family == FAMILIES[n] for n, m in METHODS.items()), "spec.FAMILIES must match the registry"

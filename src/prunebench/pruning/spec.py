@@ -1,5 +1,6 @@
-"""Pruning method names: ``sparsegpt-0.5`` (unstructured, half the weights of every matrix removed)
-or ``wanda-2of4`` (N:M, at most 2 nonzeros in every 4 consecutive weights of a row).
+"""Pruning method names: ``sparsegpt-0.5`` (unstructured, half the weights of every matrix removed),
+``wanda-2of4`` (N:M, at most 2 nonzeros in every 4 consecutive weights of a row) or ``shortgpt-0.2``
+(depth: whole decoder blocks holding a fifth of the decoder's parameters removed).
 
 Free of torch, so that the workflow can check a config's method names when it plans.
 ``dense`` is deliberately not a method: the unpruned model is not pruned.
@@ -11,7 +12,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-METHOD_NAMES = ("sparsegpt", "wanda", "magnitude")
+# Each method's family: unstructured methods zero weights in place; depth methods remove blocks.
+FAMILIES = {"sparsegpt": "unstructured", "wanda": "unstructured", "magnitude": "unstructured",
+            "shortgpt": "depth", "sleb": "depth", "shortened_ppl": "depth", "shortened_taylor": "depth"}
+METHOD_NAMES = tuple(FAMILIES)
 # The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
 _METHOD, _SPARSITY = r"[a-z][a-z0-9_]*", r"[0-9]*\.?[0-9]+"
@@ -41,6 +45,14 @@ class PruneSpec:
                 raise ValueError("give a sparsity, or both n and m of an N:M pattern")
             if not 1 <= self.n < self.m:
                 raise ValueError(f"an N:M pattern needs 1 <= N < M, got {self.n}:{self.m}")
+            if self.family != "unstructured":
+                raise ValueError(f"{self.method} is a {self.family}-pruning method: it takes a ratio "
+                                 f"(the fraction of decoder parameters removed), not an N:M pattern")
+
+    @property
+    def family(self) -> str:
+        """unstructured or depth."""
+        return FAMILIES[self.method]
 
     @property
     def structured(self) -> bool:
