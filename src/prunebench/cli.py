@@ -396,6 +396,33 @@ def cmd_tasks(args) -> None:
         print(f"{name}\t{outcome['metric']}\t{shown}\t{outcome.get('error') or outcome.get('skipped') or ''}")
 
 
+def cmd_speed(args) -> None:
+    """Size, prefill and decode throughput and peak memory of one model (run one model per process)."""
+    from .models import load_model, model_dir, model_identity, model_info
+    from .speed import checkpoint_size, measure
+
+    for name in ("prompt_tokens", "new_tokens", "batch_size", "repeats"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(args, name)}")
+    info = model_info(args.model)
+    if info.get("skipped"):
+        raise InputError(f"{args.model}: its pruning was skipped ({info['skipped']}); there is no model to measure")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    dtype = args.dtype or info["entry"]["dtype"]
+    model = load_model(args.model, dtype, args.device).eval()
+    measured = measure(model, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
+                       batch_size=args.batch_size, repeats=args.repeats, seed=args.seed)
+    result = {"model": model_identity(info), "method": info.get("pruned", "dense"),
+              **checkpoint_size(model_dir(args.model)), **measured}
+    write_json(args.out, result)
+    log.info("%s: %d parameters, prefill %.1f tokens/s, decode %.1f tokens/s, peak memory %.2f GB", args.model,
+             result["parameters"], result["prefill_tokens_per_second"], result["decode_tokens_per_second"],
+             result["peak_memory_bytes"] / 1e9)
+
+
 def cmd_table(args) -> None:
     from .tables import write_table
 
@@ -596,6 +623,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="receives TASK.json (result) and TASK.jsonl (per document)")
     p.set_defaults(func=cmd_tasks)
     _outputs(p, files=("measurements",), dirs=("out_dir",), inputs=("model",))
+
+    p = sub.add_parser("speed", help="measure a model's size, prefill and decode throughput and peak memory")
+    p.add_argument("--model", required=True, help="a prepared model.json or a (pruned) checkpoint directory")
+    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: the model entry's)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    p.add_argument("--prompt-tokens", type=int, default=128, help="tokens per prompt (prefill)")
+    p.add_argument("--new-tokens", type=int, default=64, help="decode steps after the prompt")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3, help="timed repetitions after a warm-up; the median is kept")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--seed", type=int, default=schema_default("seed"))
+    p.add_argument("--out", required=True, help="the measurements (JSON)")
+    p.set_defaults(func=cmd_speed)
+    _outputs(p, files=("out",), inputs=("model",))
 
     for name, func, outs in (("table", cmd_table, ("--out-csv", "--out-json")),
                              ("figure", cmd_figure, ("--out-svg", "--out-pdf", "--out-json"))):
