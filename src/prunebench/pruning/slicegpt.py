@@ -1,0 +1,165 @@
+"""SliceGPT (Ashkboos et al. 2024): rotate the residual stream by the principal components of the
+calibration activations, then slice the least-used directions off.
+
+An RMSNorm'd transformer computes the same function when its residual stream x is replaced by xQ
+for an orthogonal Q, once the norms' scales are folded into the linears that read them: the norm
+divides by ||x||, which Q keeps. Every block may use its own basis, so SliceGPT takes three per
+block from the calibration activations (its input, between attention and MLP, its output) and
+carries the residual from one basis to the next by a shortcut matrix Q_a^T Q_b. Slicing keeps the
+first d' columns of each Q: the embedding, every linear and every shortcut lose the dimensions that
+carry the least of the calibration signal's energy.
+
+Per block, with Q_in the basis its input arrives in (d x d' after slicing):
+    q, k, v  <- W Q_in                      (they read the normed residual)
+    h_mid    =  x Q_in^T + attention(x)     (in the model's own coordinates)  -> PCA -> Q_mid
+    shortcut_attn = Q_in^T Q_mid,  o <- Q_mid^T W
+    gate, up <- W Q_mid
+    h_out    =  h_mid Q_mid^T + mlp(h_mid)  -> PCA -> Q_out
+    shortcut_mlp = Q_mid^T Q_out,  down <- Q_out^T W;   the next block's Q_in is Q_out.
+The head reads the last basis. An RMSNorm over d' dimensions divides by the mean over d'; scaling
+its weight by sqrt(d/d') and its epsilon by d/d' makes it the norm over the original d exactly.
+Rotations are computed in float64.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import types
+
+import torch
+from torch import nn
+
+from .driver import _run_layer, capture_inputs
+
+# The names of a Llama-family decoder layer's parts (Llama, Mistral, Qwen2, Qwen3 use them).
+ATTENTION_IN, ATTENTION_OUT = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), "self_attn.o_proj"
+MLP_IN, MLP_OUT = ("mlp.gate_proj", "mlp.up_proj"), "mlp.down_proj"
+NORMS = ("input_layernorm", "post_attention_layernorm")
+
+
+def _get(module: nn.Module, path: str) -> nn.Module:
+    return functools.reduce(getattr, path.split("."), module)
+
+
+def sliced_layer_forward(self, hidden_states, *args, **kwargs):
+    """A decoder layer with shortcut matrices on its two residual connections (as SliceGPT's)."""
+    residual = hidden_states
+    attended = self.self_attn(hidden_states=self.input_layernorm(hidden_states), *args, **kwargs)
+    attended = attended[0] if isinstance(attended, tuple) else attended
+    hidden_states = residual @ self.attn_shortcut.to(residual.dtype) + attended
+    residual = hidden_states
+    hidden_states = self.mlp(self.post_attention_layernorm(hidden_states))
+    return residual @ self.mlp_shortcut.to(residual.dtype) + hidden_states
+
+
+def make_sliced(layer: nn.Module, attn_shortcut: torch.Tensor, mlp_shortcut: torch.Tensor) -> None:
+    """Give a decoder layer its shortcut matrices and the forward that applies them."""
+    dtype = layer.input_layernorm.weight.dtype
+    layer.attn_shortcut = nn.Parameter(attn_shortcut.to(dtype), requires_grad=False)
+    layer.mlp_shortcut = nn.Parameter(mlp_shortcut.to(dtype), requires_grad=False)
+    layer.forward = types.MethodType(sliced_layer_forward, layer)
+
+
+def _fold(norm: nn.Module, readers: list[nn.Linear]) -> None:
+    """Move an RMSNorm's scale into the linears that read its output: W <- W diag(g), g <- 1."""
+    scale = norm.weight.data.double()
+    for linear in readers:
+        linear.weight.data = (linear.weight.data.double() * scale).to(linear.weight.dtype)
+    norm.weight.data.fill_(1.0)
+
+
+def _resize_norm(norm: nn.Module, original: int, kept: int, eps: float) -> None:
+    """An RMSNorm over `kept` dimensions that computes the norm over `original` ones (scale 1)."""
+    norm.weight = nn.Parameter(torch.full((kept,), math.sqrt(original / kept), dtype=norm.weight.dtype,
+                                          device=norm.weight.device))
+    norm.variance_epsilon = eps * original / kept
+
+
+def _rotate_in(linear: nn.Linear, basis: torch.Tensor) -> None:
+    """A linear that reads the residual, now given in `basis` coordinates: W <- W Q."""
+    linear.weight.data = (linear.weight.data.double() @ basis).to(linear.weight.dtype)
+    linear.in_features = basis.shape[1]
+
+
+def _rotate_out(linear: nn.Linear, basis: torch.Tensor) -> None:
+    """A linear that writes the residual, now kept in `basis` coordinates: W <- Q^T W, b <- b Q."""
+    linear.weight.data = (basis.T @ linear.weight.data.double()).to(linear.weight.dtype)
+    if linear.bias is not None:
+        linear.bias.data = (linear.bias.data.double() @ basis).to(linear.bias.dtype)
+    linear.out_features = basis.shape[1]
+
+
+def principal_basis(signals: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(eigenvalues descending, eigenvectors as columns) of sum x^T x over every token, in float64."""
+    dim = signals[0].shape[-1]
+    gram = torch.zeros(dim, dim, dtype=torch.float64)
+    for x in signals:
+        x = x.reshape(-1, dim).double().cpu()
+        gram += x.T @ x
+    values, vectors = torch.linalg.eigh(gram)
+    return values.flip(0), vectors.flip(1)
+
+
+def kept_dimension(hidden: int, ratio: float, multiple: int = 8) -> int:
+    """The residual width SliceGPT keeps when slicing `ratio` of it, rounded down to `multiple`."""
+    kept = int(hidden * (1 - ratio)) // multiple * multiple
+    return max(multiple, min(hidden, kept))
+
+
+@torch.no_grad()
+def rotate_and_slice(model: nn.Module, calibration: list[torch.Tensor], kept: int, *,
+                     layers_path: str = "model.layers", final_norm: str = "model.norm", log=print) -> dict:
+    """Rotate `model` in place by its calibration activations and slice its residual width to `kept`."""
+    layers = _get(model, layers_path)
+    config = model.config
+    original = config.hidden_size
+    eps = getattr(config, "rms_norm_eps", None)
+    if eps is None or any(not hasattr(_get(layers[0], name), "variance_epsilon") for name in NORMS):
+        raise ValueError(f"{type(model).__name__}: SliceGPT here needs RMSNorm decoder layers of the Llama family")
+    embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if head.weight is embedding.weight:  # the head is rotated apart from the embedding: untie them
+        head.weight = nn.Parameter(embedding.weight.detach().clone())
+        config.tie_word_embeddings = False
+    for layer in layers:
+        _fold(layer.input_layernorm, [_get(layer, p) for p in ATTENTION_IN])
+        _fold(layer.post_attention_layernorm, [_get(layer, p) for p in MLP_IN])
+    _fold(_get(model, final_norm), [head])
+    device = embedding.weight.device
+    hidden, calls = capture_inputs(model, layers, calibration, device)
+    hidden = [h.clone() for h in hidden]
+    basis = principal_basis(hidden)[1][:, :kept].to(device)
+    embedding.weight.data = (embedding.weight.data.double() @ basis).to(embedding.weight.dtype)
+    embedding.embedding_dim = kept
+    hidden = [(h.double() @ basis).to(h.dtype) for h in hidden]
+    identity = torch.eye(original, dtype=torch.float64, device=device)
+    for index, layer in enumerate(layers):
+        for path in ATTENTION_IN:
+            _rotate_in(_get(layer, path), basis)
+        _resize_norm(layer.input_layernorm, original, kept, eps)
+        # Attention's output and the MLP still in the model's own coordinates: read what reaches the MLP.
+        make_sliced(layer, basis.T, identity)
+        mid = []
+        handle = layer.post_attention_layernorm.register_forward_pre_hook(lambda m, args: mid.append(args[0].clone()))
+        outputs = [_run_layer(layer, h, call[index], device) for h, call in zip(hidden, calls)]
+        handle.remove()
+        mid_basis = principal_basis(mid)[1][:, :kept].to(device)
+        _rotate_out(_get(layer, ATTENTION_OUT), mid_basis)
+        for path in MLP_IN:
+            _rotate_in(_get(layer, path), mid_basis)
+        _resize_norm(layer.post_attention_layernorm, original, kept, eps)
+        make_sliced(layer, basis.T @ mid_basis, mid_basis.T)
+        outputs = [_run_layer(layer, h, call[index], device) for h, call in zip(hidden, calls)]
+        out_basis = principal_basis(outputs)[1][:, :kept].to(device)
+        _rotate_out(_get(layer, MLP_OUT), out_basis)
+        make_sliced(layer, basis.T @ mid_basis, mid_basis.T @ out_basis)
+        hidden = [(o.double() @ out_basis).to(o.dtype) for o in outputs]
+        basis = out_basis
+        log(f"slicegpt: layer {index + 1}/{len(layers)} rotated, residual {original} -> {kept}")
+    _rotate_in(head, basis)
+    _resize_norm(_get(model, final_norm), original, kept, eps)
+    if getattr(config, "head_dim", None) is None:
+        config.head_dim = original // config.num_attention_heads
+    config.hidden_size = kept
+    config.rms_norm_eps = eps * original / kept
+    return {"hidden_size": {"before": original, "after": kept}}

@@ -1,0 +1,66 @@
+"""SliceGPT against the dense model: rotation alone (nothing sliced) computes the same function to
+fp32 rounding; slicing keeps the shapes it promises and stays close at small slices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prunebench.pruning import slicegpt
+
+
+def _load(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def _calibration(seed=0, count=4, length=32, vocab=300):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, vocab, (length,), generator=generator) for _ in range(count)]
+
+
+def _with_norm_scales(model, seed=1):
+    """Random RMSNorm scales, so that folding them into the linears is tested (fresh models have ones)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module).__name__.endswith("RMSNorm"):
+                module.weight.copy_(0.5 + torch.rand(module.weight.shape, generator=generator))
+    return model
+
+
+def test_rotation_without_slicing_computes_the_dense_model(tiny_model):
+    dense, rotated = _with_norm_scales(_load(tiny_model)), _with_norm_scales(_load(tiny_model))
+    record = slicegpt.rotate_and_slice(rotated, _calibration(), kept=64, log=lambda *_: None)
+    assert record["hidden_size"] == {"before": 64, "after": 64}
+    ids = _calibration(seed=5, count=1)[0][None]
+    with torch.no_grad():
+        expected, got = dense(ids).logits, rotated(ids).logits
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    shortcut = rotated.model.layers[0].attn_shortcut
+    assert not torch.allclose(shortcut, torch.eye(64), atol=1e-3)  # rotated indeed, not left as it was
+    assert torch.allclose(shortcut @ shortcut.T, torch.eye(64), atol=1e-5)  # orthogonal
+
+
+def test_slicing_shrinks_every_residual_width(tiny_model):
+    dense, sliced = _load(tiny_model), _load(tiny_model)
+    slicegpt.rotate_and_slice(sliced, _calibration(), kept=48, log=lambda *_: None)
+    layer = sliced.model.layers[0]
+    assert sliced.config.hidden_size == 48 and sliced.model.embed_tokens.weight.shape[1] == 48
+    assert layer.self_attn.q_proj.weight.shape[1] == 48 and layer.self_attn.o_proj.weight.shape[0] == 48
+    assert layer.mlp.up_proj.weight.shape[1] == 48 and layer.mlp.down_proj.weight.shape[0] == 48
+    assert layer.attn_shortcut.shape == layer.mlp_shortcut.shape == (48, 48)
+    assert sliced.lm_head.weight.shape == (dense.lm_head.weight.shape[0], 48)
+    ids = _calibration(seed=5, count=1)[0][None]
+    with torch.no_grad():
+        out = sliced(ids).logits
+    assert out.shape == dense(ids).logits.shape and torch.isfinite(out).all()
+
+
+def test_principal_basis_orders_directions_by_energy():
+    x = torch.tensor([[3.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-3.0, 0.0, 0.0], [0.0, 0.0, 0.5]])
+    values, vectors = slicegpt.principal_basis([x])
+    assert values.tolist() == pytest.approx([18.0, 1.0, 0.25])
+    assert vectors[:, 0].abs().tolist() == pytest.approx([1.0, 0.0, 0.0])
+    assert slicegpt.kept_dimension(896, 0.2) == 712 and slicegpt.kept_dimension(64, 0.0) == 64
