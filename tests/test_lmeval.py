@@ -267,6 +267,20 @@ def test_task_table_averages_each_category(tmp_path):
     assert table["status"] == "built" and "BoolQ all" in table["caption"]
 
 
+def test_task_table_params_find_the_workflows_rows():
+    """The table's rule reads only its params: with a generator-only model in the config, the rows it
+    reads must be the rows the workflow builds (a generator-only model has no task results)."""
+    from prunebench import suite
+
+    config = _config(tasks={"boolq": {"category": "classification"}}, methods=["wanda-0.5"], recipes=["c4"])
+    config["models"]["teacher"] = {"source": {"path": "."}, "generator_only": True}
+    config = validate(config)
+    params = json.loads(json.dumps(suite.table_config(config)))
+    assert suite.rows(params) == suite.rows(config)
+    assert {r.model for r in suite.rows(params)} == {"m"}
+    assert suite.read_inputs(params) == suite.read_inputs(config)
+
+
 def test_task_table_not_in_this_run_without_tasks(tmp_path):
     from prunebench import suite
 

@@ -62,8 +62,10 @@ def task_specs(config: dict) -> dict[str, dict]:
 
 
 def table_config(config: dict) -> dict:
-    """What the table and figure read of a config (their rules' params)."""
-    return {"models": {m: {"label": e.get("label")} for m, e in config["models"].items()},
+    """What the table and figure read of a config (their rules' params): enough to find the same
+    rows as the workflow does (generator-only models included, so that they stay out of the rows)."""
+    return {"models": {m: {"label": e.get("label"), "generator_only": e.get("generator_only", False)}
+                       for m, e in config["models"].items()},
             "scale": config["scale"], "task_suite": config["task_suite"], "pruning": config["pruning"],
             "calibration": {"recipes": config["calibration"]["recipes"]},
             "evaluation": {k: config["evaluation"][k] for k in ("benchmarks", "samples", "max_new_tokens")}}
