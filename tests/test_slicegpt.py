@@ -64,3 +64,65 @@ def test_principal_basis_orders_directions_by_energy():
     assert values.tolist() == pytest.approx([18.0, 1.0, 0.25])
     assert vectors[:, 0].abs().tolist() == pytest.approx([1.0, 0.0, 0.0])
     assert slicegpt.kept_dimension(896, 0.2) == 712 and slicegpt.kept_dimension(64, 0.0) == 64
+
+
+def test_a_sliced_checkpoint_reloads_in_a_fresh_process_and_generates(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    from prunebench.architectures import SlicedConfig
+
+    sliced = _load(tiny_model)
+    slicegpt.rotate_and_slice(sliced, _calibration(), kept=40, log=lambda *_: None)
+    sliced.config = SlicedConfig.from_base(sliced.config)
+    sliced.save_pretrained(tmp_path / "sliced")
+    ids = [[5, 6, 7, 8]]
+    with torch.no_grad():
+        expected = sliced.generate(torch.tensor(ids), max_new_tokens=6, do_sample=False)[0].tolist()
+        logit = float(sliced(torch.tensor(ids)).logits[0, -1, 3])
+    code = ("import sys, json, torch\nimport prunebench.architectures\nfrom transformers import AutoModelForCausalLM\n"
+            "m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)\n"
+            f"ids = torch.tensor({ids})\n"
+            "out = m.generate(ids, max_new_tokens=6, do_sample=False)[0].tolist()\n"
+            "print(json.dumps([type(m).__name__, m.config.hidden_size, out, float(m(ids).logits[0, -1, 3])]))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sliced")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    name, width, tokens, reloaded_logit = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    assert name == "SlicedQwen2ForCausalLM" and width == 40
+    assert tokens == expected and reloaded_logit == pytest.approx(logit, abs=1e-5)
+    # vLLM has no such architecture: both vLLM paths refuse it by name before loading anything
+    from prunebench.io import InputError
+    from prunebench.lmeval import vllm_arguments
+    from prunebench.models import require_vllm_servable
+
+    with pytest.raises(InputError, match=r"config.json: model_type 'prunebench_sliced'.*backend: hf"):
+        vllm_arguments(tmp_path / "sliced", {}, 8, 1, 0)
+    require_vllm_servable(tiny_model)  # a standard architecture passes
+
+
+def test_prune_cli_slices_to_a_ratio_of_decoder_parameters(tiny_model, tmp_path, monkeypatch):
+    from prunebench import cli
+    from prunebench.io import read_json, write_jsonl
+    from prunebench.models import load_model
+
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "cal.jsonl", [{"input_ids": list(range(1, 40))}, {"text": "The answer is 42."}])
+    assert cli.main(["prune", "--model", str(tiny_model), "--calibration", "cal.jsonl", "--method", "slicegpt-0.2",
+                     "--out", "sliced", "--dtype", "float32"]) == 0
+    record = read_json(tmp_path / "sliced" / "sparsity.json")
+    assert record["family"] == "width" and record["hidden_size"]["before"] == 64
+    # A tiny model's widths (multiples of 8 of 64) reach only a few ratios, shortcuts included: the
+    # recorded one is the nearest of them to 0.2, counted from a dense block's own parameters.
+    dense_layers = _load(tiny_model).model.layers
+    dense_block = sum(p.numel() for p in dense_layers[0].parameters())
+    per_block = {w: slicegpt.block_parameters(dense_layers[0], w, True) for w in range(8, 65, 8)}
+    assert slicegpt.block_parameters(dense_layers[0], 64, False) == dense_block
+    reachable = {w: 1 - n / dense_block for w, n in per_block.items()}
+    after = record["hidden_size"]["after"]
+    assert record["overall_sparsity"] == pytest.approx(reachable[after])
+    assert abs(reachable[after] - 0.2) == pytest.approx(min(abs(r - 0.2) for r in reachable.values()))
+    model = load_model(tmp_path / "sliced", "float32")
+    assert type(model).__name__ == "SlicedQwen2ForCausalLM" and model.config.hidden_size == record["hidden_size"]["after"]
+    dense = sum(p.numel() for p in _load(tiny_model).model.layers.parameters())
+    assert 1 - sum(p.numel() for p in model.model.layers.parameters()) / dense == pytest.approx(record["overall_sparsity"])

@@ -144,6 +144,21 @@ def model_dir(model: str | os.PathLike) -> Path:
     raise InputError(f"--model {model}: neither a prepared model.json nor a model directory with config.json")
 
 
+# Model types that only prunebench's own classes build (prunebench.architectures); vLLM has none of them.
+SLICED_MODEL_TYPE = "prunebench_sliced"
+PRUNEBENCH_MODEL_TYPES = (SLICED_MODEL_TYPE,)
+
+
+def require_vllm_servable(model: str | os.PathLike) -> None:
+    """Refuse, before vLLM loads anything, a checkpoint of an architecture vLLM does not serve (a
+    SliceGPT model's residual shortcuts): such a model is evaluated with the hf backend."""
+    config = model_dir(model) / "config.json"
+    model_type = read_json(config).get("model_type") if config.exists() else None
+    if model_type in PRUNEBENCH_MODEL_TYPES:
+        raise InputError(f"{config}: model_type {model_type!r} is prunebench's own architecture, which vLLM "
+                         "does not serve; evaluate this model with backend: hf")
+
+
 def model_info(model: str | os.PathLike) -> dict:
     """What a model argument is: name, revision, its entry, and the pruning method if pruned.
 
@@ -172,6 +187,8 @@ def model_limits(model: str | os.PathLike) -> tuple[int | None, int]:
     built for (learned position tables end there; rotary models go out of distribution beyond it),
     and how many token ids its input embedding holds (which may exceed the tokenizer's vocabulary)."""
     from transformers import AutoConfig
+
+    from . import architectures  # noqa: F401  (prunebench's own model types)
 
     directory = model_dir(model)
     try:
@@ -208,6 +225,8 @@ def load_model(model: str | os.PathLike, dtype: str = "bfloat16", device: str | 
     import torch
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
+
+    from . import architectures  # noqa: F401  (prunebench's own model types)
 
     if dtype not in DTYPES:
         raise InputError(f"--dtype {dtype}: expected one of {', '.join(sorted(DTYPES))}")

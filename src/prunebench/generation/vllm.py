@@ -6,7 +6,7 @@ template already wrote one.
 
 from __future__ import annotations
 
-from ..models import load_tokenizer, model_dir
+from ..models import load_tokenizer, model_dir, require_vllm_servable
 from . import PROMPT_TOO_LONG, Completion, Request, Sampling, fits
 
 
@@ -14,6 +14,7 @@ class VLLMBackend:
     shard_size = 1024
 
     def __init__(self, model, entry: dict, device: str | None = None):
+        require_vllm_servable(model)
         from vllm import LLM
 
         self.tokenizer = load_tokenizer(model)

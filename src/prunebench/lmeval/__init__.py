@@ -239,8 +239,9 @@ def _hf_lm(model, entry: dict, batch_size: int, device):
 def vllm_arguments(model, entry: dict, batch_size: int, tensor_parallel: int, seed: int) -> dict:
     """lm-eval's vLLM model type's arguments: the checkpoint directory (a standard architecture
     vLLM serves), read in place; no second copy of the weights is written."""
-    from ..models import model_dir
+    from ..models import model_dir, require_vllm_servable
 
+    require_vllm_servable(model)
     return {"pretrained": str(model_dir(model)), "dtype": entry.get("dtype", "bfloat16"),
             "tensor_parallel_size": tensor_parallel, "batch_size": batch_size,
             "max_model_len": entry.get("max_model_len"), "seed": seed}

@@ -398,10 +398,11 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
         layers = functools.reduce(getattr, layers_path.split("."), model)
     except AttributeError:
         raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
-    if method.family == "depth":  # whole blocks removed: ranked on the sequences, no per-matrix pass
-        from . import depth
+    if method.module is not None:  # blocks removed or the model narrowed: the method's own whole-model pass
+        from importlib import import_module
 
-        return depth.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log)
+        whole = import_module(f".{method.module}", __package__)
+        return whole.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log)
     start = time.perf_counter()
     checkpoints = _LayerCheckpoints(checkpoint_dir, checkpoint_key, log)
     calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]

@@ -25,7 +25,8 @@ class Method:
     once for all modules sharing it; its result is passed to ``prune`` as extra keyword arguments.
 
     A depth method (``family="depth"``) ranks whole blocks on the calibration ``sequences`` and
-    removes them (pruning/depth.py); it prunes no single matrix, so ``prune`` is None.
+    removes them (pruning/depth.py); a width method (``"width"``) narrows the model (SliceGPT,
+    pruning/slicegpt.py). Neither prunes a single matrix in place, so ``prune`` is None.
     """
 
     name: str
@@ -33,14 +34,16 @@ class Method:
     prune: Callable[..., torch.Tensor] | None
     prepare: Callable[..., dict] | None = None
     family: str = "unstructured"
+    module: str | None = None  # for depth and width: the module whose prune(model, ...) does the whole pass
 
 
 METHODS: dict[str, Method] = {
     "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare),
     "wanda": Method("wanda", "norms", wanda.prune),
     "magnitude": Method("magnitude", None, magnitude.prune),
-    **{name: Method(name, "sequences", None, family="depth")
+    **{name: Method(name, "sequences", None, family="depth", module="depth")
        for name in ("shortgpt", "sleb", "shortened_ppl", "shortened_taylor")},
+    "slicegpt": Method("slicegpt", "sequences", None, family="width", module="slicegpt"),
 }
 assert tuple(METHODS) == METHOD_NAMES, "spec.METHOD_NAMES must list the registry's methods"
 assert all(m.family == FAMILIES[n] for n, m in METHODS.items()), "spec.FAMILIES must match the registry"

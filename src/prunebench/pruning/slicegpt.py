@@ -163,3 +163,58 @@ def rotate_and_slice(model: nn.Module, calibration: list[torch.Tensor], kept: in
     config.hidden_size = kept
     config.rms_norm_eps = eps * original / kept
     return {"hidden_size": {"before": original, "after": kept}}
+
+
+def block_parameters(layer: nn.Module, width: int, shortcuts: bool) -> int:
+    """A decoder block's parameters with its residual width set to `width` (the heads' and the
+    MLP's inner widths unchanged), with or without shortcut matrices."""
+    total = 0
+    for path in (*ATTENTION_IN, *MLP_IN):
+        linear = _get(layer, path)
+        total += linear.out_features * width + (linear.bias.numel() if linear.bias is not None else 0)
+    for path in (ATTENTION_OUT, MLP_OUT):
+        linear = _get(layer, path)
+        total += linear.in_features * width + (width if linear.bias is not None else 0)
+    return total + len(NORMS) * width + (2 * width * width if shortcuts else 0)
+
+
+def kept_for_ratio(layers, hidden: int, ratio: float, multiple: int = 8) -> int:
+    """The residual width (a multiple of `multiple`) whose sliced blocks, shortcuts included, hold
+    the fraction 1 - ratio of the dense blocks' parameters most nearly."""
+    dense = sum(block_parameters(layer, hidden, False) for layer in layers)
+
+    def removed(width):
+        return 1 - sum(block_parameters(layer, width, True) for layer in layers) / dense
+
+    return min(range(multiple, hidden + 1, multiple), key=lambda width: (abs(removed(width) - ratio), -width))
+
+
+def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,
+          log=print) -> dict:
+    """SliceGPT at a ratio of decoder-block parameters removed; the model is left as prunebench's
+    `prunebench_sliced` architecture, ready to save."""
+    import resource
+    import time
+
+    from ..architectures import SlicedConfig
+
+    start = time.perf_counter()
+    if device is not None:
+        model.to(device)
+    model.eval()
+    layers = _get(model, layers_path)
+    hidden = model.config.hidden_size
+    dense = sum(p.numel() for layer in layers for p in layer.parameters())
+    kept = kept_for_ratio(layers, hidden, spec.sparsity)
+    calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
+    record = rotate_and_slice(model, calibration, kept, layers_path=layers_path, log=log)
+    after = sum(p.numel() for layer in _get(model, layers_path) for p in layer.parameters())
+    model.config = SlicedConfig.from_base(model.config)
+    run_device = next(model.parameters()).device
+    peak = (torch.cuda.max_memory_allocated(run_device) if run_device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    log(f"{spec.name}: residual width {hidden} -> {kept}, {1 - after / dense:.1%} of decoder-block parameters removed")
+    return {"method": spec.name, "family": "width", "sparsity_target": spec.sparsity, "pattern": None,
+            "overall_sparsity": 1 - after / dense, **record, "sliced_fraction": 1 - kept / hidden,
+            "calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))},
+            "wall_seconds": time.perf_counter() - start, "peak_memory_bytes": int(peak), "resumed_layers": 0}

@@ -14,7 +14,8 @@ from decimal import Decimal
 
 # Each method's family: unstructured methods zero weights in place; depth methods remove blocks.
 FAMILIES = {"sparsegpt": "unstructured", "wanda": "unstructured", "magnitude": "unstructured",
-            "shortgpt": "depth", "sleb": "depth", "shortened_ppl": "depth", "shortened_taylor": "depth"}
+            "shortgpt": "depth", "sleb": "depth", "shortened_ppl": "depth", "shortened_taylor": "depth",
+            "slicegpt": "width"}
 METHOD_NAMES = tuple(FAMILIES)
 # The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
@@ -51,7 +52,7 @@ class PruneSpec:
 
     @property
     def family(self) -> str:
-        """unstructured or depth."""
+        """unstructured, depth or width."""
         return FAMILIES[self.method]
 
     @property
