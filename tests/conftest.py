@@ -67,3 +67,29 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def reload_and_generate(model, path: Path, ids: list[list[int]], new_tokens: int = 6) -> list:
+    """Reload the checkpoint at `path` (saved from `model`) with AutoModelForCausalLM in a fresh Python
+    (prunebench.architectures imported, no remote code) and check that it generates what `model`
+    generates in this process and gives the same logit. Returns the reloaded model's class name."""
+    import json
+    import subprocess
+    import sys
+
+    import torch
+
+    with torch.no_grad():
+        expected = model.generate(torch.tensor(ids), max_new_tokens=new_tokens, do_sample=False)[0].tolist()
+        logit = float(model(torch.tensor(ids)).logits[0, -1, 3])
+    code = ("import sys, json, torch\nimport prunebench.architectures\nfrom transformers import AutoModelForCausalLM\n"
+            "m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)\n"
+            f"ids = torch.tensor({ids})\n"
+            f"out = m.generate(ids, max_new_tokens={new_tokens}, do_sample=False)[0].tolist()\n"
+            "print(json.dumps([type(m).__name__, out, float(m(ids).logits[0, -1, 3])]))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    name, tokens, reloaded_logit = json.loads(done.stdout.strip().splitlines()[-1])
+    assert tokens == expected and len(tokens) == len(ids[0]) + new_tokens
+    assert reloaded_logit == pytest.approx(logit, abs=1e-5)
+    return name

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from prunebench.pruning import slicegpt
+from .conftest import reload_and_generate
 
 
 def _load(path):
@@ -67,30 +68,14 @@ def test_principal_basis_orders_directions_by_energy():
 
 
 def test_a_sliced_checkpoint_reloads_in_a_fresh_process_and_generates(tiny_model, tmp_path):
-    import subprocess
-    import sys
-
     from prunebench.architectures import SlicedConfig
 
     sliced = _load(tiny_model)
     slicegpt.rotate_and_slice(sliced, _calibration(), kept=40, log=lambda *_: None)
     sliced.config = SlicedConfig.from_base(sliced.config)
     sliced.save_pretrained(tmp_path / "sliced")
-    ids = [[5, 6, 7, 8]]
-    with torch.no_grad():
-        expected = sliced.generate(torch.tensor(ids), max_new_tokens=6, do_sample=False)[0].tolist()
-        logit = float(sliced(torch.tensor(ids)).logits[0, -1, 3])
-    code = ("import sys, json, torch\nimport prunebench.architectures\nfrom transformers import AutoModelForCausalLM\n"
-            "m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)\n"
-            f"ids = torch.tensor({ids})\n"
-            "out = m.generate(ids, max_new_tokens=6, do_sample=False)[0].tolist()\n"
-            "print(json.dumps([type(m).__name__, m.config.hidden_size, out, float(m(ids).logits[0, -1, 3])]))\n")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sliced")], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    name, width, tokens, reloaded_logit = __import__("json").loads(done.stdout.strip().splitlines()[-1])
-    assert name == "SlicedQwen2ForCausalLM" and width == 40
-    assert tokens == expected and reloaded_logit == pytest.approx(logit, abs=1e-5)
+    assert reload_and_generate(sliced, tmp_path / "sliced", [[5, 6, 7, 8]]) == "SlicedQwen2ForCausalLM"
+    assert '"hidden_size": 40' in (tmp_path / "sliced" / "config.json").read_text()
     # vLLM has no such architecture: both vLLM paths refuse it by name before loading anything
     from prunebench.io import InputError
     from prunebench.lmeval import vllm_arguments

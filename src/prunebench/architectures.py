@@ -2,13 +2,15 @@
 
 A width-pruned model that is no longer the standard architecture loads through these, without
 remote code: `import prunebench.architectures` and then `AutoModelForCausalLM.from_pretrained`
-(prunebench's loaders import this module themselves).
+(prunebench's loaders import this module themselves). Each is the base architecture's own
+causal-LM class (`base_model_type`, e.g. qwen2 or llama) with its decoder layers reshaped, so
+generation, caching and lm-eval work as for the base. vLLM knows neither.
 
-- `prunebench_sliced` (SliceGPT): the base architecture (`base_model_type`, e.g. qwen2 or llama)
-  with a narrower residual stream (`hidden_size`, the attention's `head_dim` kept) and, in every
-  decoder layer, two shortcut matrices on the residual connections (`attn_shortcut`,
-  `mlp_shortcut`). The class is the base architecture's own causal-LM class with those layers, so
-  generation, caching and lm-eval work as for the base. vLLM does not know it.
+- `prunebench_sliced` (SliceGPT): a narrower residual stream (`hidden_size`, the attention's
+  `head_dim` kept) and, in every decoder layer, two shortcut matrices on the residual connections
+  (`attn_shortcut`, `mlp_shortcut`).
+- `prunebench_layer_widths` (LLM-Pruner): each layer's own number of query and KV heads and MLP
+  width (`layer_widths`, one entry per layer), the residual width unchanged.
 """
 
 from __future__ import annotations
@@ -19,57 +21,87 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
-from .models import SLICED_MODEL_TYPE as SLICED
+from .models import LAYER_WIDTHS_MODEL_TYPE, SLICED_MODEL_TYPE
+from .pruning.llm_pruner import narrow_layer
 from .pruning.slicegpt import make_sliced
 
 
-class SlicedConfig(PretrainedConfig):
-    """The base architecture's configuration, every field kept, under prunebench's model type."""
-
-    model_type = SLICED
+class _DerivedConfig(PretrainedConfig):
+    """The base architecture's configuration, every field kept, under one of prunebench's model types."""
 
     def __init__(self, base_model_type: str = "llama", **kwargs):
         self.base_model_type = base_model_type
         super().__init__(**kwargs)
 
     @classmethod
-    def from_base(cls, base: PretrainedConfig) -> "SlicedConfig":
+    def from_base(cls, base: PretrainedConfig, **extra) -> "_DerivedConfig":
         fields = {k: v for k, v in base.to_dict().items() if k not in ("model_type", "architectures")}
-        return cls(base_model_type=base.model_type, architectures=["SlicedForCausalLM"], **fields)
+        return cls(base_model_type=base.model_type, architectures=[cls.causal_lm], **{**fields, **extra})
 
-    def base_config(self) -> PretrainedConfig:
-        fields = {k: v for k, v in self.to_dict().items() if k not in ("model_type", "base_model_type", "architectures")}
-        return AutoConfig.for_model(self.base_model_type, **fields)
+
+class SlicedConfig(_DerivedConfig):
+    model_type = SLICED_MODEL_TYPE
+    causal_lm = "SlicedForCausalLM"
+
+
+class LayerWidthsConfig(_DerivedConfig):
+    model_type = LAYER_WIDTHS_MODEL_TYPE
+    causal_lm = "LayerWidthsForCausalLM"
+
+
+def _shortcuts(model, config):
+    width = config.hidden_size
+    for layer in model.model.layers:
+        make_sliced(layer, torch.eye(width), torch.eye(width))  # the checkpoint's matrices replace these
+
+
+def _layer_widths(model, config):
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    if len(config.layer_widths) != len(model.model.layers):
+        raise ValueError(f"layer_widths lists {len(config.layer_widths)} layers, the model has {len(model.model.layers)}")
+    for layer, width in zip(model.model.layers, config.layer_widths):
+        narrow_layer(layer, list(range(width["num_attention_heads"])), list(range(width["num_key_value_heads"])),
+                     list(range(width["intermediate_size"])), head_dim)  # the checkpoint's weights replace these
+
+
+_RESHAPE = {SLICED_MODEL_TYPE: _shortcuts, LAYER_WIDTHS_MODEL_TYPE: _layer_widths}
 
 
 @functools.lru_cache(maxsize=None)
-def sliced_class(base_model_type: str) -> type:
-    """The base architecture's causal-LM class, its decoder layers given shortcut matrices."""
+def derived_class(model_type: str, base_model_type: str) -> type:
+    """The base architecture's causal-LM class with its decoder layers reshaped as `model_type` says."""
     base_cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.for_model(base_model_type))]
+    config_cls = {SLICED_MODEL_TYPE: SlicedConfig, LAYER_WIDTHS_MODEL_TYPE: LayerWidthsConfig}[model_type]
 
     def __init__(self, config):
         base_cls.__init__(self, config)
-        width = config.hidden_size
-        for layer in self.model.layers:
-            make_sliced(layer, torch.eye(width), torch.eye(width))  # the checkpoint's matrices replace these
+        _RESHAPE[model_type](self, config)
 
-    return type(f"Sliced{base_cls.__name__}", (base_cls,), {"config_class": SlicedConfig, "__init__": __init__})
+    prefix = config_cls.causal_lm.removesuffix("ForCausalLM")
+    return type(f"{prefix}{base_cls.__name__}", (base_cls,), {"config_class": config_cls, "__init__": __init__})
 
 
-class SlicedForCausalLM(PreTrainedModel):
-    """The Auto classes' entry for `prunebench_sliced`: builds the base architecture's sliced class."""
-
-    config_class = SlicedConfig
+class _DerivedForCausalLM(PreTrainedModel):
+    """The Auto classes' entry for one of prunebench's model types: builds the base architecture's class."""
 
     @classmethod
     def from_pretrained(cls, path, *args, config=None, **kwargs):
-        config = config if isinstance(config, SlicedConfig) else SlicedConfig.from_pretrained(path)
-        return sliced_class(config.base_model_type).from_pretrained(path, *args, config=config, **kwargs)
+        config = config if isinstance(config, cls.config_class) else cls.config_class.from_pretrained(path)
+        return derived_class(config.model_type, config.base_model_type).from_pretrained(path, *args, config=config, **kwargs)
 
     @classmethod
     def _from_config(cls, config, **kwargs):
-        return sliced_class(config.base_model_type)._from_config(config, **kwargs)
+        return derived_class(config.model_type, config.base_model_type)._from_config(config, **kwargs)
 
 
-AutoConfig.register(SLICED, SlicedConfig, exist_ok=True)
-AutoModelForCausalLM.register(SlicedConfig, SlicedForCausalLM, exist_ok=True)
+class SlicedForCausalLM(_DerivedForCausalLM):
+    config_class = SlicedConfig
+
+
+class LayerWidthsForCausalLM(_DerivedForCausalLM):
+    config_class = LayerWidthsConfig
+
+
+for _config, _model in ((SlicedConfig, SlicedForCausalLM), (LayerWidthsConfig, LayerWidthsForCausalLM)):
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModelForCausalLM.register(_config, _model, exist_ok=True)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import resource
+import time
 
 import torch
 from torch import nn
@@ -28,6 +30,27 @@ from ..io import InputError
 
 def decoder_layers(model: nn.Module, layers_path: str) -> nn.ModuleList:
     return functools.reduce(getattr, layers_path.split("."), model)
+
+
+def begin_pass(model: nn.Module, calibration, spec, device=None, min_tokens: int = 2) -> list[torch.Tensor]:
+    """What every whole-model (depth or width) pass does first: the model on its device in eval
+    mode, and the calibration as 1-D token tensors, refused unless each has `min_tokens`."""
+    if device is not None:
+        model.to(device)
+    model.eval()
+    calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
+    if not calibration or any(len(ids) < min_tokens for ids in calibration):
+        raise InputError(f"{spec.name} needs calibration sequences of at least {min_tokens} tokens")
+    return calibration
+
+
+def pass_fields(model: nn.Module, calibration: list[torch.Tensor], start: float) -> dict:
+    """The record fields every whole-model pass ends with: calibration size, wall time, peak memory."""
+    run_device = next(model.parameters()).device
+    peak = (torch.cuda.max_memory_allocated(run_device) if run_device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))},
+            "wall_seconds": time.perf_counter() - start, "peak_memory_bytes": int(peak), "resumed_layers": 0}
 
 
 def block_count(blocks: int, ratio: float) -> int:
@@ -129,20 +152,25 @@ def removal_perplexities(model, calibration, layers_path: str, removed: frozense
     return scores
 
 
+def loss_gradients(model: nn.Module, calibration: list[torch.Tensor]) -> None:
+    """Leave in every parameter's .grad the gradient of L, the mean next-token loss over every
+    predicted calibration token (one sequence at a time); the caller reads and clears them."""
+    model.zero_grad(set_to_none=True)
+    tokens = sum(len(ids) - 1 for ids in calibration)
+    with torch.enable_grad():
+        for ids in calibration:
+            ids = ids.reshape(1, -1).to(model.device)
+            logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
+            (nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum") / tokens).backward()
+
+
 def taylor_importance(model: nn.Module, calibration: list[torch.Tensor], layers_path: str) -> list[float]:
     """Shortened-LLaMA's Taylor+: sum over a block's weights of |dL/dw x w|, L the mean calibration loss."""
     layers = decoder_layers(model, layers_path)
-    params = [p for p in model.parameters() if p.requires_grad]
-    model.zero_grad(set_to_none=True)
-    tokens = sum(len(ids) - 1 for ids in calibration)
-    for ids in calibration:
-        ids = ids.reshape(1, -1).to(model.device)
-        logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
-        (nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum") / tokens).backward()
+    loss_gradients(model, calibration)
     scores = [float(sum((p.grad.float() * p.detach().float()).abs().sum() for p in layer.parameters()
                         if p.grad is not None)) for layer in layers]
-    for p in params:
-        p.grad = None
+    model.zero_grad(set_to_none=True)
     return scores
 
 
@@ -174,31 +202,18 @@ def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_pat
           log=print) -> dict:
     """Rank the blocks by `spec.method`, remove round(ratio x blocks) of them in place, and report
     which went, the scores, and the fraction of decoder parameters removed."""
-    import resource
-    import time
-
     start = time.perf_counter()
-    if device is not None:
-        model.to(device)
-    model.eval()
+    calibration = begin_pass(model, calibration, spec, device)
     layers = decoder_layers(model, layers_path)
     blocks = len(layers)
     count = block_count(blocks, spec.sparsity)
-    calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
-    if not calibration or any(len(ids) < 2 for ids in calibration):
-        raise InputError(f"{spec.name} needs calibration sequences of at least two tokens")
     chosen, scores = choose_blocks(spec.method, model, calibration, count, layers_path, log)
     fraction = removed_fraction(model, chosen, layers_path)
     before = sum(p.numel() for p in model.parameters())
     remove_blocks(model, chosen, layers_path)
     log(f"{spec.name}: removed blocks {sorted(chosen)} of {blocks} ({fraction:.1%} of decoder-block parameters)")
-    run_device = next(model.parameters()).device
-    peak = (torch.cuda.max_memory_allocated(run_device) if run_device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"method": spec.name, "family": "depth", "sparsity_target": spec.sparsity, "pattern": None,
             "overall_sparsity": fraction, "removed_blocks": sorted(chosen), "removal_order": chosen,
             "blocks": {"before": blocks, "after": blocks - count},
             "parameters": {"before": before, "after": sum(p.numel() for p in model.parameters())},
-            "scores": scores,
-            "calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))},
-            "wall_seconds": time.perf_counter() - start, "peak_memory_bytes": int(peak), "resumed_layers": 0}
+            "scores": scores, **pass_fields(model, calibration, start)}

@@ -26,7 +26,7 @@ class Method:
 
     A depth method (``family="depth"``) ranks whole blocks on the calibration ``sequences`` and
     removes them (pruning/depth.py); a width method (``"width"``) narrows the model (SliceGPT,
-    pruning/slicegpt.py). Neither prunes a single matrix in place, so ``prune`` is None.
+    pruning/slicegpt.py; LLM-Pruner, pruning/llm_pruner.py). Neither prunes a single matrix in place, so ``prune`` is None.
     """
 
     name: str
@@ -44,6 +44,7 @@ METHODS: dict[str, Method] = {
     **{name: Method(name, "sequences", None, family="depth", module="depth")
        for name in ("shortgpt", "sleb", "shortened_ppl", "shortened_taylor")},
     "slicegpt": Method("slicegpt", "sequences", None, family="width", module="slicegpt"),
+    "llm_pruner": Method("llm_pruner", "sequences", None, family="width", module="llm_pruner"),
 }
 assert tuple(METHODS) == METHOD_NAMES, "spec.METHOD_NAMES must list the registry's methods"
 assert all(m.family == FAMILIES[n] for n, m in METHODS.items()), "spec.FAMILIES must match the registry"

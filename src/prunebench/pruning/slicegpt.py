@@ -193,28 +193,21 @@ def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_pat
           log=print) -> dict:
     """SliceGPT at a ratio of decoder-block parameters removed; the model is left as prunebench's
     `prunebench_sliced` architecture, ready to save."""
-    import resource
     import time
 
     from ..architectures import SlicedConfig
+    from .depth import begin_pass, pass_fields
 
     start = time.perf_counter()
-    if device is not None:
-        model.to(device)
-    model.eval()
+    calibration = begin_pass(model, calibration, spec, device, min_tokens=1)
     layers = _get(model, layers_path)
     hidden = model.config.hidden_size
     dense = sum(p.numel() for layer in layers for p in layer.parameters())
     kept = kept_for_ratio(layers, hidden, spec.sparsity)
-    calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
     record = rotate_and_slice(model, calibration, kept, layers_path=layers_path, log=log)
     after = sum(p.numel() for layer in _get(model, layers_path) for p in layer.parameters())
     model.config = SlicedConfig.from_base(model.config)
-    run_device = next(model.parameters()).device
-    peak = (torch.cuda.max_memory_allocated(run_device) if run_device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     log(f"{spec.name}: residual width {hidden} -> {kept}, {1 - after / dense:.1%} of decoder-block parameters removed")
     return {"method": spec.name, "family": "width", "sparsity_target": spec.sparsity, "pattern": None,
             "overall_sparsity": 1 - after / dense, **record, "sliced_fraction": 1 - kept / hidden,
-            "calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))},
-            "wall_seconds": time.perf_counter() - start, "peak_memory_bytes": int(peak), "resumed_layers": 0}
+            **pass_fields(model, calibration, start)}

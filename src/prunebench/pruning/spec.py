@@ -15,7 +15,7 @@ from decimal import Decimal
 # Each method's family: unstructured methods zero weights in place; depth methods remove blocks.
 FAMILIES = {"sparsegpt": "unstructured", "wanda": "unstructured", "magnitude": "unstructured",
             "shortgpt": "depth", "sleb": "depth", "shortened_ppl": "depth", "shortened_taylor": "depth",
-            "slicegpt": "width"}
+            "slicegpt": "width", "llm_pruner": "width"}
 METHOD_NAMES = tuple(FAMILIES)
 # The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
