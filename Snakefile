@@ -39,6 +39,7 @@ include: "rules/calibrate.smk"
 include: "rules/prune.smk"
 include: "rules/evaluate.smk"
 include: "rules/tasks.smk"
+include: "rules/speed.smk"
 include: "rules/report.smk"
 
 

@@ -15,7 +15,7 @@ from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
-from prunebench.pruning.spec import METHOD_PATTERN
+from prunebench.pruning.spec import METHOD_PATTERN, vllm_servable
 
 try:
     pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
@@ -95,8 +95,14 @@ def model_runtime(wildcards):
 
 
 def model_backend(wildcards):
-    """The generation backend shapes the samples (its sampler and kernels), so it is a param."""
-    return config["models"][wildcards.model]["backend"]
+    """The generation backend shapes the samples (its sampler and kernels), so it is a param. A
+    checkpoint of prunebench's own architectures (SliceGPT's shortcuts, LLM-Pruner's per-layer
+    widths), which vLLM does not serve, runs on the hf backend whatever the model's entry says."""
+    backend = config["models"][wildcards.model]["backend"]
+    method = getattr(wildcards, "method", paths.DENSE)
+    if backend == "vllm" and method != paths.DENSE and not vllm_servable(method):
+        return "hf"
+    return backend
 
 
 # The pruning options of every prune job, as flags of `prunebench prune` (the schema names them).

@@ -86,19 +86,41 @@ rule lrm_figure:
         "--out-json {output.json} 2> {log}"
 
 
+rule lrm_speed_table:
+    input:
+        pb_suite.speed_inputs(config),
+    output:
+        csv=report(paths.lrm_table(paths.SPEED_TABLE, "csv"), caption="../report/captions/lrm_speed.rst",
+                   category="Tables", labels={"table": "Speed and size (LLMs to LRMs)"}),
+        json=paths.lrm_table(paths.SPEED_TABLE, "json"),
+    priority: LIGHT
+    log:
+        log_path("tables", paths.LRM + paths.SPEED_TABLE),
+    params:
+        config=SUITE_CONFIG_JSON,
+    conda:
+        CPU_ENV
+    container:
+        CPU_IMAGE
+    shell:
+        "prunebench lrm-table --table speed --config-json {params.config:q} --out-csv {output.csv} "
+        "--out-json {output.json} 2> {log}"
+
+
 rule render_report:
     input:
         tables=expand(paths.table("{n}", "{ext}"), n=pb_tables.ALL_TABLES, ext=["csv", "json"]),
         figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
-        lrm=rules.lrm_table.output + rules.lrm_figure.output,
+        lrm=rules.lrm_table.output + rules.lrm_figure.output + rules.lrm_speed_table.output,
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
         calibration=[paths.calibration(m, r) for m, r in pb_tables.calibration_sets(config)],
         verify=paths.verify("reproducibility.json"),
-        templates=[REPORT_DIR / "templates" / "index.html.j2", REPORT_DIR / "templates" / "paper.tex.j2"],
+        templates=[REPORT_DIR / "templates" / name for name in ("_head.html.j2", "index.html.j2", "speed.html.j2", "paper.tex.j2")],
         paper=REPORT_DIR / "paper.yaml",
     output:
         html=paths.report("index.html"),
         tex=paths.report("paper.tex"),
+        speed=paths.report(paths.SPEED_PAGE),
     log:
         log_path("report"),
     params:
@@ -110,7 +132,8 @@ rule render_report:
         CPU_IMAGE
     shell:
         "prunebench report --config-json {params.config:q} --templates {params.templates} "
-        "--paper {input.paper} --out-html {output.html} --out-tex {output.tex} 2> {log}"
+        "--paper {input.paper} --out-html {output.html} --out-tex {output.tex} "
+        "--out-speed-html {output.speed} 2> {log}"
 
 
 rule verify:
@@ -202,7 +225,8 @@ for _n in pb_tables.ALL_FIGURES:
         localrule: True
 
 
-# The second paper's: `snakemake lrm_tasks` (its task table), `snakemake lrm_categories` (its figure).
+# The second paper's: `snakemake lrm_tasks` (its task table), `snakemake lrm_categories` (its figure),
+# `snakemake lrm_speed` (its speed table).
 rule lrm_tasks:
     input:
         rules.lrm_table.output,
@@ -212,4 +236,10 @@ rule lrm_tasks:
 rule lrm_categories:
     input:
         rules.lrm_figure.output,
+    localrule: True
+
+
+rule lrm_speed:
+    input:
+        rules.lrm_speed_table.output,
     localrule: True

@@ -214,6 +214,13 @@ def test_recipe_max_length_overrides_the_calibration_length(ctx_factory):
     assert [len(s.input_ids) for s in seqs] == [128, 128]
 
 
+def test_recipe_sequences_override_the_calibration_size(ctx_factory):
+    docs = {"corpus": [{"id": "d1", "text": " ".join(["word"] * 400)}]}
+    spec = {"type": "pretraining", "datasets": ["corpus"], "sequences": 5, "max_length": 32}
+    seqs = cal.build(ctx_factory({}, docs, sequences=2, max_length=64), "c4-5", spec)
+    assert [len(s.input_ids) for s in seqs] == [32] * 5
+
+
 def test_recipe_missing_its_parameter_is_named():
     from prunebench.config import validate
     from prunebench.io import InputError

@@ -130,7 +130,7 @@ def _refused(config: dict, pattern: str) -> None:
 
 @pytest.mark.parametrize("recipe,pattern", [
     ({"type": "ssgr", "tua": 0.5}, r"recipe_definitions\.x: Additional properties .*'tua' was unexpected.*allowed: "
-                                   r"type, tau, max_length, generator"),
+                                   r"type, tau, max_length, sequences, generator"),
     ({"type": "ssgr", "max_lenght": 64}, r"'max_lenght' was unexpected"),
     ({"type": "pretraining", "datasets": ["c4"], "generator": "m"}, r"'generator' was unexpected"),
     ({"type": "sgr", "tau": 0.5}, r"'tau' was unexpected"),
@@ -143,7 +143,7 @@ def test_each_recipe_type_takes_its_own_keys_only(recipe, pattern):
 def test_recipe_defaults_come_from_the_schema():
     config = pb_config.validate({**BASE, "calibration": {"recipes": ["x"], "recipe_definitions": {"x": {"type": "ssgr"}}}})
     assert config["calibration"]["recipe_definitions"]["x"] == {"type": "ssgr", "tau": 0.75, "max_length": None,
-                                                                 "generator": None}
+                                                                 "sequences": None, "generator": None}
     schema_tau = pb_config.load_schema()["$defs"]["recipe_ssgr"]["properties"]["tau"]["default"]
     assert schema_tau == 0.75
     import inspect

@@ -111,3 +111,18 @@ def test_train_and_test_splits_differ(mirror):
     test, _ = datasets.load("wordproblems", mirror)
     train, _ = datasets.load("wordproblems_train", mirror)
     assert not {r["question"] for r in test} & {r["question"] for r in train}
+
+
+def test_ptb_and_alpaca_are_calibration_corpora(mirror):
+    """PTB's validation split reads from the mirror as one document; Alpaca (hub only) joins its
+    formatted examples, building the text where a row has none."""
+    from prunebench import datasets
+
+    rows, sources = datasets.load("ptb", mirror)
+    assert len(rows) == 1 and sources == [str(mirror / "ptb/ptb.valid.txt")]
+    assert rows[0]["text"].count("\n") == 3369 and "<unk>" in rows[0]["text"]
+    alpaca = datasets.DATASETS["alpaca"]
+    assert alpaca.mirror == () and alpaca.hub.repo == "tatsu-lab/alpaca" and alpaca.kind == "corpus"
+    docs = alpaca.normalize([{"instruction": "Add.", "input": "1 and 2", "output": "3", "text": ""},
+                             {"instruction": "Say hi.", "input": "", "output": "Hi", "text": "### Say hi.\nHi"}])
+    assert docs == [{"id": "doc-0", "text": "Add.\n\n1 and 2\n\n3\n\n### Say hi.\nHi", "meta": {}}]

@@ -1,6 +1,7 @@
 """The report: real templates over a small results tree, with hostile model text made inert."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,8 @@ def _write_suite_outputs(config: dict) -> None:
     suite.write_table(config, paths.lrm_table(suite.TABLE, "csv"), paths.lrm_table(suite.TABLE, "json"))
     suite.write_figure(config, paths.lrm_figure(suite.FIGURE, "svg"), paths.lrm_figure(suite.FIGURE, "pdf"),
                        paths.lrm_figure(suite.FIGURE, "json"))
+    suite.write_speed_table(config, paths.lrm_table(paths.SPEED_TABLE, "csv"),
+                            paths.lrm_table(paths.SPEED_TABLE, "json"))
 
 
 @pytest.fixture
@@ -37,8 +40,14 @@ def results(tmp_path, monkeypatch):
         "experiments": {"figure4": {"methods": ["wanda-0.5"]}},
         "evaluation": {"benchmarks": {"wordproblems": 2}},
         "task_suite": {"tasks": {"boolq": {"category": "classification"}}, "reasoning": ["wordproblems"]},
+        "study": {"methods": ["shortgpt"], "ratios": [0.5], "recipes": ["sgr"]},
     })
-    for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):
+    for method, recipe, decode in (("dense", "none", 10.0), ("shortgpt-0.5", "sgr", 17.25)):
+        write_json(paths.speed("m", method, recipe),
+                   {"parameters": 1000, "checkpoint_bytes": 4000, "prefill_tokens_per_second": 100.0,
+                    "decode_tokens_per_second": decode, "peak_memory_bytes": 2e9})
+    write_json(paths.sparsity_record("m", "shortgpt-0.5", "sgr"), {"family": "depth", "overall_sparsity": 0.5})
+    for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr"), ("shortgpt-0.5", "sgr")):
         write_json(paths.eval_metrics("m", method, recipe, "wordproblems"),
                    {"pass@1": 50.0, "stderr": 10.0, "mean_tokens": 12.0, "truncation_rate": 25.0,
                     "provenance": {}})
@@ -57,8 +66,17 @@ def results(tmp_path, monkeypatch):
     write_jsonl(paths.graded("m", "wordproblems_train"), [{"id": "p", "sample": 0, "correct": False,
                                                            "filters": ["repetition"], "text": HOSTILE}])
     report.render(config, ".", ROOT / "report" / "templates", ROOT / "report" / "paper.yaml",
-                  paths.report("index.html"), paths.report("paper.tex"))
+                  paths.report("index.html"), paths.report("paper.tex"), paths.report(paths.SPEED_PAGE))
     return tmp_path
+
+
+def test_speed_page_shows_measurements_the_main_page_only_links(results):
+    page = (results / paths.report(paths.SPEED_PAGE)).read_text()
+    assert "ShortGPT 50%" in page and "17.2" in page and "×1.73" in page and "M&lt;i&gt;" in page
+    assert "<title>Hostile &lt;b&gt;title&lt;/b&gt;" in page
+    html = (results / paths.report("index.html")).read_text()
+    assert 'href="speed.html"' in html and "17.2" not in html
+    assert "17.2" not in (results / paths.report("paper.tex")).read_text()
 
 
 def test_html_makes_model_text_inert(results):
@@ -328,6 +346,18 @@ def default_report(tmp_path, monkeypatch):
         for task in config["task_suite"]["tasks"]:
             write_json(paths.task_result(row.model, row.method, row.recipe, task),
                        {"task": task, "metric": "acc", "score": rng.uniform(0, 100), "stderr": rng.uniform(0, 8)})
+        for bench in config["task_suite"]["reasoning"]:  # the study's rows are evaluated on these alone
+            if not Path(paths.eval_metrics(row.model, row.method, row.recipe, bench)).exists():
+                write_json(paths.eval_metrics(row.model, row.method, row.recipe, bench),
+                           {"pass@1": rng.uniform(0, 100), "stderr": rng.uniform(0, 12)})
+    for row in suite.speed_rows(config):
+        write_json(paths.speed(row.model, row.method, row.recipe),
+                   {"parameters": rng.randint(10**8, 5 * 10**8), "checkpoint_bytes": rng.randint(10**8, 2 * 10**9),
+                    "prefill_tokens_per_second": rng.uniform(10, 1000), "decode_tokens_per_second": rng.uniform(1, 50),
+                    "peak_memory_bytes": rng.uniform(1e9, 4e9)})
+        if row.method != "dense":
+            write_json(paths.sparsity_record(row.model, row.method, row.recipe),
+                       {"family": "depth", "overall_sparsity": rng.uniform(0.15, 0.25)})
     _write_suite_outputs(config)
     for n in ALL_TABLES:
         write_table(config, n, paths.table(n, "csv"), paths.table(n, "json"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prunebench.config import load as load_config
+from prunebench.config import load as load_config, study_method
 from prunebench.verify import planned_jobs
 
 from .conftest import MIRROR, ROOT, build_tiny_model
@@ -55,6 +55,9 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
              (config["experiments"]["figure4"]["methods"], config["experiments"]["figure4"]["recipes"], evaluated)]
     grids += [([e["method"]], e["recipes"], e["models"] or evaluated)
               for key, e in config["experiments"].items() if key != "figure4"]
+    study = config["study"]  # the second paper's structured cells
+    grids.append(([study_method(m, r) for m in study["methods"] for r in study["ratios"]], study["recipes"],
+                  study["models"] or evaluated))
     pruned = {(model, m, r) for methods, recipes, ms in grids for model in ms for m in methods for r in recipes}
     assert len(evaluated) == models
     assert counts["prepare_model"] == len(config["models"]) and counts["prune"] == len(pruned)
@@ -68,6 +71,30 @@ def test_paper_dry_run_is_fast_and_offline(tmp_path):
                           cwd=tmp_path)
     assert env_probe.returncode == 0
     assert not (tmp_path / "results").exists()  # planning wrote nothing and fetched nothing
+
+
+def test_paper_b_plans_every_structured_cell_in_seconds(tmp_path):
+    """The second paper's grid: 2 models x 6 structured methods x 3 ratios, each pruned, speed
+    measured and run through the task suite; SliceGPT and LLM-Pruner jobs fall back to hf."""
+    start = time.monotonic()
+    result = snakemake("report", "-n", "--cores", "1", "--configfile", str(ROOT / "config" / "paper-b.yaml"),
+                       cwd=tmp_path)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    import re
+
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout.split("Job stats:")[1].split("\n\n")[0], re.M))
+    structured = 2 * 6 * 3
+    assert int(counts["measure_speed"]) == structured + 2 and int(counts["prune"]) == structured + 2 * 2
+    assert int(counts["evaluate_tasks"]) == structured + 2 * 2 + 2
+    assert "results/pruned/r1-distill-llama-8b/llm_pruner-0.6/sgr" in result.stdout
+    backend = {}
+    for job in result.stdout.split("rule evaluate_tasks:")[1:]:
+        wildcards = re.search(r"wildcards: (.*)", job).group(1).strip()
+        backend[wildcards] = re.search(r"--backend (\w+)", job).group(1)
+    assert backend["model=tulu-3-8b-sft, method=slicegpt-0.4, recipe=sgr"] == "hf"
+    assert backend["model=tulu-3-8b-sft, method=shortgpt-0.4, recipe=sgr"] == "vllm"
+    assert not (tmp_path / "results").exists() and elapsed < 60
 
 
 def test_table8_calibrates_on_another_models_responses(tmp_path):
@@ -159,6 +186,8 @@ def tiny_config(tmp_path_factory):
                                  "ifeval": {"category": "generation", "metric": "prompt_level_loose_acc", "limit": 2,
                                             "max_gen_toks": 16, "chat_template": True}},
                        "reasoning": ["gsm8k"], "methods": ["wanda-0.5"], "recipes": ["c4", "ssgr"]},
+        "study": {"methods": ["shortgpt", "slicegpt"], "ratios": [0.5], "recipes": ["c4"],
+                  "speed": {"prompt_tokens": 16, "new_tokens": 4, "repeats": 1}},
         "grading": {"workers": 1},
     }
 
@@ -275,12 +304,35 @@ def test_e2e_task_table_has_every_row(e2e):
     table = json.loads((e2e["work"] / "results/tables/lrm_tasks.json").read_text())
     assert table["status"] == "built"
     assert [(r["method"], r["recipe"]) for r in table["rows"]] == [("dense", "none"), ("wanda-0.5", "c4"),
-                                                                    ("wanda-0.5", "ssgr")]
+                                                                    ("wanda-0.5", "ssgr"), ("shortgpt-0.5", "c4"),
+                                                                    ("slicegpt-0.5", "c4")]
     for row in table["rows"]:
         assert row["boolq"] is not None and row["gsm8k"] is not None and row["classification"] == row["boolq"]
         assert row["generation"] == pytest.approx((row["truthfulqa_mc2"] + row["ifeval"]) / 2)
     assert (e2e["work"] / "results/figures/lrm_categories.svg").exists()
     assert "tasks by category" in (e2e["work"] / "results/report/index.html").read_text()
+
+
+@pytest.mark.slow
+def test_e2e_study_rows_are_measured_against_the_dense_model(e2e):
+    work = e2e["work"]
+    table = json.loads((work / "results/tables/lrm_speed.json").read_text())
+    assert table["status"] == "built"
+    assert [(r["method"], r["family"]) for r in table["rows"]] == [("dense", "dense"), ("shortgpt-0.5", "depth"),
+                                                                    ("slicegpt-0.5", "width")]
+    dense, short, sliced = table["rows"]
+    assert short["parameters"] < dense["parameters"] and sliced["parameters"] < dense["parameters"]
+    assert short["removed"] == pytest.approx(0.5) and 0 < sliced["removed"] < 1
+    assert short["decode_tokens_per_second"] > 0 and short["classification"] is not None
+    assert short["parameters_vs_dense"] == pytest.approx(short["parameters"] / dense["parameters"])
+    speed_page = (work / "results/report/speed.html").read_text()
+    assert "ShortGPT 50%" in speed_page and "SliceGPT 50%" in speed_page
+    assert 'href="speed.html"' in (work / "results/report/index.html").read_text()
+    files = {f["path"] for f in json.loads((work / "results/manifest.json").read_text())["files"]}
+    assert not any(p.startswith("results/speed/") or p.endswith(("lrm_speed.csv", "speed.html")) for p in files)
+    # the structured checkpoints were removed after their evaluation, speed and task jobs; records stay
+    assert not (work / "results/pruned/tiny/shortgpt-0.5/c4").exists()
+    assert json.loads((work / "results/pruned/tiny/slicegpt-0.5/c4.json").read_text())["family"] == "width"
 
 
 @pytest.mark.slow

@@ -294,6 +294,8 @@ def build(ctx: Context, name: str, spec: dict) -> list[Sequence]:
     spec = validate_recipe(dict(spec), f"calibration recipe {name!r}")
     if spec["max_length"] is not None:  # Table 6: the same recipe at another sequence length
         ctx = dataclasses.replace(ctx, max_length=spec["max_length"])
+    if spec["sequences"] is not None:  # the same recipe at another calibration size
+        ctx = dataclasses.replace(ctx, sequences=spec["sequences"])
     return RECIPES[spec["type"]](ctx, spec)
 
 

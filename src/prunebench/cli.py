@@ -201,12 +201,13 @@ def cmd_calibrate(args) -> None:
         instructions={d: datasets.get(d).instruction for d in data},
     )
     sequences = calibration.build(ctx, args.recipe, spec)
-    summary = calibration.summary(sequences, args.sequences)
+    requested = spec["sequences"] or args.sequences
+    summary = calibration.summary(sequences, requested)
     prov = provenance(list(data.values()) + list(graded.values()) + [args.model],
                       model=_model_provenance(args.model), seed=args.seed,
                       params={"recipe": args.recipe, "spec": spec, "max_length": args.max_length, **summary})
     write_jsonl(args.out, (s.record(i, ctx.tokenizer) for i, s in enumerate(sequences)), provenance=prov)
-    log.info("%s: %d of %d sequences, %d tokens", args.recipe, summary["selected"], args.sequences, summary["tokens"])
+    log.info("%s: %d of %d sequences, %d tokens", args.recipe, summary["selected"], requested, summary["tokens"])
     if not sequences:  # a finding, not a failure: a generator that solved nothing gives SSGR nothing
         log.warning("%s selected no sequences (no eligible problem or document): a method that needs calibration "
                     "data skips this set, and the tables show its cells as '–' with the reason", args.recipe)
@@ -437,9 +438,10 @@ def cmd_figure(args) -> None:
 
 
 def cmd_lrm_table(args) -> None:
-    from .suite import write_table
+    from .suite import write_speed_table, write_table
 
-    write_table(_json_arg(args.config_json, "--config-json"), args.out_csv, args.out_json)
+    write = {"tasks": write_table, "speed": write_speed_table}[args.table]
+    write(_json_arg(args.config_json, "--config-json"), args.out_csv, args.out_json)
 
 
 def cmd_lrm_figure(args) -> None:
@@ -452,7 +454,7 @@ def cmd_report(args) -> None:
     from .report import render
 
     render(_json_arg(args.config_json, "--config-json"), ".", args.templates, args.paper, args.out_html,
-           args.out_tex)
+           args.out_tex, args.out_speed_html)
 
 
 def cmd_verify(args) -> None:
@@ -650,8 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, outs in (("lrm-table", cmd_lrm_table, ("--out-csv", "--out-json")),
                              ("lrm-figure", cmd_lrm_figure, ("--out-svg", "--out-pdf", "--out-json"))):
-        p = sub.add_parser(name, help=f"assemble the second paper's task {name[4:]} from results")
+        p = sub.add_parser(name, help=f"assemble a {name[4:]} of the second paper from results")
         p.add_argument("--config-json", required=True)
+        if name == "lrm-table":
+            p.add_argument("--table", choices=("tasks", "speed"), default="tasks",
+                           help="tasks: every task's score by category; speed: size and throughput against dense")
         for out in outs:
             p.add_argument(out, required=True)
         p.set_defaults(func=func)
@@ -663,8 +668,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", default="report/paper.yaml")
     p.add_argument("--out-html", default=paths.report("index.html"))
     p.add_argument("--out-tex", default=paths.report("paper.tex"))
+    p.add_argument("--out-speed-html", default=paths.report(paths.SPEED_PAGE),
+                   help="the speed page (measurements of the machine, apart from the reproducible report)")
     p.set_defaults(func=cmd_report)
-    _outputs(p, files=("out_html", "out_tex"), inputs=("templates", "paper"))
+    _outputs(p, files=("out_html", "out_tex", "out_speed_html"), inputs=("templates", "paper"))
 
     p = sub.add_parser("verify", help="rerun jobs in a scratch directory and compare them with the results")
     p.add_argument("--target", action="append", required=True, help="a result file or directory (repeatable)")

@@ -192,9 +192,18 @@ def _check_references(config: dict, source: str) -> None:
     for dataset in config["self_generation"]["sources"]:
         readable(dataset, "self_generation.sources")
     experiments = config["experiments"]
+    study = config["study"]
     recipe_lists = {"calibration.recipes": config["calibration"]["recipes"],
                     **{f"experiments.{key}.recipes": e["recipes"] for key, e in experiments.items()},
-                    "task_suite.recipes": config["task_suite"]["recipes"]}
+                    "task_suite.recipes": config["task_suite"]["recipes"],
+                    "study.recipes": study["recipes"] if study["methods"] else []}  # [sgr] by default
+    model_lists = {**{f"experiments.{key}.models": e.get("models") for key, e in experiments.items()},
+                   "task_suite.models": config["task_suite"]["models"], "study.models": study["models"]}
+    for key, names in model_lists.items():
+        for index, model in enumerate(names or []):
+            if model not in evaluated_models(config):
+                raise InputError(f"{source}: config.{key}[{index}]: {model!r} is not an evaluated model "
+                                 f"under config.models")
     for key, names in recipe_lists.items():
         for name in names:
             if name not in config["calibration"]["recipe_definitions"]:
@@ -210,10 +219,6 @@ def _check_references(config: dict, source: str) -> None:
             if bench not in config["evaluation"]["benchmarks"]:
                 raise InputError(f"{source}: config.experiments.{key}.benchmarks[{index}]: {bench!r} is not under "
                                  f"config.evaluation.benchmarks")
-        for index, model in enumerate(experiment.get("models") or []):
-            if model not in evaluated_models(config):
-                raise InputError(f"{source}: config.experiments.{key}.models[{index}]: {model!r} is not an "
-                                 f"evaluated model under config.models")
     suite = config["task_suite"]
     for name, spec in suite["tasks"].items():
         if spec["category"] is None:
@@ -223,10 +228,6 @@ def _check_references(config: dict, source: str) -> None:
         if bench not in config["evaluation"]["benchmarks"]:
             raise InputError(f"{source}: config.task_suite.reasoning[{index}]: {bench!r} is not under "
                              f"config.evaluation.benchmarks")
-    for index, model in enumerate(suite["models"] or []):
-        if model not in evaluated_models(config):
-            raise InputError(f"{source}: config.task_suite.models[{index}]: {model!r} is not an evaluated model "
-                             f"under config.models")
     adaptive = config["self_generation"]["adaptive_tau"]
     if adaptive is not None:
         from .tables import calibration_sets
@@ -242,6 +243,12 @@ def _check_references(config: dict, source: str) -> None:
                              f"that recipe {recipe!r} ({spec['type']}"
                              f"{', tau ' + format(spec['tau'], 'g') if spec['type'] == 'ssgr' else ''}) "
                              f"still needs; use null (fixed-n sampling) or drop the recipe")
+    for index, method in enumerate(study["methods"]):
+        for ratio in study["ratios"]:
+            try:
+                study_method(method, ratio)
+            except ValueError as err:
+                raise InputError(f"{source}: config.study.methods[{index}]: {err}") from None
     named_methods = [(f"pruning.methods[{i}]", m) for i, m in enumerate(config["pruning"]["methods"])]
     named_methods += [(f"experiments.figure4.methods[{i}]", m) for i, m in enumerate(experiments["figure4"]["methods"])]
     named_methods += [(f"experiments.{key}.method", e["method"]) for key, e in experiments.items() if "method" in e]
@@ -321,6 +328,13 @@ def outcome_config(config: dict) -> dict:
             entry.pop(field, None)
     out.get("grading", {}).pop("workers", None)
     return out
+
+
+def study_method(method: str, ratio: float) -> str:
+    """The method name of a study cell: `shortgpt` at 0.2 is shortgpt-0.2 (the one spelling paths use)."""
+    from .pruning.spec import PruneSpec
+
+    return PruneSpec(method, float(ratio)).name
 
 
 def evaluated_models(config: dict) -> list[str]:

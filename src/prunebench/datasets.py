@@ -277,6 +277,19 @@ def _corpus(rows):
             if isinstance(row.get("text"), str) and row["text"].strip()]
 
 
+def _joined_lines(rows):
+    """A corpus of lines (WikiText-2, PTB) as one document: calibration windows cross line breaks."""
+    return _corpus([{"text": "\n".join(r["text"] for r in rows)}])
+
+
+def _alpaca(rows):
+    """Alpaca as one document of its formatted examples (instruction, input, response), as the
+    width-pruning references calibrate on it; windows then cross example boundaries."""
+    texts = [r["text"] if isinstance(r.get("text"), str) and r["text"].strip() else
+             "\n\n".join(str(r.get(k) or "") for k in ("instruction", "input", "output") if r.get(k)) for r in rows]
+    return _corpus([{"text": "\n\n".join(t for t in texts if t.strip())}])
+
+
 WORDPROBLEM_SPLITS = {"train": (2000, 2_000_003), "test": (500, 1_000_003)}
 
 
@@ -321,10 +334,14 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             group_by="type", description="JEEBench (JEE Advanced 2016-2023: physics, chemistry, mathematics)"),
     Dataset("c4", "corpus", _corpus, ("c4/c4_en_train00000_first1000.jsonl",),
             HubFile("allenai/c4", ("en/c4-train.00000-of-01024.json.gz",)), license="ODC-BY 1.0"),
-    Dataset("wikitext2", "corpus", lambda rows: _corpus([{"text": "\n".join(r["text"] for r in rows)}]),
+    Dataset("wikitext2", "corpus", _joined_lines,
             ("wikitext2/wikitext2_raw_test.txt",),
             HubFile("Salesforce/wikitext", ("wikitext-2-raw-v1/test-00000-of-00001.parquet",)),
             license="CC BY-SA 3.0"),
+    Dataset("ptb", "corpus", _joined_lines, ("ptb/ptb.valid.txt",), license="LDC99T42 user agreement",
+            description="Penn Treebank validation split (Mikolov's preprocessing), one document"),
+    Dataset("alpaca", "corpus", _alpaca, hub=HubFile("tatsu-lab/alpaca", ("data/train-00000-of-00001-a09b74b3ef9c3b56.parquet",)),
+            license="CC BY-NC 4.0", description="Alpaca's 52k instructions with their responses, one document"),
     Dataset("wordproblems", "math", lambda rows: rows, benchmark=True,
             generated=_wordproblems("test"), group_by="level",
             description="prunebench word problems, levels 1-5 (test split, written by prunebench)"),

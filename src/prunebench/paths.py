@@ -84,6 +84,12 @@ def task_result(model: str, method: str, recipe: str, task: str) -> str:
     return f"{tasks_dir(model, method, recipe)}/{task}.json"
 
 
+def speed(model: str, method: str, recipe: str) -> str:
+    """One model's measured size, prefill and decode throughput and peak memory (`prunebench speed`):
+    a measurement of the machine, so the manifest does not hash it."""
+    return f"{RESULTS}/speed/{model}/{method}/{recipe}.json"
+
+
 # The second paper's tables and figures carry its prefix; table1..table8 and figure1..figure5 are the first paper's.
 LRM = "lrm_"
 
@@ -113,5 +119,8 @@ def verify(name: str) -> str:
 
 
 MANIFEST = f"{RESULTS}/manifest.json"
-# Folders of what describes the run and the machine rather than the results: the manifest does not list them.
-UNHASHED = (f"{RESULTS}/logs", f"{RESULTS}/verify", f"{RESULTS}/measurements")
+# What describes the run and the machine rather than the results (folders, and the speed table that
+# holds only measurements): the manifest does not list them.
+SPEED_TABLE, SPEED_PAGE = "speed", "speed.html"  # results/tables/lrm_speed.*, results/report/speed.html
+UNHASHED = (f"{RESULTS}/logs", f"{RESULTS}/verify", f"{RESULTS}/measurements", f"{RESULTS}/speed",
+            lrm_table(SPEED_TABLE, "csv"), lrm_table(SPEED_TABLE, "json"), report(SPEED_PAGE))

@@ -7,6 +7,8 @@ additionally cut to a bounded length, so a hostile response cannot bloat or brea
 
 from __future__ import annotations
 
+import math
+
 import re
 import unicodedata
 from collections import Counter
@@ -86,6 +88,13 @@ def signed(value) -> str:
     return "–" if value is None else f"{value:+.1f}"
 
 
+def number(value, digits: int = 1, scale: float = 1.0) -> str:
+    """A measured quantity (divided by `scale`) to `digits` decimals; a dash where there is none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value / scale:,.{digits}f}"
+
+
 def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
     loader = jinja2.FileSystemLoader(str(templates))
     html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
@@ -97,7 +106,7 @@ def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environme
         finalize=latex_escape,
     )
     for env in (html, tex):
-        env.filters.update(fmt=fmt, signed=signed, method_label=method_label, recipe_label=recipe_label,
+        env.filters.update(fmt=fmt, signed=signed, number=number, method_label=method_label, recipe_label=recipe_label,
                            excerpt=excerpt)
     tex.filters["latex"] = Latex
     return html, tex
@@ -280,7 +289,8 @@ def _read_if_exists(path: Path) -> dict | None:
 
 
 def _lrm_section(config: dict, root: Path, report_dir: str) -> dict:
-    """The second paper's task table and figure, each cell linked to the result behind it."""
+    """The second paper's task table and figure, each cell linked to the result behind it, and its
+    speed table."""
     table = read_json(root / paths.lrm_table(suite.TABLE, "json"))
     for row in table["rows"]:
         row["model_label"] = model_label(config, row["model"])
@@ -296,7 +306,11 @@ def _lrm_section(config: dict, root: Path, report_dir: str) -> dict:
                         for result in [_read_if_exists(root / paths.task_result(row["model"], row["method"],
                                                                                  row["recipe"], c["name"]))]
                         if result and result.get("sandbox")})
+    speed = read_json(root / paths.lrm_table(paths.SPEED_TABLE, "json"))
+    for row in speed["rows"]:
+        row["model_label"] = model_label(config, row["model"])
     return {"table": {**table, "csv": _rel(str(root / paths.lrm_table(suite.TABLE, "csv")), report_dir)},
+            "speed": {**speed, "csv": _rel(str(root / paths.lrm_table(paths.SPEED_TABLE, "csv")), report_dir)},
             "figure": {**figure, "svg": svg[svg.find("<svg"):],
                        "pdf": _rel(str(root / paths.lrm_figure(suite.FIGURE, "pdf")), report_dir),
                        "pdf_from_tex": _rel(paths.lrm_figure(suite.FIGURE, "pdf"), paths.report(""))},
@@ -357,10 +371,14 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
 
 
 def render(config: dict, root: str | Path, templates: str | Path, paper_yaml: str | Path,
-           out_html: str | Path, out_tex: str | Path) -> None:
+           out_html: str | Path, out_tex: str | Path, out_speed_html: str | Path | None = None) -> None:
+    """The HTML page and the LaTeX paper (results: the same inputs give the same bytes) and, where
+    asked, the speed page (measurements of the machine, which the manifest does not hash)."""
     paper_numbers = yaml.safe_load(Path(paper_yaml).read_text(encoding="utf-8"))
     ctx = context(config, root, paper_numbers)
     html_env, tex_env = _environments(Path(templates))
     write_text(out_html, html_env.get_template("index.html.j2").render(**ctx))
     write_text(out_tex, tex_env.get_template("paper.tex.j2").render(**ctx))
+    if out_speed_html is not None:
+        write_text(out_speed_html, html_env.get_template("speed.html.j2").render(**ctx))
 

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from . import paths
-from .config import evaluated_models, scaled
+from .config import evaluated_models, scaled, study_method
 from .io import read_json, write_json, write_text
 from .provenance import provenance
 from .tables import BENCHMARK_LABELS, Row, method_label, model_label
@@ -28,15 +28,38 @@ TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "hellaswag": "HellaSwag", "wino
                **{b: label for b, label in BENCHMARK_LABELS.items()}}
 
 
+def study_rows(config: dict) -> list[Row]:
+    """The study's cells (config.study): each model, method, ratio and recipe, in that order."""
+    study = config["study"]
+    if not study["methods"]:
+        return []
+    return [Row(model, study_method(method, ratio), recipe) for model in study["models"] or evaluated_models(config)
+            for method in study["methods"] for ratio in study["ratios"] for recipe in study["recipes"]]
+
+
 def rows(config: dict) -> list[Row]:
-    """The dense model, then every suite method with every suite recipe, per model of the suite."""
+    """Per model: the dense model, every suite method with every suite recipe, then the study's cells."""
     suite = config["task_suite"]
     if not suite["tasks"] and not suite["reasoning"]:
         return []
+    suite_models = suite["models"] or evaluated_models(config)
+    study = study_rows(config)
     out = []
-    for model in suite["models"] or evaluated_models(config):
+    for model in dict.fromkeys([*suite_models, *(r.model for r in study)]):
         out.append(Row(model, paths.DENSE, paths.NO_RECIPE))
-        out.extend(Row(model, m, r) for m in suite["methods"] for r in suite["recipes"])
+        if model in suite_models:
+            out.extend(Row(model, m, r) for m in suite["methods"] for r in suite["recipes"])
+        out.extend(r for r in study if r.model == model)
+    return list(dict.fromkeys(out))
+
+
+def speed_rows(config: dict) -> list[Row]:
+    """Rows of the speed table: each study model's dense row, then its study cells."""
+    study = study_rows(config)
+    out = []
+    for model in dict.fromkeys(r.model for r in study):
+        out.append(Row(model, paths.DENSE, paths.NO_RECIPE))
+        out.extend(r for r in study if r.model == model)
     return out
 
 
@@ -67,6 +90,7 @@ def table_config(config: dict) -> dict:
     return {"models": {m: {"label": e.get("label"), "generator_only": e.get("generator_only", False)}
                        for m, e in config["models"].items()},
             "scale": config["scale"], "task_suite": config["task_suite"], "pruning": config["pruning"],
+            "study": config["study"],
             "calibration": {"recipes": config["calibration"]["recipes"]},
             "evaluation": {k: config["evaluation"][k] for k in ("benchmarks", "samples", "max_new_tokens")}}
 
@@ -197,3 +221,80 @@ def write_figure(config: dict, out_svg: str | Path, out_pdf: str | Path, out_jso
                           "caption": "Category averages of the second paper's tasks per pruned model "
                                      "(– where a category has no number).",
                           "categories": present, "provenance": prov})
+
+
+SPEED_FIELDS = ("parameters", "checkpoint_bytes", "prefill_tokens_per_second", "decode_tokens_per_second",
+                "peak_memory_bytes")
+
+
+def speed_inputs(config: dict) -> list[str]:
+    """What the speed table reads: each row's speed measurement and each pruned row's sparsity
+    record, and the task table where the suite runs (its category averages sit beside the speed)."""
+    needed = []
+    for row in speed_rows(config):
+        needed.append(paths.speed(row.model, row.method, row.recipe))
+        if row.method != paths.DENSE:
+            needed.append(paths.sparsity_record(row.model, row.method, row.recipe))
+    if rows(config):
+        needed.append(paths.lrm_table(TABLE, "json"))
+    return needed
+
+
+def assemble_speed(config: dict, root: str | Path = ".") -> "pd.DataFrame":  # noqa: F821
+    """One record per speed row: what was removed, size and throughput, each relative to its dense
+    model measured the same way, and the row's category averages from the task table."""
+    import pandas as pd
+
+    root = Path(root)
+    accuracy = {}
+    if rows(config):
+        for record in read_json(root / paths.lrm_table(TABLE, "json"))["rows"]:
+            accuracy[(record["model"], record["method"], record["recipe"])] = record
+    records, dense = [], {}
+    for row in speed_rows(config):
+        measured = read_json(root / paths.speed(row.model, row.method, row.recipe))
+        record = {"model": row.model, "method": row.method, "recipe": row.recipe,
+                  **{field: measured[field] for field in SPEED_FIELDS}}
+        if row.method == paths.DENSE:
+            dense[row.model] = record
+            record.update(family="dense", removed=0.0)
+        else:
+            pruned = read_json(root / paths.sparsity_record(row.model, row.method, row.recipe))
+            record.update(family=pruned.get("family", "unstructured"), removed=pruned.get("overall_sparsity"))
+        base = dense[row.model]
+        for field in SPEED_FIELDS:
+            record[field + "_vs_dense"] = record[field] / base[field] if base[field] else float("nan")
+        scores = accuracy.get((row.model, row.method, row.recipe), {})
+        for category in CATEGORIES:
+            record[category] = _number(scores.get(category))
+        records.append(record)
+    order = (["model", "method", "recipe", "family", "removed"] + list(SPEED_FIELDS)
+             + [f + "_vs_dense" for f in SPEED_FIELDS] + list(CATEGORIES))
+    return pd.DataFrame.from_records(records, columns=order)
+
+
+def speed_caption(config: dict) -> str:
+    study = config["study"]
+    if not study_rows(config):
+        return "Speed and size of structured pruning: not part of this run."
+    settings = study["speed"]
+    return ("Speed and size of every structured model against its dense model, measured alone on the same "
+            f"machine and backend: {settings['prompt_tokens']}-token seeded prompts, batch {settings['batch_size']}, "
+            f"prefill, then {settings['new_tokens']} greedy decode steps; median of {settings['repeats']} timed repeats. "
+            "Removed: the fraction of decoder-block parameters. Category averages from the task table beside them. "
+            "Measurements of this machine: they differ from one machine to the next.")
+
+
+def write_speed_table(config: dict, out_csv: str | Path, out_json: str | Path, root: str | Path = ".") -> None:
+    frame = assemble_speed(config, root) if study_rows(config) else None
+    prov = provenance([Path(root) / p for p in speed_inputs(config)])
+    header = "# " + json.dumps({"table": paths.LRM + paths.SPEED_TABLE, "provenance": prov}, sort_keys=True) + "\n"
+    write_text(out_csv, header + ("" if frame is None else frame.to_csv(index=False, float_format="%.4f")))
+    write_json(out_json, {
+        "table": paths.LRM + paths.SPEED_TABLE,
+        "status": "built" if frame is not None else "not in this run",
+        "caption": speed_caption(config),
+        "categories": [c for c in CATEGORIES if rows(config) and any(col[1] == c for col in columns(config))],
+        "rows": [] if frame is None else json.loads(frame.to_json(orient="records")),
+        "provenance": prov,
+    })

@@ -50,11 +50,16 @@ def benchmarks(config: dict) -> list[str]:
     return sorted(configured, key=lambda b: (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else 99, b))
 
 
+METHOD_LABELS = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude", "shortgpt": "ShortGPT",
+                 "sleb": "SLEB", "shortened_ppl": "Shortened-LLaMA PPL", "shortened_taylor": "Shortened-LLaMA Taylor+",
+                 "slicegpt": "SliceGPT", "llm_pruner": "LLM-Pruner"}
+
+
 def method_label(method: str) -> str:
     if method == paths.DENSE:
         return "Dense"
     name, _, setting = method.partition("-")
-    pretty = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude"}.get(name, name)
+    pretty = METHOD_LABELS.get(name, name)
     if "of" in setting:
         return f"{pretty} {setting.replace('of', ':')}"
     return f"{pretty} {float(setting) * 100:g}%" if setting else pretty

@@ -31,6 +31,7 @@ import functools
 import torch
 from torch import nn
 
+from ..io import InputError
 from .depth import begin_pass, decoder_layers, loss_gradients, pass_fields
 
 Q, K, V, O = "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"
@@ -166,6 +167,9 @@ def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_pat
         raise ValueError(f"{type(model).__name__}: LLM-Pruner here needs Llama-family decoder layers")
     first, last = kept_layers(len(layers))
     pruned = range(first, len(layers) - last)
+    if not pruned:
+        raise InputError(f"{spec.name}: the first {first} and last {last} of {len(layers)} blocks stay dense, "
+                         "which leaves no block to prune")
     shapes = [Shape(layer, head_dim) if i in pruned else None for i, layer in enumerate(layers)]
     dense = sum(p.numel() for layer in layers for p in layer.parameters())
     fraction = layer_fraction(shapes, dense, spec.sparsity)

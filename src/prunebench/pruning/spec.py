@@ -17,6 +17,9 @@ FAMILIES = {"sparsegpt": "unstructured", "wanda": "unstructured", "magnitude": "
             "shortgpt": "depth", "sleb": "depth", "shortened_ppl": "depth", "shortened_taylor": "depth",
             "slicegpt": "width", "llm_pruner": "width"}
 METHOD_NAMES = tuple(FAMILIES)
+# Methods whose checkpoints are prunebench's own architectures (prunebench.architectures), which
+# vLLM does not serve: their models are evaluated on the hf backend.
+OWN_ARCHITECTURE = ("slicegpt", "llm_pruner")
 # The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
 _METHOD, _SPARSITY = r"[a-z][a-z0-9_]*", r"[0-9]*\.?[0-9]+"
@@ -96,3 +99,8 @@ def parse_method(name: str) -> PruneSpec:
         return PruneSpec(method, None, int(match["n"]), int(match["m"]))
     except ValueError as err:
         raise ValueError(f"pruning method {name!r}: {err}") from None
+
+
+def vllm_servable(method_name: str) -> bool:
+    """Whether vLLM can serve the checkpoint a method name builds (standard architectures only)."""
+    return parse_method(method_name).method not in OWN_ARCHITECTURE

@@ -1,0 +1,97 @@
+"""The second paper's study grid (config.study): its checks, its rows in the task table, and the
+speed table computed from measurements against each dense model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from prunebench import paths, suite
+from prunebench.config import validate
+from prunebench.io import InputError, read_json, write_json
+
+
+def _config(study=None, **suite_entry) -> dict:
+    return {"models": {"m": {"source": {"path": "."}}}, "evaluation": {"benchmarks": {"gsm8k": 4}},
+            "task_suite": suite_entry, "study": study or {},
+            "calibration": {"recipes": ["c4"], "recipe_definitions": {
+                "c4": {"type": "pretraining", "datasets": ["c4"]}, "sgr": {"type": "sgr", "sequences": 4}}}}
+
+
+def test_study_config_is_checked():
+    config = validate(_config({"methods": ["shortgpt", "slicegpt"]}))
+    assert config["study"]["ratios"] == [0.2, 0.4, 0.6] and config["study"]["recipes"] == ["sgr"]
+    assert config["study"]["speed"] == {"prompt_tokens": 128, "new_tokens": 64, "batch_size": 1, "repeats": 3}
+    assert config["calibration"]["recipe_definitions"]["sgr"]["sequences"] == 4
+    with pytest.raises(InputError, match=r"config.study.methods\[1\]: unknown pruning method 'shortgtp'"):
+        validate(_config({"methods": ["shortgpt", "shortgtp"]}))
+    with pytest.raises(InputError, match=r"config.study.recipes: 'ssgr' is not defined"):
+        validate(_config({"methods": ["shortgpt"], "recipes": ["ssgr"]}))
+    with pytest.raises(InputError, match=r"config.study.ratios\[0\]"):
+        validate(_config({"methods": ["shortgpt"], "ratios": [1.0]}))
+    with pytest.raises(InputError, match=r"config.study.models\[0\]: 'x' is not an evaluated model"):
+        validate(_config({"methods": ["shortgpt"], "models": ["x"]}))
+    with pytest.raises(InputError, match=r"recipe_definitions.sgr.sequences"):
+        validate({**_config(), "calibration": {"recipe_definitions": {"sgr": {"type": "sgr", "sequences": 0}}}})
+
+
+def test_study_cells_join_the_task_table_after_the_suites_rows():
+    config = validate(_config({"methods": ["shortgpt", "llm_pruner"], "ratios": [0.2, 0.4]},
+                              tasks={"boolq": {"category": "classification"}}, methods=["wanda-0.5"]))
+    assert [(r.method, r.recipe) for r in suite.rows(config)] == [
+        ("dense", "none"), ("wanda-0.5", "c4"), ("shortgpt-0.2", "sgr"), ("shortgpt-0.4", "sgr"),
+        ("llm_pruner-0.2", "sgr"), ("llm_pruner-0.4", "sgr")]
+    assert [r.method for r in suite.speed_rows(config)] == ["dense", "shortgpt-0.2", "shortgpt-0.4",
+                                                             "llm_pruner-0.2", "llm_pruner-0.4"]
+    params = json.loads(json.dumps(suite.table_config(config)))  # what the table rules read
+    assert suite.rows(params) == suite.rows(config) and suite.speed_inputs(params) == suite.speed_inputs(config)
+    no_study = validate(_config(tasks={"boolq": {"category": "classification"}}))
+    assert suite.speed_rows(no_study) == [] and suite.speed_inputs(no_study) == [paths.lrm_table(suite.TABLE, "json")]
+
+
+def _speed(root, method, recipe, parameters, prefill, decode, size, peak):
+    write_json(root / paths.speed("m", method, recipe),
+               {"parameters": parameters, "checkpoint_bytes": size, "prefill_tokens_per_second": prefill,
+                "decode_tokens_per_second": decode, "peak_memory_bytes": peak})
+
+
+def test_speed_table_divides_by_the_dense_model_and_shows_category_averages(tmp_path):
+    config = validate(_config({"methods": ["shortgpt", "slicegpt"], "ratios": [0.2]},
+                              tasks={"boolq": {"category": "classification"}}, methods=[]))
+    _speed(tmp_path, "dense", "none", 1000, 200.0, 20.0, 4000, 8e9)
+    _speed(tmp_path, "shortgpt-0.2", "sgr", 800, 250.0, 25.0, 3200, 6e9)
+    _speed(tmp_path, "slicegpt-0.2", "sgr", 850, 180.0, 0.0, 3400, 7e9)
+    write_json(tmp_path / paths.sparsity_record("m", "shortgpt-0.2", "sgr"), {"family": "depth", "overall_sparsity": 0.2083})
+    write_json(tmp_path / paths.sparsity_record("m", "slicegpt-0.2", "sgr"), {"family": "width", "overall_sparsity": 0.19})
+    write_json(tmp_path / paths.lrm_table(suite.TABLE, "json"), {"rows": [
+        {"model": "m", "method": "dense", "recipe": "none", "classification": 61.0},
+        {"model": "m", "method": "shortgpt-0.2", "recipe": "sgr", "classification": 55.5},
+        {"model": "m", "method": "slicegpt-0.2", "recipe": "sgr", "classification": None}]})
+    frame = suite.assemble_speed(config, tmp_path)
+    dense, short, sliced = (frame.iloc[i] for i in range(3))
+    assert dense.family == "dense" and dense.removed == 0 and dense.decode_tokens_per_second_vs_dense == 1
+    assert short.family == "depth" and short.removed == pytest.approx(0.2083)
+    assert short.decode_tokens_per_second_vs_dense == pytest.approx(25 / 20)
+    assert short.prefill_tokens_per_second_vs_dense == pytest.approx(250 / 200)
+    assert short.parameters_vs_dense == pytest.approx(0.8) and short.peak_memory_bytes_vs_dense == pytest.approx(0.75)
+    assert short.classification == 55.5 and math.isnan(sliced.classification)
+    assert sliced.decode_tokens_per_second_vs_dense == 0.0
+    suite.write_speed_table(config, tmp_path / "s.csv", tmp_path / "s.json", tmp_path)
+    table = read_json(tmp_path / "s.json")
+    assert table["status"] == "built" and table["categories"] == ["classification"] and len(table["rows"]) == 3
+    assert "128-token seeded prompts" in table["caption"]
+
+
+def test_speed_table_not_in_this_run_without_a_study(tmp_path):
+    config = validate(_config())
+    suite.write_speed_table(config, tmp_path / "s.csv", tmp_path / "s.json", tmp_path)
+    assert read_json(tmp_path / "s.json")["status"] == "not in this run"
+
+
+def test_speed_measurements_stay_out_of_the_manifest():
+    for path in (paths.speed("m", "dense", "none"), paths.lrm_table(paths.SPEED_TABLE, "csv"),
+                 paths.report(paths.SPEED_PAGE)):
+        assert any(path == u or path.startswith(u + "/") for u in paths.UNHASHED), path
+    assert paths.report("index.html") not in paths.UNHASHED
