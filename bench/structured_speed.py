@@ -19,7 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
-METHODS = ["shortgpt-0.2", "sleb-0.2", "shortened_ppl-0.2", "shortened_taylor-0.2"]
+METHODS = ["shortgpt-0.2", "sleb-0.2", "shortened_ppl-0.2", "shortened_taylor-0.2", "slicegpt-0.2", "llm_pruner-0.2"]
+
+
+def what_went(record: dict) -> str:
+    """A few words on what a method removed: blocks, the residual width, or the per-block fraction."""
+    if "removed_blocks" in record:
+        return "blocks " + ",".join(map(str, record["removed_blocks"]))
+    if "hidden_size" in record:
+        return f"width {record['hidden_size']['before']}->{record['hidden_size']['after']}"
+    if "layer_fraction" in record:
+        return f"{record['layer_fraction']:.0%} heads+MLP"
+    return ""
 
 
 def run(command: list[str]) -> float:
@@ -61,10 +72,10 @@ def main() -> int:
             rows.append((method, seconds, record, measured))
     print(f"dense: {dense['parameters']:,} parameters, prefill {dense['prefill_tokens_per_second']:.1f} tokens/s, "
           f"decode {dense['decode_tokens_per_second']:.2f} tokens/s ({dense['threads']} threads, {dense['dtype']})")
-    print(f"{'method':<22} {'prune s':>8} {'removed':>8} {'blocks':>14} {'prefill x':>10} {'decode x':>9} {'size x':>7}")
+    print(f"{'method':<22} {'prune s':>8} {'removed':>8} {'what went':>22} {'prefill x':>10} {'decode x':>9} {'size x':>7}")
     for method, seconds, record, measured in rows:
         removed = 1 - measured["parameters"] / dense["parameters"]
-        print(f"{method:<22} {seconds:>8.1f} {removed:>8.1%} {str(record.get('removed_blocks', '')):>14} "
+        print(f"{method:<22} {seconds:>8.1f} {removed:>8.1%} {what_went(record):>22} "
               f"{measured['prefill_tokens_per_second'] / dense['prefill_tokens_per_second']:>10.2f} "
               f"{measured['decode_tokens_per_second'] / dense['decode_tokens_per_second']:>9.2f} "
               f"{measured['checkpoint_bytes'] / dense['checkpoint_bytes']:>7.2f}")
