@@ -95,3 +95,17 @@ def test_speed_measurements_stay_out_of_the_manifest():
                  paths.report(paths.SPEED_PAGE)):
         assert any(path == u or path.startswith(u + "/") for u in paths.UNHASHED), path
     assert paths.report("index.html") not in paths.UNHASHED
+
+
+def test_the_readmes_study_block_is_a_valid_config():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = next(yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL) if b.startswith("study:"))
+    config = _config(block["study"])
+    config["calibration"]["recipe_definitions"]["sgr"] = {"type": "sgr"}
+    study = validate(config)["study"]
+    assert len(suite.study_rows(config)) == 6 * 3 and study["speed"]["new_tokens"] == 64
