@@ -174,13 +174,24 @@ def taylor_importance(model: nn.Module, calibration: list[torch.Tensor], layers_
     return scores
 
 
-def choose_blocks(method: str, model, calibration, count: int, layers_path: str, log=print) -> tuple[list[int], dict]:
-    """The `count` blocks `method` removes, in the order chosen, and the scores it ranked them by."""
+def choose_blocks(method: str, model, calibration, count: int, layers_path: str, log=print,
+                  checkpoints=None) -> tuple[list[int], dict]:
+    """The `count` blocks `method` removes, in the order chosen, and the scores it ranked them by.
+    SLEB saves each round to `checkpoints` (the driver's) as it ends: a killed search resumes
+    after its last finished round, with the same result."""
     if method == "sleb":
         removed, rounds = [], []
         for step in range(count):
-            scores = removal_perplexities(model, calibration, layers_path, frozenset(removed))
-            best = min(scores, key=scores.get)
+            saved = checkpoints.load_step(f"sleb-round-{step:04d}") if checkpoints is not None else None
+            if saved is not None and saved["removed_before"] == removed:
+                scores = {int(k): v for k, v in saved["perplexity"].items()}
+                log(f"sleb: removal {step + 1}/{count} resumed from its checkpoint")
+            else:
+                scores = removal_perplexities(model, calibration, layers_path, frozenset(removed))
+                if checkpoints is not None:
+                    checkpoints.save_step(f"sleb-round-{step:04d}", {"removed_before": list(removed),
+                                                                      "perplexity": {str(k): v for k, v in scores.items()}})
+            best = min(scores, key=lambda i: (scores[i], i))
             removed.append(best)
             rounds.append({str(k): v for k, v in scores.items()})
             log(f"sleb: removal {step + 1}/{count}: block {best} (calibration perplexity {scores[best]:.3f})")
@@ -199,7 +210,7 @@ def choose_blocks(method: str, model, calibration, count: int, layers_path: str,
 
 
 def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,
-          log=print) -> dict:
+          log=print, checkpoints=None) -> dict:
     """Rank the blocks by `spec.method`, remove round(ratio x blocks) of them in place, and report
     which went, the scores, and the fraction of decoder parameters removed."""
     start = time.perf_counter()
@@ -207,7 +218,7 @@ def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_pat
     layers = decoder_layers(model, layers_path)
     blocks = len(layers)
     count = block_count(blocks, spec.sparsity)
-    chosen, scores = choose_blocks(spec.method, model, calibration, count, layers_path, log)
+    chosen, scores = choose_blocks(spec.method, model, calibration, count, layers_path, log, checkpoints)
     fraction = removed_fraction(model, chosen, layers_path)
     before = sum(p.numel() for p in model.parameters())
     remove_blocks(model, chosen, layers_path)

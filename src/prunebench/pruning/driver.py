@@ -365,6 +365,17 @@ class _LayerCheckpoints:
                 module.weight.copy_(tensors[name])
         return json.loads(record.read_text())
 
+    def load_step(self, name: str) -> dict | None:
+        """A whole-model method's saved step (a SLEB round, say), or None if not yet done."""
+        path = self.directory / f"{name}.json" if self.directory is not None else None
+        return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+    def save_step(self, name: str, record: dict) -> None:
+        if self.directory is None:
+            return
+        with atomic_path(self.directory / f"{name}.json") as tmp:
+            tmp.write_text(json.dumps(record))
+
     def save(self, index: int, linears: dict[str, nn.Linear], record: dict) -> None:
         if self.directory is None:
             return
@@ -398,13 +409,14 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
         layers = functools.reduce(getattr, layers_path.split("."), model)
     except AttributeError:
         raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
+    checkpoints = _LayerCheckpoints(checkpoint_dir, checkpoint_key, log)
     if method.module is not None:  # blocks removed or the model narrowed: the method's own whole-model pass
         from importlib import import_module
 
         whole = import_module(f".{method.module}", __package__)
-        return whole.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log)
+        return whole.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log,
+                           checkpoints=checkpoints)
     start = time.perf_counter()
-    checkpoints = _LayerCheckpoints(checkpoint_dir, checkpoint_key, log)
     calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
     if method.needs is not None and not calibration:
         raise InputError(f"{spec.name} needs calibration sequences, got none")
