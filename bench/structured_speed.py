@@ -51,6 +51,9 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--semi-structured", action="store_true",
+                        help="time 2:4 methods (e.g. sparsegpt-2of4 in --methods) through PyTorch's semi-structured "
+                             "sparse kernels (CUDA): the first paper's question, is the pruned model faster end to end")
     args = parser.parse_args()
     speed_args = ["--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens),
                   "--repeats", str(args.repeats), "--device", args.device]
@@ -66,7 +69,8 @@ def main() -> int:
             out = tmp / method
             seconds = run(["prune", "--model", args.model, "--calibration", str(calibration), "--method", method,
                            "--out", str(out), "--device", args.device])
-            run(["speed", "--model", str(out), "--out", str(tmp / f"{method}.json"), *speed_args])
+            sparse = ["--semi-structured"] if args.semi_structured and method.endswith("-2of4") else []
+            run(["speed", "--model", str(out), "--out", str(tmp / f"{method}.json"), *speed_args, *sparse])
             measured = json.loads((tmp / f"{method}.json").read_text())
             record = json.loads((out / "sparsity.json").read_text())
             rows.append((method, seconds, record, measured))

@@ -43,3 +43,24 @@ def test_speed_refuses_bad_settings_before_writing(models, tmp_path):
     out = tmp_path / "never.json"
     assert cli.main(["speed", "--model", str(dense), "--new-tokens", "0", "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_two_four_linears_are_found_and_the_sparse_kernels_need_a_gpu(models, tmp_path):
+    import torch
+
+    from prunebench import speed
+    from prunebench.io import InputError
+    from prunebench.pruning.magnitude import nm_mask
+
+    dense, _ = models
+    model = __import__("transformers").AutoModelForCausalLM.from_pretrained(dense, dtype=torch.float32)
+    assert speed.two_four_linears(model) == {}
+    up = model.model.layers[0].mlp.up_proj
+    with torch.no_grad():
+        up.weight.mul_(nm_mask(up.weight.abs(), 2, 4).logical_not())  # keep the two largest of every four
+    assert list(speed.two_four_linears(model)) == ["model.layers.0.mlp.up_proj"]
+    with pytest.raises(InputError, match="CUDA GPUs only"):
+        speed.to_semi_structured(model)
+    out = tmp_path / "never.json"
+    assert cli.main(["speed", "--model", str(dense), "--semi-structured", "--out", str(out)]) == 2
+    assert not out.exists()

@@ -400,7 +400,7 @@ def cmd_tasks(args) -> None:
 def cmd_speed(args) -> None:
     """Size, prefill and decode throughput and peak memory of one model (run one model per process)."""
     from .models import load_model, model_dir, model_identity, model_info
-    from .speed import checkpoint_size, measure
+    from .speed import checkpoint_size, measure, to_semi_structured
 
     for name in ("prompt_tokens", "new_tokens", "batch_size", "repeats"):
         if getattr(args, name) < 1:
@@ -414,10 +414,11 @@ def cmd_speed(args) -> None:
         torch.set_num_threads(args.threads)
     dtype = args.dtype or info["entry"]["dtype"]
     model = load_model(args.model, dtype, args.device).eval()
+    sparse = to_semi_structured(model) if args.semi_structured else {}
     measured = measure(model, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
                        batch_size=args.batch_size, repeats=args.repeats, seed=args.seed)
     result = {"model": model_identity(info), "method": info.get("pruned", "dense"),
-              **checkpoint_size(model_dir(args.model)), **measured}
+              **checkpoint_size(model_dir(args.model)), **measured, **sparse}
     write_json(args.out, result)
     log.info("%s: %d parameters, prefill %.1f tokens/s, decode %.1f tokens/s, peak memory %.2f GB", args.model,
              result["parameters"], result["prefill_tokens_per_second"], result["decode_tokens_per_second"],
@@ -635,6 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3, help="timed repetitions after a warm-up; the median is kept")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--semi-structured", action="store_true",
+                   help="run 2:4 linears through PyTorch's semi-structured sparse kernels (CUDA, fp16/bf16)")
     p.add_argument("--seed", type=int, default=schema_default("seed"))
     p.add_argument("--out", required=True, help="the measurements (JSON)")
     p.set_defaults(func=cmd_speed)

@@ -35,6 +35,38 @@ def checkpoint_size(directory: str | Path) -> dict:
             "checkpoint_dtype": config.get("dtype") or config.get("torch_dtype")}
 
 
+def two_four_linears(model) -> dict[str, torch.nn.Linear]:
+    """The linears whose weights are 2:4 (at most two nonzeros in every four consecutive weights of
+    a row): those PyTorch's semi-structured sparse kernels can run."""
+    from .pruning.magnitude import satisfies_nm
+
+    return {name: module for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and satisfies_nm(module.weight.detach(), 2, 4)}
+
+
+def to_semi_structured(model) -> dict:
+    """Swap every 2:4 linear's weight for PyTorch's semi-structured sparse tensor (cuSPARSELt or
+    CUTLASS kernels), so that a 2:4 model is timed as it would actually run sparse. Those kernels
+    exist on CUDA GPUs for half precision only; a weight whose shape they refuse stays dense."""
+    from .io import InputError
+
+    parameter = next(model.parameters())
+    if parameter.device.type != "cuda":
+        raise InputError("--semi-structured: PyTorch's 2:4 sparse kernels run on CUDA GPUs only (use --device cuda)")
+    if parameter.dtype not in (torch.float16, torch.bfloat16):
+        raise InputError(f"--semi-structured: the 2:4 kernels take float16 or bfloat16 weights, not {parameter.dtype}")
+    from torch.sparse import to_sparse_semi_structured
+
+    swapped, refused = [], {}
+    for name, module in two_four_linears(model).items():
+        try:
+            module.weight = torch.nn.Parameter(to_sparse_semi_structured(module.weight.detach()), requires_grad=False)
+            swapped.append(name)
+        except (RuntimeError, ValueError) as err:
+            refused[name] = str(err).splitlines()[0][:200]
+    return {"semi_structured_linears": len(swapped), "semi_structured_refused": refused}
+
+
 @torch.no_grad()
 def _prefill(model, ids):
     return model(input_ids=ids, use_cache=True)
