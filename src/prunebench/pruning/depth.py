@@ -28,8 +28,13 @@ from torch import nn
 from ..io import InputError
 
 
+def submodule(module: nn.Module, path: str) -> nn.Module:
+    """The module at a dotted attribute path ("model.layers", "self_attn.q_proj")."""
+    return functools.reduce(getattr, path.split("."), module)
+
+
 def decoder_layers(model: nn.Module, layers_path: str) -> nn.ModuleList:
-    return functools.reduce(getattr, layers_path.split("."), model)
+    return submodule(model, layers_path)
 
 
 def begin_pass(model: nn.Module, calibration, spec, device=None, min_tokens: int = 2) -> list[torch.Tensor]:

@@ -26,20 +26,15 @@ listed above.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
 from ..io import InputError
 from .depth import begin_pass, decoder_layers, loss_gradients, pass_fields
+from .depth import submodule as _get
 
 Q, K, V, O = "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"
 GATE, UP, DOWN = "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"
-
-
-def _get(module: nn.Module, path: str) -> nn.Module:
-    return functools.reduce(getattr, path.split("."), module)
 
 
 def _rows(linear: nn.Linear, index: torch.Tensor) -> None:
