@@ -15,7 +15,7 @@ from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
-from prunebench.pruning.spec import METHOD_PATTERN, vllm_servable
+from prunebench.pruning.spec import METHOD_PATTERN, parse_method, vllm_servable
 
 try:
     pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
@@ -106,7 +106,10 @@ def model_backend(wildcards):
 
 
 # The pruning options of every prune job, as flags of `prunebench prune` (the schema names them).
-PRUNING_FLAGS = pb_config.option_flags({k: config["pruning"][k] for k in pb_config.pruning_options()})
+def pruning_flags(wildcards):
+    """The pruning options that shape this method's output (its family's), as flags of `prunebench prune`."""
+    family = parse_method(wildcards.method).family
+    return pb_config.option_flags({k: config["pruning"][k] for k in pb_config.pruning_options(family)})
 
 
 def pruned_checkpoint(path):

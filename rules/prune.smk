@@ -1,5 +1,6 @@
-# SparseGPT / Wanda / magnitude, layer by layer, on one calibration set: the checkpoint, its
-# sparsity record (which outlives a checkpoint not kept) and the job's wall time and peak memory.
+# Any pruning method (unstructured layer by layer; depth, width and dynamic on the whole model) on
+# one calibration set: the checkpoint, its sparsity record (which outlives a checkpoint not kept)
+# and the job's wall time and peak memory.
 
 
 rule prune:
@@ -18,7 +19,7 @@ rule prune:
     log:
         log_path("prune", "{model}", "{method}", "{recipe}"),
     params:
-        options=PRUNING_FLAGS,
+        options=pruning_flags,
     conda:
         MODEL_ENV
     container:

@@ -11,6 +11,9 @@ generation, caching and lm-eval work as for the base. vLLM knows neither.
   (`attn_shortcut`, `mlp_shortcut`).
 - `prunebench_layer_widths` (LLM-Pruner): each layer's own number of query and KV heads and MLP
   width (`layer_widths`, one entry per layer), the residual width unchanged.
+- `prunebench_routed` (MoD, D-LLM, SkipGPT): the base weights, and in each routed layer its
+  routers and routed forward (`routing`: kind, sparsity, routed layers, router temperature and
+  MoD's inference thresholds; prunebench.pruning.dynamic).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
-from .models import LAYER_WIDTHS_MODEL_TYPE, SLICED_MODEL_TYPE
+from .models import LAYER_WIDTHS_MODEL_TYPE, ROUTED_MODEL_TYPE, SLICED_MODEL_TYPE
+from .pruning.dynamic import attach_routers
 from .pruning.llm_pruner import narrow_layer
 from .pruning.slicegpt import make_sliced
 
@@ -49,6 +53,11 @@ class LayerWidthsConfig(_DerivedConfig):
     causal_lm = "LayerWidthsForCausalLM"
 
 
+class RoutedConfig(_DerivedConfig):
+    model_type = ROUTED_MODEL_TYPE
+    causal_lm = "RoutedForCausalLM"
+
+
 def _shortcuts(model, config):
     width = config.hidden_size
     for layer in model.model.layers:
@@ -64,14 +73,21 @@ def _layer_widths(model, config):
                      list(range(width["intermediate_size"])), head_dim)  # the checkpoint's weights replace these
 
 
-_RESHAPE = {SLICED_MODEL_TYPE: _shortcuts, LAYER_WIDTHS_MODEL_TYPE: _layer_widths}
+def _routers(model, config):
+    routing = config.routing
+    attach_routers(model, routing["kind"], routing["sparsity"], layers=routing["layers"],
+                   thresholds=routing.get("thresholds"), temperature=routing.get("temperature", 1.0))
+
+
+_RESHAPE = {SLICED_MODEL_TYPE: _shortcuts, LAYER_WIDTHS_MODEL_TYPE: _layer_widths, ROUTED_MODEL_TYPE: _routers}
+_CONFIGS = {SLICED_MODEL_TYPE: SlicedConfig, LAYER_WIDTHS_MODEL_TYPE: LayerWidthsConfig, ROUTED_MODEL_TYPE: RoutedConfig}
 
 
 @functools.lru_cache(maxsize=None)
 def derived_class(model_type: str, base_model_type: str) -> type:
     """The base architecture's causal-LM class with its decoder layers reshaped as `model_type` says."""
     base_cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.for_model(base_model_type))]
-    config_cls = {SLICED_MODEL_TYPE: SlicedConfig, LAYER_WIDTHS_MODEL_TYPE: LayerWidthsConfig}[model_type]
+    config_cls = _CONFIGS[model_type]
 
     def __init__(self, config):
         base_cls.__init__(self, config)
@@ -102,6 +118,11 @@ class LayerWidthsForCausalLM(_DerivedForCausalLM):
     config_class = LayerWidthsConfig
 
 
-for _config, _model in ((SlicedConfig, SlicedForCausalLM), (LayerWidthsConfig, LayerWidthsForCausalLM)):
+class RoutedForCausalLM(_DerivedForCausalLM):
+    config_class = RoutedConfig
+
+
+for _config, _model in ((SlicedConfig, SlicedForCausalLM), (LayerWidthsConfig, LayerWidthsForCausalLM),
+                        (RoutedConfig, RoutedForCausalLM)):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModelForCausalLM.register(_config, _model, exist_ok=True)

@@ -273,7 +273,7 @@ def cmd_prune(args) -> None:
     info = model_info(args.model)
     entry = info["entry"]
     dtype, layers = args.dtype or entry["dtype"], args.layers or entry["layers"]
-    options = {name: getattr(args, name) for name in pruning_options()}
+    options = {name: getattr(args, name) for name in pruning_options(spec.family)}
     calibration = read_calibration(args.calibration, load_tokenizer(args.model), *model_limits(args.model),
                                    allow_empty=True)
     if not calibration and METHODS[spec.method].needs is not None:

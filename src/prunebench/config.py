@@ -346,9 +346,12 @@ def evaluated_models(config: dict) -> list[str]:
 PRUNING_RUN_KEYS = ("methods", "keep_checkpoints")
 
 
-def pruning_options() -> dict[str, dict]:
-    """Options of a pruning run (name -> schema), each a flag of `prunebench prune` of the same name."""
-    return {k: v for k, v in schema_property("pruning")["properties"].items() if k not in PRUNING_RUN_KEYS}
+def pruning_options(family: str | None = None) -> dict[str, dict]:
+    """Options of a pruning run (name -> schema), each a flag of `prunebench prune` of the same name;
+    with a family, only those that apply to it (an option's `x-family`, where given, names the one
+    family it shapes), so a job's parameters hold only what shapes its output."""
+    return {k: v for k, v in schema_property("pruning")["properties"].items() if k not in PRUNING_RUN_KEYS
+            and (family is None or v.get("x-family", family) == family)}
 
 
 def pruning_defaults() -> dict:

@@ -215,7 +215,7 @@ def choose_blocks(method: str, model, calibration, count: int, layers_path: str,
 
 
 def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,
-          log=print, checkpoints=None) -> dict:
+          log=print, checkpoints=None, **_options) -> dict:
     """Rank the blocks by `spec.method`, remove round(ratio x blocks) of them in place, and report
     which went, the scores, and the fraction of decoder parameters removed."""
     start = time.perf_counter()

@@ -415,7 +415,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
 
         whole = import_module(f".{method.module}", __package__)
         return whole.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log,
-                           checkpoints=checkpoints)
+                           checkpoints=checkpoints, **method_options)
     start = time.perf_counter()
     calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
     if method.needs is not None and not calibration:

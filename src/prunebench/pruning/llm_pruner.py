@@ -146,7 +146,7 @@ def chosen_structures(heads: torch.Tensor, channels: torch.Tensor, shape: Shape,
 
 
 def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,
-          log=print, checkpoints=None) -> dict:
+          log=print, checkpoints=None, **_options) -> dict:
     """LLM-Pruner at a ratio of decoder-block parameters removed; the model is left as prunebench's
     `prunebench_layer_widths` architecture, ready to save."""
     import time

@@ -26,7 +26,9 @@ class Method:
 
     A depth method (``family="depth"``) ranks whole blocks on the calibration ``sequences`` and
     removes them (pruning/depth.py); a width method (``"width"``) narrows the model (SliceGPT,
-    pruning/slicegpt.py; LLM-Pruner, pruning/llm_pruner.py). Neither prunes a single matrix in place, so ``prune`` is None.
+    pruning/slicegpt.py; LLM-Pruner, pruning/llm_pruner.py); a dynamic method (``"dynamic"``) trains
+    routers that skip blocks per token (pruning/dynamic.py). None of these prunes a single matrix in
+    place, so ``prune`` is None.
     """
 
     name: str
@@ -34,7 +36,7 @@ class Method:
     prune: Callable[..., torch.Tensor] | None
     prepare: Callable[..., dict] | None = None
     family: str = "unstructured"
-    module: str | None = None  # for depth and width: the module whose prune(model, ...) does the whole pass
+    module: str | None = None  # depth, width, dynamic: the module whose prune(model, ...) does the whole pass
 
 
 METHODS: dict[str, Method] = {
@@ -45,6 +47,7 @@ METHODS: dict[str, Method] = {
        for name in ("shortgpt", "sleb", "shortened_ppl", "shortened_taylor")},
     "slicegpt": Method("slicegpt", "sequences", None, family="width", module="slicegpt"),
     "llm_pruner": Method("llm_pruner", "sequences", None, family="width", module="llm_pruner"),
+    **{name: Method(name, "sequences", None, family="dynamic", module="dynamic") for name in ("mod", "dllm", "skipgpt")},
 }
 assert tuple(METHODS) == METHOD_NAMES, "spec.METHOD_NAMES must list the registry's methods"
 assert all(m.family == FAMILIES[n] for n, m in METHODS.items()), "spec.FAMILIES must match the registry"

@@ -190,7 +190,7 @@ def kept_for_ratio(layers, hidden: int, ratio: float, multiple: int = 8) -> int:
 
 
 def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,
-          log=print, checkpoints=None) -> dict:
+          log=print, checkpoints=None, **_options) -> dict:
     """SliceGPT at a ratio of decoder-block parameters removed; the model is left as prunebench's
     `prunebench_sliced` architecture, ready to save."""
     import time

@@ -12,14 +12,15 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-# Each method's family: unstructured methods zero weights in place; depth methods remove blocks.
+# Each method's family: unstructured methods zero weights in place; depth methods remove blocks;
+# width methods narrow them; dynamic methods train routers that skip blocks per token.
 FAMILIES = {"sparsegpt": "unstructured", "wanda": "unstructured", "magnitude": "unstructured",
             "shortgpt": "depth", "sleb": "depth", "shortened_ppl": "depth", "shortened_taylor": "depth",
-            "slicegpt": "width", "llm_pruner": "width"}
+            "slicegpt": "width", "llm_pruner": "width", "mod": "dynamic", "dllm": "dynamic", "skipgpt": "dynamic"}
 METHOD_NAMES = tuple(FAMILIES)
 # Methods whose checkpoints are prunebench's own architectures (prunebench.architectures), which
 # vLLM does not serve: their models are evaluated on the hf backend.
-OWN_ARCHITECTURE = ("slicegpt", "llm_pruner")
+OWN_ARCHITECTURE = ("slicegpt", "llm_pruner", "mod", "dllm", "skipgpt")
 # The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
 _METHOD, _SPARSITY = r"[a-z][a-z0-9_]*", r"[0-9]*\.?[0-9]+"
@@ -55,7 +56,7 @@ class PruneSpec:
 
     @property
     def family(self) -> str:
-        """unstructured, depth or width."""
+        """unstructured, depth, width or dynamic."""
         return FAMILIES[self.method]
 
     @property

@@ -1,0 +1,474 @@
+"""Dynamic pruning: trained routers decide, token by token, which blocks run; the weights stay.
+
+Three routings, as the study compares them (the routers as in its inference wrappers, with the
+differences listed below):
+- MoD (Mixture-of-Depths, Raposo et al. 2024): in every layer but the first and the last, a linear
+  router for the attention and one for the MLP, one weight per token. In training the top-k tokens
+  of each sequence pass (k = capacity x its tokens, capacity = 1 - sparsity).
+- D-LLM (Jiang et al. 2024): per block a two-way router (execute, skip); a token runs or skips the
+  whole block.
+- SkipGPT (Zhao et al. 2025): two such routers per block, one for the attention, one for the MLP.
+The two-way routers sample with hard Gumbel-softmax in training (straight-through gradient) and
+take the argmax at inference. Every router reads its sub-block's own normalised input (the
+block's RMSNorm output), which keeps the logits in range whatever the scale of the residual stream.
+
+A token that skips a sub-block is not computed there: no projections, no attention query, no MLP.
+The KV cache keeps one slot per position in every layer; a token that skips a layer's attention
+leaves a zero slot there, and no later token attends to it (the executed-key flags live beside the
+cache, one row per layer). Training computes every token (the straight-through gradient needs the
+skipped ones' outputs) under the same attention mask, so a trained router sees at training what it
+gets at inference. Differences from the study's wrappers, each for a reason stated: MoD's router
+weight scales a passing token's output by 1 + w - stopgrad(w) (value 1, gradient that of w), so a
+block that runs computes exactly what the dense block computes and capacity 1 is the dense model;
+MoD decides at inference by a threshold per router (the weight the calibration tokens' top-k
+selection cut at), because top-k over a sequence would let later tokens decide for earlier ones
+and could not run token by token; the wrappers compute every token and attend skipped ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..io import InputError
+from .depth import begin_pass, decoder_layers, pass_fields
+
+
+@dataclass(frozen=True)
+class Routing:
+    units: tuple[str, ...]      # the routed sub-blocks of a layer: attn and mlp, or the whole block
+    gumbel: bool                # two-way Gumbel router (else MoD's one weight and top-k)
+    dense_ends: bool            # first and last layers run every token
+    lora_targets: tuple[str, ...]
+
+
+ROUTINGS = {
+    "mod": Routing(("attn", "mlp"), gumbel=False, dense_ends=True, lora_targets=("q_proj", "v_proj")),
+    "dllm": Routing(("block",), gumbel=True, dense_ends=False, lora_targets=("q_proj", "v_proj")),
+    "skipgpt": Routing(("attn", "mlp"), gumbel=True, dense_ends=False, lora_targets=("q_proj", "v_proj", "gate_proj")),
+}
+EXECUTED_FLAGS = "_prunebench_executed"   # the cache attribute holding each layer's executed-key flags
+
+
+def _allowed(attention_mask, batch: int, length: int, past: int, device) -> torch.Tensor:
+    """The model's attention mask as booleans (B, 1, T, S), True where a query may attend a key."""
+    if attention_mask is None:
+        keys = torch.arange(past + length, device=device)
+        causal = keys[None, :] <= (past + torch.arange(length, device=device))[:, None]
+        return causal.expand(batch, 1, length, past + length)
+    allowed = attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+    return allowed.expand(batch, 1, *allowed.shape[-2:])
+
+
+def _as_implementation(allowed: torch.Tensor, module: nn.Module, dtype) -> torch.Tensor:
+    implementation = module.config._attn_implementation
+    if implementation == "sdpa":
+        return allowed
+    if implementation == "eager":
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
+    raise InputError(f"routed layers run on the sdpa or eager attention, not {implementation!r}")
+
+
+class _ScatterCache:
+    """What the attention module of a routed layer sees as its cache: the executed tokens' keys and
+    values go to their positions' slots, zeros to the skipped ones', and all slots come back."""
+
+    def __init__(self, cache, index: torch.Tensor, length: int):
+        self.cache, self.index, self.length = cache, index, length
+
+    def _full(self, states: torch.Tensor) -> torch.Tensor:
+        batch, heads, _, dim = states.shape
+        full = states.new_zeros(batch, heads, self.length + 1, dim)   # slot `length` takes the padding
+        full.scatter_(2, self.index[:, None, :, None].expand(-1, heads, -1, dim), states)
+        return full[:, :, :self.length]
+
+    def update(self, keys, values, layer_idx, *args, **kwargs):
+        keys, values = self._full(keys), self._full(values)
+        if self.cache is None:
+            return keys, values
+        return self.cache.update(keys, values, layer_idx, *args, **kwargs)
+
+
+def _executed_index(selected: torch.Tensor) -> torch.Tensor:
+    """(B, n) positions of each row's selected tokens in order, padded with T (n: the most in a row)."""
+    batch, length = selected.shape
+    count = int(selected.sum(1).max()) if selected.numel() else 0
+    order = torch.where(selected, torch.arange(length, device=selected.device), length)
+    return order.sort(dim=1).values[:, :count]
+
+
+def _gather(states: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows of (B, T, ...) states at (B, n) positions, a zero row where the index is T (padding)."""
+    padded = torch.cat([states, states.new_zeros(states.shape[0], 1, *states.shape[2:])], dim=1)
+    return padded.gather(1, index.reshape(*index.shape, *[1] * (states.dim() - 2)).expand(-1, -1, *states.shape[2:]))
+
+
+def _gate(layer, unit: str, normed: torch.Tensor, real: torch.Tensor):
+    """(selected, gate) per token: which tokens run `unit`, and the factor on its output (1 or 0 in
+    value; in training carrying the router's gradient)."""
+    router = layer.routers[unit]
+    logits = router(normed.to(router.weight.dtype))
+    if not layer.route_gumbel:
+        weight = logits[..., 0]
+        if layer.training:
+            k = torch.round(layer.route_capacity * real.sum(1)).long()              # per sequence
+            ranked = weight.masked_fill(~real, -math.inf).argsort(dim=1, descending=True, stable=True)
+            rank = torch.empty_like(ranked).scatter_(1, ranked, torch.arange(ranked.shape[1], device=ranked.device)
+                                                      .expand_as(ranked).contiguous())
+            selected = (rank < k[:, None]) & real
+            if layer.route_seen is not None:
+                layer.route_seen[unit].append(weight[real].detach().float())
+            gate = selected * (1 + weight - weight.detach())
+        else:
+            selected = (weight > layer.route_thresholds[unit]) & real
+            gate = selected.to(weight.dtype)
+    else:
+        if layer.training:
+            uniform = torch.rand(logits.shape, generator=layer.route_noise, device="cpu").to(logits.device)
+            soft = ((logits - torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-10)))) / layer.route_temperature).softmax(-1)
+            hard = nn.functional.one_hot(soft.argmax(-1), 2).to(soft.dtype)
+            straight = hard - soft.detach() + soft
+            selected, gate = hard[..., 0].bool() & real, straight[..., 0] * real
+            layer.route_probabilities.append((logits.softmax(-1)[..., 0] * real).sum())
+        else:
+            selected = (logits[..., 0] > logits[..., 1]) & real
+            gate = selected.to(logits.dtype)
+    counts = layer.route_counts.setdefault(unit, torch.zeros(2, dtype=torch.long, device=real.device))
+    counts += torch.stack([selected.sum(), real.sum()])
+    return selected, gate
+
+
+def _executed_keys(layer, cache, selected: torch.Tensor, past: int) -> torch.Tensor:
+    """(B, S) flags of the keys this layer computed: earlier steps' (kept beside the cache) and this one's."""
+    if cache is None:
+        return selected
+    store = cache.__dict__.setdefault(EXECUTED_FLAGS, {})
+    earlier = store.get(layer.self_attn.layer_idx) if past else None
+    if past and (earlier is None or earlier.shape[1] != past):
+        raise RuntimeError(f"routed layer {layer.self_attn.layer_idx}: the cache holds {past} positions but "
+                           f"{0 if earlier is None else earlier.shape[1]} executed-key flags")
+    flags = selected if earlier is None else torch.cat([earlier, selected], dim=1)
+    store[layer.self_attn.layer_idx] = flags
+    return flags
+
+
+def _attention(layer, normed, selected, gate, allowed, keys, position_embeddings, cache, kwargs):
+    """The attention sub-block's contribution: every token in training, only the selected ones at inference."""
+    attention = layer.self_attn
+    batch, length, _ = normed.shape
+    if layer.training:
+        own = _diagonal(length, allowed.shape[-1], normed.device)
+        mask = allowed & (keys[:, None, None, :] | own)   # a skipped query attends itself: no empty row
+        out, _ = attention(hidden_states=normed, position_embeddings=position_embeddings,
+                           attention_mask=_as_implementation(mask, attention, normed.dtype),
+                           past_key_values=cache, **kwargs)
+        return gate[..., None].to(out.dtype) * out
+    index = _executed_index(selected)
+    if index.shape[1] == 0:
+        if cache is not None:   # nothing runs: the step's slots are still added, all zero
+            heads = attention.k_proj.out_features // attention.head_dim
+            zeros = normed.new_zeros(batch, heads, length, attention.head_dim)
+            cache.update(zeros, zeros, attention.layer_idx)
+        return None
+    padded = index == length
+    cos, sin = (_gather(part.expand(batch, *part.shape[1:]), index) for part in position_embeddings)
+    rows = torch.cat([allowed, allowed.new_ones(batch, 1, 1, allowed.shape[-1])], dim=2)
+    rows = rows.gather(2, index[:, None, :, None].expand(-1, 1, -1, allowed.shape[-1]))
+    mask = (rows & keys[:, None, None, :]) | padded[:, None, :, None]   # a padding row may attend anything
+    out, _ = attention(hidden_states=_gather(normed, index), position_embeddings=(cos, sin),
+                       attention_mask=_as_implementation(mask, attention, normed.dtype),
+                       past_key_values=_ScatterCache(cache, index, length), **kwargs)
+    return _ScatterCache(None, index, length)._full(out[:, None])[:, 0]
+
+
+def _diagonal(length: int, keys: int, device) -> torch.Tensor:
+    """(T, S) True where a query of this step meets its own key (the step's keys are the last T)."""
+    return torch.arange(keys, device=device)[None, :] == (keys - length + torch.arange(length, device=device))[:, None]
+
+
+def _mlp(layer, normed, selected, gate):
+    if layer.training:
+        out = layer.mlp(normed)
+        return gate[..., None].to(out.dtype) * out
+    flat = selected.reshape(-1).nonzero().squeeze(1)
+    if flat.numel() == 0:
+        return None
+    width = normed.shape[-1]
+    out = layer.mlp(normed.reshape(-1, width).index_select(0, flat))
+    return normed.new_zeros(normed.shape[0] * normed.shape[1], width).index_add_(0, flat, out).reshape(normed.shape)
+
+
+def _routed_forward(self, hidden_states, attention_mask=None, position_ids=None, past_key_values=None,
+                    use_cache=False, position_embeddings=None, **kwargs):
+    """The decoder layer with its sub-blocks routed (see the module docstring)."""
+    batch, length, _ = hidden_states.shape
+    cache = past_key_values
+    past = cache.get_seq_length(self.self_attn.layer_idx) if cache is not None else 0
+    allowed = _allowed(attention_mask, batch, length, past, hidden_states.device)
+    real = allowed[:, 0].diagonal(offset=allowed.shape[-1] - length, dim1=-2, dim2=-1)
+    normed = self.input_layernorm(hidden_states)
+    first = self.route_units[0]
+    selected, gate = _gate(self, first, normed, real)
+    keys = _executed_keys(self, cache, selected, past)
+    out = _attention(self, normed, selected, gate, allowed, keys, position_embeddings, cache, kwargs)
+    if out is not None:
+        hidden_states = hidden_states + out
+    normed = self.post_attention_layernorm(hidden_states)
+    if first != "block":
+        selected, gate = _gate(self, "mlp", normed, real)
+    out = _mlp(self, normed, selected, gate)
+    return hidden_states if out is None else hidden_states + out
+
+
+@functools.lru_cache(maxsize=None)
+def routed_layer_class(base: type) -> type:
+    """The base architecture's decoder layer with its forward routed; its weights' names unchanged."""
+    return type(f"Routed{base.__name__}", (base,), {"forward": _routed_forward})
+
+
+def routed_layers(model: nn.Module, kind: str, layers_path: str = "model.layers") -> list[int]:
+    """Indices of the layers a routing routes: all, or all but the first and last (MoD)."""
+    count = len(decoder_layers(model, layers_path))
+    return list(range(1, count - 1)) if ROUTINGS[kind].dense_ends else list(range(count))
+
+
+def attach_routers(model: nn.Module, kind: str, sparsity: float, *, layers_path: str = "model.layers",
+                   layers: list[int] | None = None, thresholds: dict | None = None, temperature: float = 1.0,
+                   seed: int = 0) -> list[int]:
+    """Give the routed layers their routers (seeded initialisation) and routed forward; return their indices.
+
+    The two-way routers start as the study's (Kaiming-uniform weight, zero bias); MoD's as nn.Linear's
+    default. `thresholds` ({layer: {unit: weight}}, MoD) are the inference cut-offs (set_thresholds);
+    without them a token runs where its weight is positive (every token at sparsity 0, none at 1).
+    """
+    routing = ROUTINGS[kind]
+    if not 0.0 <= sparsity <= 1.0:
+        raise InputError(f"{kind}: sparsity must lie in [0, 1], got {sparsity}")
+    modules = decoder_layers(model, layers_path)
+    layers = routed_layers(model, kind, layers_path) if layers is None else list(layers)
+    hidden = model.config.hidden_size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for index in layers:
+            layer = modules[index]
+            missing = [name for name in ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
+                       if not hasattr(layer, name)]
+            if missing:
+                raise InputError(f"{kind}: decoder layer {index} ({type(layer).__name__}) has no {', '.join(missing)}: "
+                                 "routing needs a Llama-family block")
+            device = next(layer.parameters()).device
+            routers = nn.ModuleDict({unit: nn.Linear(hidden, 2 if routing.gumbel else 1, device=device,
+                                                     dtype=torch.float32) for unit in routing.units})
+            if routing.gumbel:
+                for router in routers.values():
+                    nn.init.kaiming_uniform_(router.weight, nonlinearity="linear")
+                    nn.init.zeros_(router.bias)
+            layer.__class__ = routed_layer_class(type(layer))
+            layer.routers = routers
+            layer.route_units, layer.route_gumbel = routing.units, routing.gumbel
+            layer.route_capacity, layer.route_temperature = 1.0 - sparsity, temperature
+            cut = (thresholds or {}).get(str(index), (thresholds or {}).get(index, {}))
+            untrained = -math.inf if sparsity <= 0 else math.inf if sparsity >= 1 else 0.0
+            layer.route_thresholds = {unit: float(cut.get(unit, untrained)) for unit in routing.units}
+            layer.route_noise, layer.route_seen = None, None
+            layer.route_probabilities, layer.route_counts = [], {}
+    return layers
+
+
+def _routed(model, layers_path) -> list[nn.Module]:
+    return [layer for layer in decoder_layers(model, layers_path) if hasattr(layer, "routers")]
+
+
+def routing_counts(model: nn.Module, layers_path: str = "model.layers", reset: bool = True) -> dict:
+    """Executed and real token counts per routed layer and unit since the last reset, and the
+    skipped fraction of all routed unit-tokens."""
+    per_layer, executed, total = {}, 0, 0
+    for index, layer in enumerate(decoder_layers(model, layers_path)):
+        if not hasattr(layer, "routers"):
+            continue
+        counts = {unit: [int(v) for v in c.tolist()] for unit, c in layer.route_counts.items()}
+        per_layer[str(index)] = {unit: 1 - run / max(seen, 1) for unit, (run, seen) in counts.items()}
+        executed += sum(run for run, _ in counts.values())
+        total += sum(seen for _, seen in counts.values())
+        if reset:
+            layer.route_counts = {}
+    return {"skipped_fraction": 1 - executed / total if total else 0.0, "unit_tokens": total, "by_layer": per_layer}
+
+
+def _batch(calibration: list[torch.Tensor], step: int, size: int, seed: int) -> list[torch.Tensor]:
+    """The sequences of a training step: epochs of seeded permutations, fixed by the step alone (so a
+    resumed run draws what an unkilled one would)."""
+    order = []
+    for position in range(step * size, (step + 1) * size):
+        epoch, offset = divmod(position, len(calibration))
+        permutation = torch.randperm(len(calibration), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        order.append(calibration[int(permutation[offset])])
+    return order
+
+
+def _padded(sequences: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in sequences)
+    ids = torch.zeros(len(sequences), width, dtype=torch.long)
+    mask = torch.zeros(len(sequences), width, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
+    return ids.to(device), mask.to(device)
+
+
+def lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the real (unpadded) tokens."""
+    targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    return nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def train_routers(model: nn.Module, calibration: list[torch.Tensor], kind: str, sparsity: float, *,
+                  steps: int, batch_size: int, learning_rate: float, lora_learning_rate: float,
+                  penalty: float, lora_rank: int, lora_alpha: int, seed: int, checkpoint_every: int,
+                  layers_path: str = "model.layers", checkpoints=None, log=print, progress: bool = True) -> dict:
+    """Train the routers (and LoRA on the routing's targets) with LM loss + penalty x |(1 - sparsity) -
+    mean execution probability| (the Gumbel routings; MoD's capacity is fixed by its top-k), the
+    base frozen; merge the adapter into the weights; return the training history.
+
+    Saves routers, adapter, optimiser and noise state every `checkpoint_every` steps to
+    `checkpoints` (the driver's, keyed by model, calibration and options), so a killed run resumes
+    and ends with the weights an unkilled one would.
+    """
+    from peft import LoraConfig, get_peft_model
+    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+    from tqdm import tqdm
+
+    routing = ROUTINGS[kind]
+    layers = _routed(model, layers_path)
+    device = next(model.parameters()).device
+    lora = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, bias="none",
+                      target_modules=list(routing.lora_targets))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        peft_model = get_peft_model(model, lora)
+    routers = [p for layer in layers for p in layer.routers.parameters()]
+    for parameter in routers:
+        parameter.requires_grad_(True)
+    adapter = [p for name, p in peft_model.named_parameters() if "lora_" in name]
+    optimizer = torch.optim.AdamW([{"params": routers, "lr": learning_rate},
+                                   {"params": adapter, "lr": lora_learning_rate}], weight_decay=0.0)
+    noise = torch.Generator().manual_seed(seed)
+    for layer in layers:
+        layer.route_noise = noise
+    history, start_step = [], 0
+    path = checkpoints.directory / "routers.pt" if checkpoints is not None and checkpoints.directory else None
+    if path is not None and path.exists():
+        state = torch.load(path, weights_only=False)
+        for layer, saved in zip(layers, state["routers"]):
+            layer.routers.load_state_dict(saved)
+        set_peft_model_state_dict(peft_model, state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        noise.set_state(state["noise"])
+        start_step, history = state["step"], state["history"]
+        log(f"{kind}: resuming router training at step {start_step} of {steps}")
+    peft_model.train()
+    bar = tqdm(range(start_step, steps), initial=start_step, total=steps, desc=f"{kind} routers",
+               disable=not progress, mininterval=5)
+    for step in bar:
+        ids, mask = _padded(_batch(calibration, step, batch_size, seed), device)
+        for layer in layers:
+            layer.route_probabilities, layer.route_counts = [], {}
+        logits = peft_model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        language = lm_loss(logits, ids, mask)
+        loss = language
+        if routing.gumbel:
+            unit_tokens = sum(int(mask.sum()) for layer in layers for _ in layer.route_units)
+            rate = torch.stack([p for layer in layers for p in layer.route_probabilities]).sum() / unit_tokens
+            loss = language + penalty * ((1.0 - sparsity) - rate).abs()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        achieved = routing_counts(model, layers_path)["skipped_fraction"]
+        history.append({"step": step + 1, "loss": loss.item(), "lm_loss": language.item(), "skipped": achieved})
+        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", sparsity=f"{achieved:.3f}")
+        if path is not None and checkpoint_every and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+            from ..io import atomic_path
+            with atomic_path(path) as tmp:
+                torch.save({"routers": [layer.routers.state_dict() for layer in layers],
+                            "adapter": get_peft_model_state_dict(peft_model), "optimizer": optimizer.state_dict(),
+                            "noise": noise.get_state(), "step": step + 1, "history": history}, tmp)
+    bar.close()
+    peft_model.merge_and_unload()   # the LoRA deltas into q/v(/gate) in place; the model is the base again
+    for layer in layers:
+        layer.route_noise = None
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return {"steps": steps, "resumed_at": start_step, "history": history}
+
+
+def set_thresholds(model: nn.Module, calibration: list[torch.Tensor], layers_path: str = "model.layers") -> dict:
+    """MoD's inference cut-offs: per router, the weight below which the calibration tokens' top-k
+    selection (training routing) left a token out, so that a token-by-token decision keeps the capacity."""
+    layers = _routed(model, layers_path)
+    for layer in layers:
+        layer.route_seen = {unit: [] for unit in layer.route_units}
+    model.train()
+    with torch.no_grad():
+        for ids in calibration:
+            model(input_ids=ids.reshape(1, -1).to(next(model.parameters()).device), use_cache=False)
+    model.eval()
+    thresholds = {}
+    for index, layer in enumerate(decoder_layers(model, layers_path)):
+        if not hasattr(layer, "routers"):
+            continue
+        cut = {}
+        for unit, seen in layer.route_seen.items():
+            weights = torch.cat(seen).sort(descending=True).values
+            k = round(layer.route_capacity * len(weights))
+            cut[unit] = float(weights[k]) if k < len(weights) else -math.inf
+        layer.route_thresholds, layer.route_seen, layer.route_counts = cut, None, {}
+        thresholds[str(index)] = cut
+    return thresholds
+
+
+def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,
+          log=print, checkpoints=None, **options) -> dict:
+    """Train a routing at `spec.sparsity` on the calibration sequences; the model is left as
+    prunebench's `prunebench_routed` architecture (the base weights with the LoRA merged, and the
+    routers), ready to save. Options are the schema's router_* pruning options."""
+    from ..architectures import RoutedConfig
+    from ..config import pruning_defaults
+
+    start = time.perf_counter()
+    settings = {**{k: v for k, v in pruning_defaults().items() if k.startswith("router_")}, **options}
+    calibration = begin_pass(model, calibration, spec, device)
+    before = sum(p.numel() for p in model.parameters())
+    temperature = settings["router_temperature"]
+    layers = attach_routers(model, spec.method, spec.sparsity, layers_path=layers_path,
+                            temperature=temperature, seed=settings["router_seed"])
+    training = train_routers(model, calibration, spec.method, spec.sparsity, steps=settings["router_steps"],
+                             batch_size=settings["router_batch_size"],
+                             learning_rate=settings["router_learning_rate"],
+                             lora_learning_rate=settings["router_lora_learning_rate"],
+                             penalty=settings["router_penalty"], lora_rank=settings["router_lora_rank"],
+                             lora_alpha=settings["router_lora_alpha"], seed=settings["router_seed"],
+                             checkpoint_every=settings["router_checkpoint_every"], layers_path=layers_path,
+                             checkpoints=checkpoints, log=log)
+    thresholds = set_thresholds(model, calibration, layers_path) if not ROUTINGS[spec.method].gumbel else {}
+    with torch.no_grad():
+        routing_counts(model, layers_path)
+        for ids in calibration:
+            model(input_ids=ids.reshape(1, -1).to(next(model.parameters()).device), use_cache=False)
+    achieved = routing_counts(model, layers_path)
+    model.config = RoutedConfig.from_base(model.config, routing={
+        "kind": spec.method, "sparsity": spec.sparsity, "layers": layers, "temperature": temperature,
+        "thresholds": thresholds})
+    routers = sum(p.numel() for layer in _routed(model, layers_path) for p in layer.routers.parameters())
+    log(f"{spec.name}: {achieved['skipped_fraction']:.1%} of routed block-tokens skipped on the calibration "
+        f"tokens ({len(layers)} routed layers, {routers} router parameters)")
+    return {"method": spec.name, "family": "dynamic", "sparsity_target": spec.sparsity, "pattern": None,
+            "overall_sparsity": achieved["skipped_fraction"], "routing": {"kind": spec.method, "layers": layers,
+                                                                          "thresholds": thresholds},
+            "skipped_by_layer": achieved["by_layer"], "training": training,
+            "parameters": {"before": before, "after": before + routers, "routers": routers},
+            **pass_fields(model, calibration, start)}
