@@ -300,110 +300,49 @@ def routing_counts(model: nn.Module, layers_path: str = "model.layers", reset: b
     return {"skipped_fraction": 1 - executed / total if total else 0.0, "unit_tokens": total, "by_layer": per_layer}
 
 
-def _batch(calibration: list[torch.Tensor], step: int, size: int, seed: int) -> list[torch.Tensor]:
-    """The sequences of a training step: epochs of seeded permutations, fixed by the step alone (so a
-    resumed run draws what an unkilled one would)."""
-    order = []
-    for position in range(step * size, (step + 1) * size):
-        epoch, offset = divmod(position, len(calibration))
-        permutation = torch.randperm(len(calibration), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        order.append(calibration[int(permutation[offset])])
-    return order
-
-
-def _padded(sequences: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids in sequences)
-    ids = torch.zeros(len(sequences), width, dtype=torch.long)
-    mask = torch.zeros(len(sequences), width, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
-    return ids.to(device), mask.to(device)
-
-
-def lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the real (unpadded) tokens."""
-    targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-    return nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
-
-
 def train_routers(model: nn.Module, calibration: list[torch.Tensor], kind: str, sparsity: float, *,
                   steps: int, batch_size: int, learning_rate: float, lora_learning_rate: float,
                   penalty: float, lora_rank: int, lora_alpha: int, seed: int, checkpoint_every: int,
                   layers_path: str = "model.layers", checkpoints=None, log=print, progress: bool = True) -> dict:
-    """Train the routers (and LoRA on the routing's targets) with LM loss + penalty x |(1 - sparsity) -
-    mean execution probability| (the Gumbel routings; MoD's capacity is fixed by its top-k), the
-    base frozen; merge the adapter into the weights; return the training history.
+    """Train the routers, and LoRA on the routing's targets, with LM loss + penalty x |(1 - sparsity) -
+    mean execution probability| (the Gumbel routings; MoD's top-k fixes its capacity), the base
+    frozen; the adapter is merged into the weights afterwards (prunebench.training).
 
-    Saves routers, adapter, optimiser and noise state every `checkpoint_every` steps to
-    `checkpoints` (the driver's, keyed by model, calibration and options), so a killed run resumes
-    and ends with the weights an unkilled one would.
+    The Gumbel noise of a step is seeded by the step, and the state is saved every
+    `checkpoint_every` steps to the driver's `checkpoints` (keyed by model, calibration and
+    options), so a killed run resumes and ends with the weights an unkilled one would.
     """
-    from peft import LoraConfig, get_peft_model
-    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-    from tqdm import tqdm
+    from ..training import LoraRun, train_lora
 
     routing = ROUTINGS[kind]
     layers = _routed(model, layers_path)
-    device = next(model.parameters()).device
-    lora = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, bias="none",
-                      target_modules=list(routing.lora_targets))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        peft_model = get_peft_model(model, lora)
-    routers = [p for layer in layers for p in layer.routers.parameters()]
-    for parameter in routers:
-        parameter.requires_grad_(True)
-    adapter = [p for name, p in peft_model.named_parameters() if "lora_" in name]
-    optimizer = torch.optim.AdamW([{"params": routers, "lr": learning_rate},
-                                   {"params": adapter, "lr": lora_learning_rate}], weight_decay=0.0)
-    noise = torch.Generator().manual_seed(seed)
+    noise = torch.Generator()
     for layer in layers:
         layer.route_noise = noise
-    history, start_step = [], 0
-    path = checkpoints.directory / "routers.pt" if checkpoints is not None and checkpoints.directory else None
-    if path is not None and path.exists():
-        state = torch.load(path, weights_only=False)
-        for layer, saved in zip(layers, state["routers"]):
-            layer.routers.load_state_dict(saved)
-        set_peft_model_state_dict(peft_model, state["adapter"])
-        optimizer.load_state_dict(state["optimizer"])
-        noise.set_state(state["noise"])
-        start_step, history = state["step"], state["history"]
-        log(f"{kind}: resuming router training at step {start_step} of {steps}")
-    peft_model.train()
-    bar = tqdm(range(start_step, steps), initial=start_step, total=steps, desc=f"{kind} routers",
-               disable=not progress, mininterval=5)
-    for step in bar:
-        ids, mask = _padded(_batch(calibration, step, batch_size, seed), device)
+
+    def before_step(step: int) -> None:
+        noise.manual_seed(seed * 1000003 + step)
         for layer in layers:
             layer.route_probabilities, layer.route_counts = [], {}
-        logits = peft_model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        language = lm_loss(logits, ids, mask)
-        loss = language
+
+    def penalty_term(mask: torch.Tensor):
+        term = None
         if routing.gumbel:
-            unit_tokens = sum(int(mask.sum()) for layer in layers for _ in layer.route_units)
+            unit_tokens = int(mask.sum()) * sum(len(layer.route_units) for layer in layers)
             rate = torch.stack([p for layer in layers for p in layer.route_probabilities]).sum() / unit_tokens
-            loss = language + penalty * ((1.0 - sparsity) - rate).abs()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        achieved = routing_counts(model, layers_path)["skipped_fraction"]
-        history.append({"step": step + 1, "loss": loss.item(), "lm_loss": language.item(), "skipped": achieved})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", sparsity=f"{achieved:.3f}")
-        if path is not None and checkpoint_every and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
-            from ..io import atomic_path
-            with atomic_path(path) as tmp:
-                torch.save({"routers": [layer.routers.state_dict() for layer in layers],
-                            "adapter": get_peft_model_state_dict(peft_model), "optimizer": optimizer.state_dict(),
-                            "noise": noise.get_state(), "step": step + 1, "history": history}, tmp)
-    bar.close()
-    peft_model.merge_and_unload()   # the LoRA deltas into q/v(/gate) in place; the model is the base again
+            term = penalty * ((1.0 - sparsity) - rate).abs()
+        return term, {"skipped": routing_counts(model, layers_path)["skipped_fraction"]}
+
+    run = LoraRun(targets=routing.lora_targets, steps=steps, batch_size=batch_size, learning_rate=lora_learning_rate,
+                  rank=lora_rank, alpha=lora_alpha, seed=seed, checkpoint_every=checkpoint_every,
+                  extra=[p for layer in layers for p in layer.routers.parameters()], extra_learning_rate=learning_rate)
+    directory = getattr(checkpoints, "directory", None)
+    history = train_lora(model, calibration, run, checkpoint=directory / "routers.pt" if directory else None,
+                         before_step=before_step, extra_loss=penalty_term, name=f"{kind} routers", log=log,
+                         progress=progress)
     for layer in layers:
         layer.route_noise = None
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return {"steps": steps, "resumed_at": start_step, "history": history}
+    return history
 
 
 def set_thresholds(model: nn.Module, calibration: list[torch.Tensor], layers_path: str = "model.layers") -> dict:

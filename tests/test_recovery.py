@@ -1,0 +1,92 @@
+"""Recovery fine-tuning with LoRA: it lowers the loss on its data, the merged model is the base
+plus the saved adapter (checked against W + alpha/r x B A computed here), early stopping keeps the
+best held-out state, a pruned model of any family can be recovered."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prunebench import recovery
+from prunebench.training import held_out_loss
+
+SETTINGS = {"steps": 30, "batch_size": 2, "learning_rate": 0.01, "lora_rank": 4, "lora_alpha": 8,
+            "targets": ["q_proj", "v_proj", "down_proj"], "held_out": 0.0, "evaluate_every": 5, "patience": 0,
+            "seed": 0, "checkpoint_every": 25}
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    from .conftest import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("recovery") / "model", layers=2, seed=4)
+
+
+def _load(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def _sequences(count=4, length=24, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 300, (length,), generator=generator) for _ in range(count)]
+
+
+def test_recovery_lowers_the_loss_and_the_merged_model_is_base_plus_adapter(model_path, tmp_path):
+    model, base = _load(model_path), _load(model_path)
+    data = _sequences()
+    before = held_out_loss(model, data)
+    record = recovery.recover(model, data, SETTINGS, adapter_dir=tmp_path / "adapter", log=lambda *_: None,
+                              progress=False)
+    assert held_out_loss(model, data) < before - 0.1
+    assert record["training"]["steps"] == 30 and record["sequences"] == {"train": 4, "held_out": 0}
+    adapter = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    scale = SETTINGS["lora_alpha"] / SETTINGS["lora_rank"]
+    merged = dict(model.named_parameters())
+    changed = 0
+    for name, weight in base.named_parameters():
+        stem = name.removesuffix(".weight")
+        a, b = (f"base_model.model.{stem}.lora_{x}.weight" for x in "AB")
+        if a in adapter:
+            expected = weight + scale * adapter[b] @ adapter[a]
+            assert torch.allclose(merged[name], expected, atol=1e-6), name
+            changed += 1
+        else:
+            assert torch.equal(merged[name], weight), name   # only the targets change
+    assert changed == 3 * base.config.num_hidden_layers
+
+
+def test_early_stopping_keeps_the_best_held_out_state(model_path):
+    model = _load(model_path)
+    data = _sequences(count=6)
+    settings = {**SETTINGS, "learning_rate": 3.0, "held_out": 0.34, "evaluate_every": 1, "patience": 2}
+    record = recovery.recover(model, data, settings, log=lambda *_: None, progress=False)
+    history = record["training"]
+    assert history["stopped_early"] and history["steps"] < settings["steps"]
+    assert record["sequences"] == {"train": 4, "held_out": 2}
+    assert record["held_out_loss"]["after"] == pytest.approx(history["best_held_out_loss"], abs=1e-5)
+    assert history["best_held_out_loss"] == min(h["held_out_loss"] for h in history["history"])
+
+
+def test_a_recovery_target_the_model_lacks_is_refused_before_training(model_path):
+    model = _load(model_path)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(Exception, match="c_attn"):
+        recovery.recover(model, _sequences(), {**SETTINGS, "targets": ["c_attn"]}, log=lambda *_: None)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_width_pruned_model_is_recovered_in_its_own_architecture(model_path, tmp_path):
+    from prunebench.pruning import prune_model
+    from prunebench.pruning.spec import parse_method
+
+    model = _load(model_path)
+    prune_model(model, _sequences(), parse_method("slicegpt-0.3"), log=lambda *_: None)
+    data = _sequences(seed=1)
+    before = held_out_loss(model, data)
+    recovery.recover(model, data, SETTINGS, log=lambda *_: None, progress=False)
+    assert held_out_loss(model, data) < before
+    model.save_pretrained(tmp_path / "out")
+    assert type(_load(tmp_path / "out")).__name__.startswith("Sliced")
