@@ -28,7 +28,7 @@ wildcard_constraints:
     dataset=r"[a-z0-9_]+",
     bench=r"[a-z0-9_]+",
     recipe=r"[A-Za-z0-9_]+",
-    method=f"{paths.DENSE}|{METHOD_PATTERN}",
+    method=f"{paths.DENSE}|{CELL_PATTERN}",
     n=r"[0-9]+",
 
 
@@ -37,6 +37,7 @@ include: "rules/generate.smk"
 include: "rules/grade.smk"
 include: "rules/calibrate.smk"
 include: "rules/prune.smk"
+include: "rules/recover.smk"
 include: "rules/evaluate.smk"
 include: "rules/tasks.smk"
 include: "rules/speed.smk"

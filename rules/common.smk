@@ -15,7 +15,7 @@ from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
-from prunebench.pruning.spec import METHOD_PATTERN, parse_method, vllm_servable
+from prunebench.pruning.spec import CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, parse_method, vllm_servable
 
 try:
     pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
@@ -97,7 +97,8 @@ def model_runtime(wildcards):
 def model_backend(wildcards):
     """The generation backend shapes the samples (its sampler and kernels), so it is a param. A
     checkpoint of prunebench's own architectures (SliceGPT's shortcuts, LLM-Pruner's per-layer
-    widths), which vLLM does not serve, runs on the hf backend whatever the model's entry says."""
+    widths, dynamic methods' routers), which vLLM does not serve, runs on the hf backend whatever
+    the model's entry says."""
     backend = config["models"][wildcards.model]["backend"]
     method = getattr(wildcards, "method", paths.DENSE)
     if backend == "vllm" and method != paths.DENSE and not vllm_servable(method):
@@ -110,6 +111,16 @@ def pruning_flags(wildcards):
     """The pruning options that shape this method's output (its family's), as flags of `prunebench prune`."""
     family = parse_method(wildcards.method).family
     return pb_config.option_flags({k: config["pruning"][k] for k in pb_config.pruning_options(family)})
+
+
+def recovery_data(wildcards):
+    """The calibration set a recovery fine-tunes on (its recipe's, for this model)."""
+    return paths.calibration(wildcards.model, config["recovery"][wildcards.recovery]["recipe"])
+
+
+def recovery_settings(wildcards):
+    """The recovery's settings, which shape the recovered model."""
+    return json.dumps(config["recovery"][wildcards.recovery], sort_keys=True)
 
 
 def pruned_checkpoint(path):

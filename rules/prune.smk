@@ -11,6 +11,8 @@ rule prune:
         checkpoint=pruned_checkpoint(paths.pruned("{model}", "{method}", "{recipe}")),
         record=paths.sparsity_record("{model}", "{method}", "{recipe}"),
         measurements=paths.measurements("prune", "{model}", "{method}", "{recipe}"),
+    wildcard_constraints:
+        method=METHOD_PATTERN,
     threads: model_job_threads
     priority: cell_priority()
     resources:

@@ -199,6 +199,41 @@ def test_a_broken_model_json_fails_with_one_line(workdir, capsys, content):
     assert code == 2 and "model.json" in err and one_line(err), err
 
 
+RECOVERY = json.dumps({"recipe": "c4", "steps": 4, "batch_size": 1, "learning_rate": 0.01, "held_out": 0.0,
+                       "checkpoint_every": 2})
+
+
+def test_recover_fine_tunes_a_pruned_checkpoint_into_the_next_column(workdir, tiny_model, capsys):
+    code, err = run(capsys, *prune_args(tiny_model, "pruned", "cal.jsonl", "shortgpt-0.5"))
+    assert code == 0, err
+    code, err = run(capsys, "recover", "--model", "pruned", "--data", "cal.jsonl", "--recovery", "generic",
+                    "--settings-json", RECOVERY, "--out", "recovered", "--record", "recovered.json",
+                    "--measurements", "measured.json")
+    assert code == 0, err
+    record = json.loads((workdir / "recovered" / "sparsity.json").read_text())
+    assert record == json.loads((workdir / "recovered.json").read_text())
+    assert record["method"] == "shortgpt-0.5+generic" and len(record["removed_blocks"]) == 1   # the pruned record's
+    assert record["recovery"]["training"]["steps"] == 4 and record["recovery"]["recipe"] == "c4"
+    assert record["provenance"]["params"]["recovery"]["lora_rank"] == 16   # defaults filled
+    assert (workdir / "recovered" / "adapter" / "adapter_config.json").exists()
+    assert not (workdir / "recovered.parts").exists()
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(workdir / "recovered")
+    assert reloaded.config.num_hidden_layers == 1
+
+
+def test_recover_refuses_a_model_that_is_not_pruned_and_bad_settings(workdir, tiny_model, capsys):
+    before = snapshot(workdir)
+    code, err = run(capsys, "recover", "--model", str(tiny_model), "--data", "cal.jsonl", "--recovery", "aligned",
+                    "--settings-json", RECOVERY, "--out", "recovered")
+    assert code == 2 and "recovery starts from a pruned checkpoint" in err and one_line(err)
+    code, err = run(capsys, "recover", "--model", str(tiny_model), "--data", "cal.jsonl", "--recovery", "aligned",
+                    "--settings-json", json.dumps({"recipe": "c4", "steps": 0}), "--out", "recovered")
+    assert code == 2 and "--settings-json: aligned.steps" in err
+    assert snapshot(workdir) == before
+
+
 # ---------------------------------------------------------------- orchestration
 
 def test_cli_defaults_and_pruning_flags_are_the_schemas(capsys):

@@ -127,10 +127,10 @@ def test_sleb_first_choice_is_the_brute_force_lowest_perplexity(deep_model):
 
 
 def test_a_killed_sleb_search_resumes_after_its_last_finished_round(deep_model, tmp_path):
-    from prunebench.pruning.driver import _LayerCheckpoints
+    from prunebench.pruning.driver import RunCheckpoints
 
     model, calibration = _load(deep_model), _calibration(seed=1)
-    store = _LayerCheckpoints(tmp_path / "parts", "key", log=lambda *_: None)
+    store = RunCheckpoints(tmp_path / "parts", "key", log=lambda *_: None)
     whole, record = depth.choose_blocks("sleb", model, calibration, 3, LAYERS, lambda *_: None, store)
     for leftover in sorted((tmp_path / "parts").glob("sleb-round-*.json"))[1:]:
         leftover.unlink()  # killed after its first round
@@ -144,13 +144,13 @@ def test_a_killed_sleb_search_resumes_after_its_last_finished_round(deep_model, 
     depth.removal_perplexities = counting
     try:
         resumed, resumed_record = depth.choose_blocks("sleb", model, calibration, 3, LAYERS, lambda *_: None,
-                                                      _LayerCheckpoints(tmp_path / "parts", "key", log=lambda *_: None))
+                                                      RunCheckpoints(tmp_path / "parts", "key", log=lambda *_: None))
     finally:
         depth.removal_perplexities = original
     assert resumed == whole and resumed_record == record
     assert len(computed) == 2  # rounds 2 and 3 only
     # a saved round from another search (a different removal before it) is not taken
-    stale = _LayerCheckpoints(tmp_path / "parts", "key", log=lambda *_: None)
+    stale = RunCheckpoints(tmp_path / "parts", "key", log=lambda *_: None)
     stale.save_step("sleb-round-0001", {"removed_before": [99], "perplexity": {"0": 0.0}})
     again, _ = depth.choose_blocks("sleb", model, calibration, 3, LAYERS, lambda *_: None, stale)
     assert again == whole

@@ -172,14 +172,14 @@ def test_mod_thresholds_keep_its_capacity_token_by_token(four_layers):
 
 
 def test_a_killed_router_training_resumes_to_the_same_weights(four_layers, tmp_path, monkeypatch):
-    from prunebench.pruning.driver import _LayerCheckpoints
+    from prunebench.pruning.driver import RunCheckpoints
 
     calibration = _calibration()
     settings = dict(router_steps=6, router_checkpoint_every=2, router_batch_size=2)
     unkilled = _load(four_layers)
     _train(unkilled, "skipgpt", 0.3, calibration, **settings)
 
-    checkpoints = _LayerCheckpoints(tmp_path / "parts", "key", lambda *_: None)
+    checkpoints = RunCheckpoints(tmp_path / "parts", "key", lambda *_: None)
     step = torch.optim.AdamW.step
     calls = {"n": 0}
 

@@ -51,6 +51,27 @@ def test_study_cells_join_the_task_table_after_the_suites_rows():
     assert suite.speed_rows(no_study) == [] and suite.speed_inputs(no_study) == [paths.lrm_table(suite.TABLE, "json")]
 
 
+def test_dynamic_and_recovered_cells_are_rows_of_the_grid():
+    config = validate({**_config({"methods": ["shortgpt", "skipgpt"], "ratios": [0.2, 0.4], "recipes": ["sgr", "c4"],
+                                  "recovery": {"methods": ["shortgpt"], "ratios": [0.4],
+                                               "recoveries": ["aligned", "generic"]}},
+                                 tasks={"boolq": {"category": "classification"}}),
+                       "recovery": {"aligned": {"recipe": "sgr"}, "generic": {"recipe": "c4"}}})
+    assert config["recovery"]["aligned"]["recipe"] == "sgr" and config["recovery"]["generic"]["steps"] == 1000
+    assert [(r.method, r.recipe) for r in suite.study_rows(config)] == [
+        ("shortgpt-0.2", "sgr"), ("shortgpt-0.2", "c4"), ("shortgpt-0.4", "sgr"), ("shortgpt-0.4", "c4"),
+        ("shortgpt-0.4+aligned", "sgr"), ("shortgpt-0.4+generic", "sgr"),
+        ("skipgpt-0.2", "sgr"), ("skipgpt-0.2", "c4"), ("skipgpt-0.4", "sgr"), ("skipgpt-0.4", "c4")]
+    with pytest.raises(InputError, match=r"config.study.recovery.methods\[0\]: 'sleb' is not among config.study.methods"):
+        validate(_config({"methods": ["shortgpt"], "recovery": {"methods": ["sleb"], "recoveries": ["aligned"]}}))
+    with pytest.raises(InputError, match=r"config.study.recovery.recoveries\[0\]: 'tulu' is not among config.recovery"):
+        validate(_config({"methods": ["shortgpt"], "recovery": {"methods": ["shortgpt"], "recoveries": ["tulu"]}}))
+    with pytest.raises(InputError, match=r"config.recovery.tulu.recipe: 'tulu_mix' is not defined"):
+        validate({**_config(), "recovery": {"tulu": {"recipe": "tulu_mix"}}})
+    with pytest.raises(InputError, match=r"config.recovery: 'Bad' does not match"):
+        validate({**_config(), "recovery": {"Bad": {"recipe": "c4"}}})
+
+
 def _speed(root, method, recipe, parameters, prefill, decode, size, peak):
     write_json(root / paths.speed("m", method, recipe),
                {"parameters": parameters, "checkpoint_bytes": size, "prefill_tokens_per_second": prefill,

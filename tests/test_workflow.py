@@ -176,7 +176,8 @@ def tiny_config(tmp_path_factory):
                                                "mathr": {"type": "gold", "datasets": ["gsm8k_train", "math_train"]},
                                                "sgr": {"type": "sgr"}, "ssgr": {"type": "ssgr", "tau": 1.0},
                                                "true_samples": {"type": "correctness", "correct": True}}},
-        "pruning": {"methods": ["sparsegpt-0.5", "wanda-0.5"]},
+        "pruning": {"methods": ["sparsegpt-0.5", "wanda-0.5"], "router_steps": 3, "router_batch_size": 2},
+        "recovery": {"generic": {"recipe": "c4", "steps": 3, "batch_size": 2}},
         "experiments": {"figure4": {"methods": ["sparsegpt-0.6", "sparsegpt-2of4"], "recipes": ["c4", "ssgr"]},
                         "table1": {"recipes": ["true_samples"]}, "table5": {"recipes": ["c4", "ssgr"]}},
         "evaluation": {"samples": 2, "max_new_tokens": 24,
@@ -186,8 +187,9 @@ def tiny_config(tmp_path_factory):
                                  "ifeval": {"category": "generation", "metric": "prompt_level_loose_acc", "limit": 2,
                                             "max_gen_toks": 16, "chat_template": True}},
                        "reasoning": ["gsm8k"], "methods": ["wanda-0.5"], "recipes": ["c4", "ssgr"]},
-        "study": {"methods": ["shortgpt", "slicegpt"], "ratios": [0.5], "recipes": ["c4"],
-                  "speed": {"prompt_tokens": 16, "new_tokens": 4, "repeats": 1}},
+        "study": {"methods": ["shortgpt", "slicegpt", "skipgpt"], "ratios": [0.5], "recipes": ["c4"],
+                  "speed": {"prompt_tokens": 16, "new_tokens": 4, "repeats": 1},
+                  "recovery": {"methods": ["shortgpt"], "recoveries": ["generic"]}},
         "grading": {"workers": 1},
     }
 
@@ -256,7 +258,7 @@ def test_e2e_pruned_checkpoints_have_exactly_their_sparsity(e2e):
     for sparsity in pruned.glob("*/*.json"):
         report = json.loads(sparsity.read_text())
         found.add(report["method"])
-        if report.get("family") in ("depth", "width"):  # the study's cells: whole structures, checked apart
+        if report.get("family") in ("depth", "width", "dynamic"):  # the study's cells, checked apart
             continue
         # exact counts per 128-column block are int(numel * s): at most one weight per block short
         assert report["sparsity_target"] - 1e-3 <= report["overall_sparsity"] <= report["sparsity_target"], sparsity
@@ -264,7 +266,8 @@ def test_e2e_pruned_checkpoints_have_exactly_their_sparsity(e2e):
             assert report["overall_sparsity"] == 0.5, sparsity
         assert all(m["pattern_ok"] is not False for m in report["modules"].values()), sparsity
         assert report["provenance"]["inputs"] and report["provenance"]["params"]["mask_selection"] == "exact"
-    assert found == {"sparsegpt-0.5", "wanda-0.5", "sparsegpt-0.6", "sparsegpt-2of4", "shortgpt-0.5", "slicegpt-0.5"}
+    assert found == {"sparsegpt-0.5", "wanda-0.5", "sparsegpt-0.6", "sparsegpt-2of4", "shortgpt-0.5", "slicegpt-0.5",
+                     "skipgpt-0.5", "shortgpt-0.5+generic"}
 
 
 @pytest.mark.slow
@@ -320,15 +323,22 @@ def test_e2e_study_rows_are_measured_against_the_dense_model(e2e):
     work = e2e["work"]
     table = json.loads((work / "results/tables/lrm_speed.json").read_text())
     assert table["status"] == "built"
-    assert [(r["method"], r["family"]) for r in table["rows"]] == [("dense", "dense"), ("shortgpt-0.5", "depth"),
-                                                                    ("slicegpt-0.5", "width")]
-    dense, short, sliced = table["rows"]
+    assert [(r["method"], r["family"]) for r in table["rows"]] == [
+        ("dense", "dense"), ("shortgpt-0.5", "depth"), ("shortgpt-0.5+generic", "depth"), ("slicegpt-0.5", "width"),
+        ("skipgpt-0.5", "dynamic")]
+    dense, short, recovered, sliced, routed = table["rows"]
+    assert recovered["parameters"] == short["parameters"] and recovered["classification"] is not None
+    assert routed["parameters"] > dense["parameters"] and 0 <= routed["skipped_when_timed"] <= 1
+    assert short["skipped_when_timed"] is None
     assert short["parameters"] < dense["parameters"] and sliced["parameters"] < dense["parameters"]
     assert short["removed"] == pytest.approx(0.5) and 0 < sliced["removed"] < 1
     assert short["decode_tokens_per_second"] > 0 and short["classification"] is not None
     assert short["parameters_vs_dense"] == pytest.approx(short["parameters"] / dense["parameters"])
     speed_page = (work / "results/report/speed.html").read_text()
-    assert "ShortGPT 50%" in speed_page and "SliceGPT 50%" in speed_page
+    assert "ShortGPT 50%" in speed_page and "SliceGPT 50%" in speed_page and "ShortGPT 50% + generic" in speed_page
+    assert "SkipGPT 50%" in speed_page
+    recovered_record = json.loads((work / "results/pruned/tiny/shortgpt-0.5+generic/c4.json").read_text())
+    assert recovered_record["recovery"]["training"]["steps"] == 3
     assert 'href="speed.html"' in (work / "results/report/index.html").read_text()
     files = {f["path"] for f in json.loads((work / "results/manifest.json").read_text())["files"]}
     assert not any(p.startswith("results/speed/") or p.endswith(("lrm_speed.csv", "speed.html")) for p in files)

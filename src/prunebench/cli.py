@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shutil
+import time
 import sys
 from pathlib import Path
 
@@ -326,6 +328,60 @@ def _skip_pruning(args, spec, info, options) -> None:
     log.warning("%s: skipped: %s", spec.name, reason)
 
 
+def cmd_recover(args) -> None:
+    """LoRA recovery of a pruned checkpoint: the recovered checkpoint (adapter merged, and saved in
+    its adapter/ folder) whose sparsity record is the pruned one's with the recovery added."""
+    import resource
+
+    from .config import validate_definition
+    from .io import atomic_dir, read_json
+    from .models import copy_tokenizer_files, load_model, load_tokenizer, model_dir, model_identity, model_info, model_limits
+    from .pruning.driver import RunCheckpoints
+    from .pruning.spec import RECOVERY_PATTERN
+    from .recovery import recover
+
+    if not re.fullmatch(RECOVERY_PATTERN, args.recovery):
+        raise InputError(f"--recovery {args.recovery!r}: a recovery name is lower-case letters, digits and _")
+    settings = validate_definition("recovery", _json_arg(args.settings_json, "--settings-json"), "--settings-json",
+                                   args.recovery)
+    info = model_info(args.model)
+    if "pruned" not in info:
+        raise InputError(f"--model {args.model}: recovery starts from a pruned checkpoint (one with {paths.SPARSITY_FILE})")
+    pruned = read_json(model_dir(args.model) / paths.SPARSITY_FILE)
+    method = f"{pruned['method']}+{args.recovery}"
+    identity = model_identity(info)
+    base = {**pruned, "method": method, "provenance": provenance([args.data, args.model], model=identity,
+                                                                  params={"recovery": settings})}
+    start = time.perf_counter()
+    if "skipped" in info:   # an unpruned (skipped) cell stays what it is
+        record = {**base, "recovery": {"name": args.recovery, "skipped": info["skipped"]}}
+        with atomic_dir(args.out, mark=args.command) as staging:
+            write_json(staging / paths.SPARSITY_FILE, record)
+    else:
+        sequences = read_calibration(args.data, load_tokenizer(args.model), *model_limits(args.model))
+        model = load_model(args.model, args.dtype or info["entry"]["dtype"], args.device)
+        # the training state lives beside the output until it is written: a killed job resumes there
+        checkpoint = Path(paths.parts(args.out))
+        key = json.dumps({"settings": settings, "model": sha256_file(model_dir(args.model) / paths.SPARSITY_FILE),
+                          "data": sha256_file(args.data)}, sort_keys=True)
+        RunCheckpoints(checkpoint, key, log.info)   # discards another run's state, refuses a foreign folder
+        with atomic_dir(args.out, mark=args.command) as staging:
+            result = recover(model, sequences, settings, checkpoint=checkpoint / "training.pt",
+                             adapter_dir=staging / "adapter", log=log.info)
+            record = {**base, "recovery": {"name": args.recovery, "recipe": settings["recipe"],
+                                           "data_file": args.data, **result}}
+            model.save_pretrained(staging)
+            copy_tokenizer_files(model_dir(args.model), staging)
+            write_json(staging / paths.SPARSITY_FILE, record)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    if args.record:
+        write_json(args.record, record)
+    if args.measurements:
+        write_json(args.measurements, {"method": method, "wall_seconds": time.perf_counter() - start,
+                                       "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+    log.info("%s: recovered in %.1f s", method, time.perf_counter() - start)
+
+
 def cmd_evaluate(args) -> None:
     """All benchmarks of one model in one pooled run; samples and metrics written per benchmark."""
     from .evaluation import metrics
@@ -522,6 +578,16 @@ def _add_pruning_options(p: argparse.ArgumentParser) -> None:
                            default=prop["default"], help=prop.get("description"))
 
 
+def _checkpoint_job(p: argparse.ArgumentParser, out: str, device: str) -> None:
+    """The flags of a job that writes a checkpoint (prune, recover): where, its record, its
+    measurements, and the device and dtype it runs at."""
+    p.add_argument("--out", required=True, help=out)
+    p.add_argument("--record", default=None, help="also write the sparsity record here (it outlives the checkpoint)")
+    p.add_argument("--measurements", default=None, help="write wall time and peak memory here (JSON)")
+    p.add_argument("--device", default=None, help=f"{device} (cpu, cuda, cuda:1; default: auto)")
+    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: the model entry's)")
+
+
 def _outputs(p: argparse.ArgumentParser, *, files=(), dirs=(), inputs=()) -> None:
     """Declare which arguments are output files, output directories and inputs: `main` checks
     them before the command does any work."""
@@ -590,17 +656,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="sparsegpt | wanda | magnitude, or a full name like sparsegpt-0.5")
     p.add_argument("--sparsity", type=float, default=None)
     p.add_argument("--pattern", default=None, help="N:M, e.g. 2:4")
-    p.add_argument("--out", required=True, help="the pruned checkpoint's directory")
-    p.add_argument("--record", default=None, help="also write the sparsity record here (it outlives the checkpoint)")
-    p.add_argument("--measurements", default=None, help="write wall time and peak memory here (JSON)")
-    p.add_argument("--device", default=None, help="where each layer is pruned (cpu, cuda, cuda:1; default: auto)")
-    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: the model entry's)")
+    _checkpoint_job(p, "the pruned checkpoint's directory", "where each layer is pruned")
     p.add_argument("--layers", default=None, help="attribute path of the decoder layers (default: the entry's)")
     _add_pruning_options(p)
     p.add_argument("--offload-activations", action="store_true",
                    help="hold the calibration activations in pinned CPU memory between layers (GPU runs)")
     p.set_defaults(func=cmd_prune)
     _outputs(p, files=("record", "measurements"), dirs=("out",), inputs=("model", "calibration"))
+
+    p = sub.add_parser("recover", help="LoRA recovery fine-tuning of a pruned checkpoint (resumable)")
+    p.add_argument("--model", required=True, help="the pruned checkpoint's directory")
+    p.add_argument("--data", required=True, help="JSONL with input_ids or text per line (a calibration set)")
+    p.add_argument("--recovery", required=True, help="the recovery's name: the result is METHOD+NAME")
+    p.add_argument("--settings-json", required=True, help="the recovery's settings as JSON (a config recovery entry)")
+    _checkpoint_job(p, "the recovered checkpoint's directory", "where the model trains")
+    p.set_defaults(func=cmd_recover)
+    _outputs(p, files=("record", "measurements"), dirs=("out",), inputs=("model", "data"))
 
     p = sub.add_parser("evaluate", help="generate, grade and score benchmarks (resumable)")
     _add_sampling(p, "evaluation")

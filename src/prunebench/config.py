@@ -249,6 +249,18 @@ def _check_references(config: dict, source: str) -> None:
                 study_method(method, ratio)
             except ValueError as err:
                 raise InputError(f"{source}: config.study.methods[{index}]: {err}") from None
+    recovered = study["recovery"]
+    for name, entry in config["recovery"].items():
+        if entry["recipe"] not in config["calibration"]["recipe_definitions"]:
+            raise InputError(f"{source}: config.recovery.{name}.recipe: {entry['recipe']!r} is not defined under "
+                             f"config.calibration.recipe_definitions")
+    for key, names, known in (("methods", recovered["methods"], study["methods"]),
+                              ("ratios", recovered["ratios"] or [], study["ratios"]),
+                              ("recoveries", recovered["recoveries"], list(config["recovery"]))):
+        for index, name in enumerate(names):
+            if name not in known:
+                raise InputError(f"{source}: config.study.recovery.{key}[{index}]: {name!r} is not among "
+                                 f"{'config.recovery' if key == 'recoveries' else 'config.study.' + key}")
     named_methods = [(f"pruning.methods[{i}]", m) for i, m in enumerate(config["pruning"]["methods"])]
     named_methods += [(f"experiments.figure4.methods[{i}]", m) for i, m in enumerate(experiments["figure4"]["methods"])]
     named_methods += [(f"experiments.{key}.method", e["method"]) for key, e in experiments.items() if "method" in e]

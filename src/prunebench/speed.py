@@ -7,7 +7,8 @@ same number of steps, in its own process (peak memory is then the model's own):
 - prefill: one forward over the prompts that fills the KV cache, as generation starts;
 - decode: `new_tokens` single-token steps on that cache, greedy, never stopping early;
 each timed `repeats` times after a warm-up, the median kept. Throughput counts tokens of the whole
-batch per second of wall time.
+batch per second of wall time. A dynamic model's routers skip tokens at run time: the fraction of
+routed block-tokens they skipped during the timed runs is recorded beside the throughput.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def measure(model, *, prompt_tokens: int = 128, new_tokens: int = 64, batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _decode(model, _prefill(model, ids), 2)  # warm-up: kernels, allocator, caches
+    routed = _routing(model)   # a dynamic model: count its routers' decisions from here on
     prefill_s, decode_s = [], []
     for _ in range(repeats):
         _sync(device)
@@ -113,4 +115,17 @@ def measure(model, *, prompt_tokens: int = 128, new_tokens: int = 64, batch_size
         "threads": torch.get_num_threads(),
         "settings": {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "batch_size": batch_size,
                      "repeats": repeats, "seed": seed},
+        **({"routing": _routing(model)} if routed is not None else {}),
     }
+
+
+def _routing(model) -> dict | None:
+    """A dynamic model's skipped fraction of routed block-tokens since the last call (counters
+    reset), or None for a model without routers."""
+    from .pruning.dynamic import routing_counts
+
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None or not any(hasattr(layer, "routers") for layer in layers):
+        return None
+    counts = routing_counts(model, "model.layers")
+    return {"skipped_fraction": counts["skipped_fraction"], "unit_tokens": counts["unit_tokens"]}

@@ -29,12 +29,22 @@ TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "hellaswag": "HellaSwag", "wino
 
 
 def study_rows(config: dict) -> list[Row]:
-    """The study's cells (config.study): each model, method, ratio and recipe, in that order."""
+    """The study's cells (config.study): each model, method, ratio and recipe, in that order; a
+    recovered cell (config.study.recovery) follows the aligned-recipe cell it starts from."""
     study = config["study"]
     if not study["methods"]:
         return []
-    return [Row(model, study_method(method, ratio), recipe) for model in study["models"] or evaluated_models(config)
-            for method in study["methods"] for ratio in study["ratios"] for recipe in study["recipes"]]
+    recovered = study["recovery"]
+    out = []
+    for model in study["models"] or evaluated_models(config):
+        for method in study["methods"]:
+            for ratio in study["ratios"]:
+                name = study_method(method, ratio)
+                out.extend(Row(model, name, recipe) for recipe in study["recipes"])
+                if method in recovered["methods"] and ratio in (recovered["ratios"] or study["ratios"]):
+                    out.extend(Row(model, f"{name}+{recovery}", study["recipes"][0])
+                               for recovery in recovered["recoveries"])
+    return out
 
 
 def rows(config: dict) -> list[Row]:
@@ -254,7 +264,8 @@ def assemble_speed(config: dict, root: str | Path = ".") -> "pd.DataFrame":  # n
     for row in speed_rows(config):
         measured = read_json(root / paths.speed(row.model, row.method, row.recipe))
         record = {"model": row.model, "method": row.method, "recipe": row.recipe,
-                  **{field: measured[field] for field in SPEED_FIELDS}}
+                  **{field: measured[field] for field in SPEED_FIELDS},
+                  "skipped_when_timed": measured.get("routing", {}).get("skipped_fraction")}
         if row.method == paths.DENSE:
             dense[row.model] = record
             record.update(family="dense", removed=0.0)
@@ -268,7 +279,7 @@ def assemble_speed(config: dict, root: str | Path = ".") -> "pd.DataFrame":  # n
         for category in CATEGORIES:
             record[category] = _number(scores.get(category))
         records.append(record)
-    order = (["model", "method", "recipe", "family", "removed"] + list(SPEED_FIELDS)
+    order = (["model", "method", "recipe", "family", "removed", "skipped_when_timed"] + list(SPEED_FIELDS)
              + [f + "_vs_dense" for f in SPEED_FIELDS] + list(CATEGORIES))
     return pd.DataFrame.from_records(records, columns=order)
 
@@ -281,7 +292,9 @@ def speed_caption(config: dict) -> str:
     return ("Speed and size of every structured model against its dense model, measured alone on the same "
             f"machine and backend: {settings['prompt_tokens']}-token seeded prompts, batch {settings['batch_size']}, "
             f"prefill, then {settings['new_tokens']} greedy decode steps; median of {settings['repeats']} timed repeats. "
-            "Removed: the fraction of decoder-block parameters. Category averages from the task table beside them. "
+            "Removed: the fraction of decoder-block parameters (dynamic methods: of routed block-tokens skipped on "
+            "the calibration tokens; skipped when timed: during these runs). A name ending +NAME is that model after "
+            "recovery NAME. Category averages from the task table beside them. "
             "Measurements of this machine: they differ from one machine to the next.")
 
 

@@ -52,12 +52,17 @@ def benchmarks(config: dict) -> list[str]:
 
 METHOD_LABELS = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude", "shortgpt": "ShortGPT",
                  "sleb": "SLEB", "shortened_ppl": "Shortened-LLaMA PPL", "shortened_taylor": "Shortened-LLaMA Taylor+",
-                 "slicegpt": "SliceGPT", "llm_pruner": "LLM-Pruner"}
+                 "slicegpt": "SliceGPT", "llm_pruner": "LLM-Pruner", "mod": "MoD", "dllm": "D-LLM", "skipgpt": "SkipGPT"}
 
 
 def method_label(method: str) -> str:
+    """`sparsegpt-0.5` -> SparseGPT 50%, `wanda-2of4` -> Wanda 2:4, `shortgpt-0.2+aligned` ->
+    ShortGPT 20% + aligned (recovered as config recovery.aligned says)."""
     if method == paths.DENSE:
         return "Dense"
+    method, plus, recovery = method.partition("+")
+    if plus:
+        return f"{method_label(method)} + {recovery}"
     name, _, setting = method.partition("-")
     pretty = METHOD_LABELS.get(name, name)
     if "of" in setting:

@@ -329,12 +329,15 @@ def _prune_module(module, stat, spec, method, options, qualified, report, prepar
     }
 
 
-class _LayerCheckpoints:
-    """Each pruned layer's weights and report, saved as it finishes, so that a killed job resumes.
+class RunCheckpoints:
+    """A resumable job's saved work beside its output, so that a killed job resumes: each pruned
+    layer's weights and report, a whole-model method's steps (SLEB's rounds), a training state
+    (router training, recovery).
 
     A resumed layer loads its pruned weights and only runs forward (to give the next layer its
     inputs), so the pruning work of finished layers is kept and the result is the same. Files of
-    another model, calibration set or setting (a different `key`) are discarded.
+    another model, calibration set or setting (a different `key`) are discarded; a folder that
+    holds something else without a KEY is refused, not removed.
     """
 
     def __init__(self, directory: str | Path | None, key: str, log):
@@ -401,7 +404,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     calibration activations in pinned CPU memory, copied to the layer's device one sequence at a
     time. ``true_sequential`` recomputes the statistics of each group of modules (q/k/v, o, gate/up,
     down: found as modules sharing an input) after the earlier groups of the layer are pruned.
-    ``checkpoint_dir`` keeps each finished layer (see _LayerCheckpoints; ``checkpoint_key`` names
+    ``checkpoint_dir`` keeps each finished layer (see RunCheckpoints; ``checkpoint_key`` names
     the run) so that a killed run resumes at its first unfinished layer.
     """
     method = METHODS[spec.method]
@@ -409,7 +412,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
         layers = functools.reduce(getattr, layers_path.split("."), model)
     except AttributeError:
         raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
-    checkpoints = _LayerCheckpoints(checkpoint_dir, checkpoint_key, log)
+    checkpoints = RunCheckpoints(checkpoint_dir, checkpoint_key, log)
     if method.module is not None:  # blocks removed or the model narrowed: the method's own whole-model pass
         from importlib import import_module
 

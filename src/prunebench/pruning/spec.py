@@ -25,6 +25,10 @@ OWN_ARCHITECTURE = ("slicegpt", "llm_pruner", "mod", "dllm", "skipgpt")
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
 _METHOD, _SPARSITY = r"[a-z][a-z0-9_]*", r"[0-9]*\.?[0-9]+"
 METHOD_PATTERN = rf"{_METHOD}-(?:[0-9]+of[0-9]+|{_SPARSITY})"
+# A recovered model: the pruned model's method name, a plus and the recovery's name under config
+# `recovery` (shortgpt-0.2+aligned); CELL_PATTERN is what the workflow's `method` wildcard takes.
+RECOVERY_PATTERN = r"[a-z][a-z0-9_]*"
+CELL_PATTERN = rf"{METHOD_PATTERN}(?:\+{RECOVERY_PATTERN})?"
 _NAME = re.compile(rf"^(?P<method>{_METHOD})-(?:(?P<n>[0-9]+)of(?P<m>[0-9]+)|(?P<sparsity>{_SPARSITY}))$")
 
 
@@ -102,6 +106,13 @@ def parse_method(name: str) -> PruneSpec:
         raise ValueError(f"pruning method {name!r}: {err}") from None
 
 
+def split_recovery(name: str) -> tuple[str, str | None]:
+    """``"shortgpt-0.2+aligned"`` -> ("shortgpt-0.2", "aligned"); a name without recovery -> (name, None)."""
+    method, plus, recovery = name.partition("+")
+    return method, (recovery if plus else None)
+
+
 def vllm_servable(method_name: str) -> bool:
-    """Whether vLLM can serve the checkpoint a method name builds (standard architectures only)."""
-    return parse_method(method_name).method not in OWN_ARCHITECTURE
+    """Whether vLLM can serve the checkpoint a method name builds (standard architectures only; a
+    recovered model keeps its pruned model's architecture)."""
+    return parse_method(split_recovery(method_name)[0]).method not in OWN_ARCHITECTURE
