@@ -10,6 +10,7 @@ from prunebench import calibration as pb_calibration
 from prunebench import config as pb_config
 from prunebench import paths
 from prunebench import latex as pb_latex
+from prunebench import study as pb_study
 from prunebench import suite as pb_suite
 from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify

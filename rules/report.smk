@@ -107,11 +107,63 @@ rule lrm_speed_table:
         "--out-json {output.json} 2> {log}"
 
 
+rule lrm_study_table:
+    input:
+        lambda w: pb_study.inputs(w.study_table),
+    output:
+        csv=report(paths.lrm_table("{study_table}", "csv"), caption="../report/captions/lrm_study.rst",
+                   category="Tables", subcategory="The study (LLMs to LRMs)", labels={"table": "{study_table}"}),
+        json=paths.lrm_table("{study_table}", "json"),
+    wildcard_constraints:
+        study_table="|".join(pb_study.TABLES),
+    priority: LIGHT
+    log:
+        log_path("tables", f"{paths.LRM}{{study_table}}"),
+    params:
+        config=SUITE_CONFIG_JSON,
+    conda:
+        CPU_ENV
+    container:
+        CPU_IMAGE
+    shell:
+        "prunebench lrm-table --table {wildcards.study_table} --config-json {params.config:q} "
+        "--out-csv {output.csv} --out-json {output.json} 2> {log}"
+
+
+rule lrm_study_figure:
+    input:
+        lambda w: pb_study.inputs(w.study_figure),
+    output:
+        svg=report(paths.lrm_figure("{study_figure}", "svg"), caption="../report/captions/lrm_study.rst",
+                   category="Figures", subcategory="The study (LLMs to LRMs)", labels={"figure": "{study_figure}"}),
+        pdf=paths.lrm_figure("{study_figure}", "pdf"),
+        json=paths.lrm_figure("{study_figure}", "json"),
+    wildcard_constraints:
+        study_figure="|".join(pb_study.FIGURES),
+    priority: LIGHT
+    log:
+        log_path("figures", f"{paths.LRM}{{study_figure}}"),
+    params:
+        config=SUITE_CONFIG_JSON,
+    conda:
+        CPU_ENV
+    container:
+        CPU_IMAGE
+    shell:
+        "prunebench lrm-figure --figure {wildcards.study_figure} --config-json {params.config:q} "
+        "--out-svg {output.svg} --out-pdf {output.pdf} --out-json {output.json} 2> {log}"
+
+
+STUDY_OUTPUTS = expand(paths.lrm_table("{name}", "{ext}"), name=pb_study.TABLES, ext=["csv", "json"]) + expand(
+    paths.lrm_figure("{name}", "{ext}"), name=pb_study.FIGURES, ext=["svg", "pdf", "json"])
+
+
 rule render_report:
     input:
         tables=expand(paths.table("{n}", "{ext}"), n=pb_tables.ALL_TABLES, ext=["csv", "json"]),
         figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
         lrm=rules.lrm_table.output + rules.lrm_figure.output + rules.lrm_speed_table.output,
+        study=STUDY_OUTPUTS,
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
         calibration=[paths.calibration(m, r) for m, r in pb_tables.calibration_sets(config)],
         verify=paths.verify("reproducibility.json"),
@@ -243,3 +295,27 @@ rule lrm_speed:
     input:
         rules.lrm_speed_table.output,
     localrule: True
+
+
+# The study's targets: `snakemake lrm_main`, `lrm_calibration`, `lrm_recovery`, `lrm_findings`
+# (tables), `lrm_ratios`, `lrm_samples`, `lrm_tradeoff` (figures).
+for _name in pb_study.TABLES:
+
+    rule:
+        name:
+            f"{paths.LRM}{_name}"
+        input:
+            paths.lrm_table(_name, "csv"),
+            paths.lrm_table(_name, "json"),
+        localrule: True
+
+
+for _name in pb_study.FIGURES:
+
+    rule:
+        name:
+            f"{paths.LRM}{_name}"
+        input:
+            paths.lrm_figure(_name, "svg"),
+            paths.lrm_figure(_name, "pdf"),
+        localrule: True

@@ -26,6 +26,13 @@ def _write_suite_outputs(config: dict) -> None:
                        paths.lrm_figure(suite.FIGURE, "json"))
     suite.write_speed_table(config, paths.lrm_table(paths.SPEED_TABLE, "csv"),
                             paths.lrm_table(paths.SPEED_TABLE, "json"))
+    from prunebench import study
+
+    for name in study.TABLES:
+        study.write_table(name, config, paths.lrm_table(name, "csv"), paths.lrm_table(name, "json"))
+    for name in study.FIGURES:
+        study.write_figure(name, config, paths.lrm_figure(name, "svg"), paths.lrm_figure(name, "pdf"),
+                           paths.lrm_figure(name, "json"))
 
 
 @pytest.fixture
@@ -77,6 +84,15 @@ def test_speed_page_shows_measurements_the_main_page_only_links(results):
     html = (results / paths.report("index.html")).read_text()
     assert 'href="speed.html"' in html and "17.2" not in html
     assert "17.2" not in (results / paths.report("paper.tex")).read_text()
+    # the trade-off figure (accuracy against measured speed) is a measurement too: on the speed page only
+    assert "decode speed / dense" in page and "decode speed / dense" not in html
+
+
+def test_the_study_section_shows_the_claims_and_says_what_this_run_cannot_compare(results):
+    html = (results / paths.report("index.html")).read_text()
+    assert 'id="lrm_findings"' in html and "Depth pruning beats width pruning on classification tasks." in html
+    assert html.count("<strong>not in this run</strong>") == 5   # one ShortGPT cell: no family to compare
+    assert "Calibration sources: not part of this run" in html
 
 
 def test_html_makes_model_text_inert(results):

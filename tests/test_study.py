@@ -130,3 +130,89 @@ def test_the_readmes_study_block_is_a_valid_config():
     config["calibration"]["recipe_definitions"]["sgr"] = {"type": "sgr"}
     study = validate(config)["study"]
     assert len(suite.study_rows(config)) == 6 * 3 and study["speed"]["new_tokens"] == 64
+
+
+def _task_table(rows):
+    """A task table as lrm_tasks.json holds it: one task per category, each score with its error."""
+    columns = [{"name": "boolq", "category": "classification"}, {"name": "ifeval", "category": "generation"},
+               {"name": "gsm8k", "category": "reasoning"}]
+    out = []
+    for method, recipe, (c, g, r), se in rows:
+        out.append({"model": "m", "method": method, "recipe": recipe, "boolq": c, "boolq_se": se,
+                    "ifeval": g, "ifeval_se": se, "gsm8k": r, "gsm8k_se": se})
+    return {"columns": columns, "rows": out}
+
+
+def _study_config():
+    return validate({**_config({"methods": ["shortgpt", "slicegpt", "skipgpt"], "ratios": [0.2], "recipes": ["sgr", "c4"],
+                                "recovery": {"methods": ["shortgpt"], "recoveries": ["aligned", "generic"]}},
+                               tasks={"boolq": {"category": "classification"}, "ifeval": {"category": "generation"}},
+                               reasoning=["gsm8k"]),
+                     "recovery": {"aligned": {"recipe": "sgr"}, "generic": {"recipe": "c4"}}})
+
+
+def test_findings_are_computed_with_a_verdict_for_each_kind_of_difference():
+    from prunebench import study
+
+    rows = [("dense", "none", (80, 60, 40), 1.0),
+            ("shortgpt-0.2", "sgr", (70, 30, 20), 1.0),      # depth: strong on classification, weak elsewhere
+            ("slicegpt-0.2", "sgr", (60, 50, 21), 1.0),      # width
+            ("skipgpt-0.2", "sgr", (75, 55, 20.5), 1.0),     # dynamic: keeps classification and generation
+            ("shortgpt-0.2", "c4", (69, 29, 19), 1.0), ("slicegpt-0.2", "c4", (61, 50, 21), 1.0),
+            ("skipgpt-0.2", "c4", (74, 55, 20), 1.0),
+            ("shortgpt-0.2+aligned", "sgr", (72, 32, 22), 1.0), ("shortgpt-0.2+generic", "sgr", (72, 32, 22), 1.0)]
+    records = study.study_records(_task_table(rows))
+    found = {f["claim"]: f for f in study.findings(records, _study_config())}
+    # 1: depth 70 vs width 60 on classification, se sqrt(1 + 1) (one task per category)
+    assert found[1]["difference"] == pytest.approx(10) and found[1]["se"] == pytest.approx(math.sqrt(2))
+    assert found[1]["verdict"] == "holds"
+    # 2: width (50 + 21) / 2 vs depth (30 + 20) / 2 on generation and reasoning
+    assert found[2]["difference"] == pytest.approx(10.5) and found[2]["verdict"] == "holds"
+    # 3: static reasoning (20 + 21) / 2 = 20.5 vs dynamic 20.5: no difference
+    assert found[3]["difference"] == pytest.approx(0) and found[3]["verdict"] == "not separable at this scale"
+    # 4: dynamic loses 19.5 on reasoning and (5 + 5) / 2 = 5 elsewhere
+    assert found[4]["difference"] == pytest.approx(14.5) and found[4]["verdict"] == "holds"
+    # 5: aligned minus generic, three calibration pairs and one recovery pair: (1 + 0 + 1/3·(1+0+1) ... ) computed
+    aligned = [(70 + 30 + 20) / 3, (60 + 50 + 21) / 3, (75 + 55 + 20.5) / 3, (72 + 32 + 22) / 3]
+    generic = [(69 + 29 + 19) / 3, (61 + 50 + 21) / 3, (74 + 55 + 20) / 3, (72 + 32 + 22) / 3]
+    assert found[5]["n_a"] == found[5]["n_b"] == 4
+    assert found[5]["difference"] == pytest.approx(sum(aligned) / 4 - sum(generic) / 4)
+    assert found[5]["verdict"] == "not separable at this scale"
+    reversed_rows = [r if r[0] != "slicegpt-0.2" or r[1] != "sgr" else ("slicegpt-0.2", "sgr", (80, 50, 21), 1.0)
+                     for r in rows]
+    flipped = study.findings(study.study_records(_task_table(reversed_rows)), _study_config())
+    assert flipped[0]["verdict"] == "reversed" and flipped[0]["difference"] == pytest.approx(-10)
+    none = study.findings(study.study_records(_task_table(rows[:2])), _study_config())
+    assert none[0]["verdict"] == "not in this run" and none[0]["n_b"] == 0
+
+
+def test_study_targets_are_written_from_the_task_and_speed_tables(tmp_path):
+    from prunebench import study
+
+    config = _study_config()
+    rows = [("dense", "none", (80, 60, 40), 2.0), ("shortgpt-0.2", "sgr", (70, 30, 20), 2.0),
+            ("shortgpt-0.2", "c4", (69, 29, 19), 2.0), ("shortgpt-0.2+aligned", "sgr", (72, 33, 21), 2.0),
+            ("shortgpt-0.2+generic", "sgr", (71, 31, 20), 2.0), ("slicegpt-0.2", "sgr", (60, 50, 21), 2.0),
+            ("skipgpt-0.2", "sgr", (75, 55, 20.5), 2.0)]
+    write_json(tmp_path / paths.lrm_table("tasks", "json"), _task_table(rows))
+    write_json(tmp_path / paths.lrm_table(paths.SPEED_TABLE, "json"), {"rows": [
+        {"method": "dense", "family": "dense", "decode_tokens_per_second_vs_dense": 1.0, "classification": 80},
+        {"method": "shortgpt-0.2", "family": "depth", "decode_tokens_per_second_vs_dense": 1.3, "classification": 70}]})
+    for name in study.TABLES:
+        study.write_table(name, config, tmp_path / f"{name}.csv", tmp_path / f"{name}.json", root=tmp_path)
+    main = read_json(tmp_path / "main.json")
+    assert main["status"] == "built" and [r["method"] for r in main["rows"]] == [
+        "dense", "shortgpt-0.2", "slicegpt-0.2", "skipgpt-0.2"]
+    assert main["rows"][1]["classification_se"] == pytest.approx(2.0) and main["rows"][1]["family"] == "depth"
+    recovery = read_json(tmp_path / "recovery.json")["rows"]
+    assert [(r["recovery"], r["generation_change"]) for r in recovery] == [("aligned", 3), ("generic", 1)]
+    assert recovery[0]["generation_change_se"] == pytest.approx(math.sqrt(8))
+    assert read_json(tmp_path / "calibration.json")["status"] == "not in this run"   # no calibration_sources
+    assert len(read_json(tmp_path / "findings.json")["rows"]) == 5
+    assert (tmp_path / "findings.csv").read_text().startswith("# ")
+    for name in study.FIGURES:
+        study.write_figure(name, config, tmp_path / f"{name}.svg", tmp_path / f"{name}.pdf", tmp_path / f"{name}.json",
+                           root=tmp_path)
+        assert (tmp_path / f"{name}.svg").stat().st_size > 0
+    assert read_json(tmp_path / "ratios.json")["status"] == "built"
+    assert read_json(tmp_path / "samples.json")["status"] == "not in this run"

@@ -495,16 +495,26 @@ def cmd_figure(args) -> None:
 
 
 def cmd_lrm_table(args) -> None:
+    from . import study
     from .suite import write_speed_table, write_table
 
+    config = _json_arg(args.config_json, "--config-json")
+    if args.table in study.TABLES:
+        study.write_table(args.table, config, args.out_csv, args.out_json)
+        return
     write = {"tasks": write_table, "speed": write_speed_table}[args.table]
-    write(_json_arg(args.config_json, "--config-json"), args.out_csv, args.out_json)
+    write(config, args.out_csv, args.out_json)
 
 
 def cmd_lrm_figure(args) -> None:
+    from . import study
     from .suite import write_figure
 
-    write_figure(_json_arg(args.config_json, "--config-json"), args.out_svg, args.out_pdf, args.out_json)
+    config = _json_arg(args.config_json, "--config-json")
+    if args.figure in study.FIGURES:
+        study.write_figure(args.figure, config, args.out_svg, args.out_pdf, args.out_json)
+        return
+    write_figure(config, args.out_svg, args.out_pdf, args.out_json)
 
 
 def cmd_report(args) -> None:
@@ -729,8 +739,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"assemble a {name[4:]} of the second paper from results")
         p.add_argument("--config-json", required=True)
         if name == "lrm-table":
-            p.add_argument("--table", choices=("tasks", "speed"), default="tasks",
-                           help="tasks: every task's score by category; speed: size and throughput against dense")
+            p.add_argument("--table", choices=("tasks", "speed", "main", "calibration", "recovery", "findings"),
+                           default="tasks", help="tasks: every task's score by category; speed: size and throughput "
+                           "against dense; main, calibration, recovery, findings: the study's (prunebench.study)")
+        else:
+            p.add_argument("--figure", choices=("categories", "ratios", "samples", "tradeoff"), default="categories",
+                           help="categories: category averages per row; ratios, samples, tradeoff: the study's")
         for out in outs:
             p.add_argument(out, required=True)
         p.set_defaults(func=func)

@@ -249,6 +249,20 @@ def _check_references(config: dict, source: str) -> None:
                 study_method(method, ratio)
             except ValueError as err:
                 raise InputError(f"{source}: config.study.methods[{index}]: {err}") from None
+    sources, samples = study["calibration_sources"], study["calibration_samples"]
+    for key, methods, ratio in (("calibration_sources.methods", sources["methods"], sources["ratio"]),
+                                ("calibration_samples.method", [samples["method"]] if samples["method"] else [],
+                                 samples["ratio"])):
+        for index, method in enumerate(methods):
+            try:
+                study_method(method, ratio)
+            except ValueError as err:
+                raise InputError(f"{source}: config.study.{key}{'' if key.endswith('method') else f'[{index}]'}: {err}") from None
+    for key, names in (("calibration_sources.recipes", sources["recipes"]), ("calibration_samples.recipes", samples["recipes"])):
+        for index, name in enumerate(names):
+            if name not in config["calibration"]["recipe_definitions"]:
+                raise InputError(f"{source}: config.study.{key}[{index}]: {name!r} is not defined under "
+                                 f"config.calibration.recipe_definitions")
     recovered = study["recovery"]
     for name, entry in config["recovery"].items():
         if entry["recipe"] not in config["calibration"]["recipe_definitions"]:

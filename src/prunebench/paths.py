@@ -122,5 +122,7 @@ MANIFEST = f"{RESULTS}/manifest.json"
 # What describes the run and the machine rather than the results (folders, and the speed table that
 # holds only measurements): the manifest does not list them.
 SPEED_TABLE, SPEED_PAGE = "speed", "speed.html"  # results/tables/lrm_speed.*, results/report/speed.html
+TRADEOFF_FIGURE = "tradeoff"  # results/figures/lrm_tradeoff.*: accuracy against measured speed
 UNHASHED = (f"{RESULTS}/logs", f"{RESULTS}/verify", f"{RESULTS}/measurements", f"{RESULTS}/speed",
-            lrm_table(SPEED_TABLE, "csv"), lrm_table(SPEED_TABLE, "json"), report(SPEED_PAGE))
+            lrm_table(SPEED_TABLE, "csv"), lrm_table(SPEED_TABLE, "json"), report(SPEED_PAGE),
+            *(lrm_figure(TRADEOFF_FIGURE, ext) for ext in ("svg", "pdf", "json")))

@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from . import paths, suite
+from . import paths, study, suite
 from .grading import FILTER_REASONS
 from .io import iter_jsonl, read_json, write_text
 from .lmeval.tasks.mirror import SEALED_TASKS
@@ -309,7 +309,20 @@ def _lrm_section(config: dict, root: Path, report_dir: str) -> dict:
     speed = read_json(root / paths.lrm_table(paths.SPEED_TABLE, "json"))
     for row in speed["rows"]:
         row["model_label"] = model_label(config, row["model"])
+    study_tables = {}
+    for name in study.TABLES:
+        meta = read_json(root / paths.lrm_table(name, "json"))
+        for row in meta["rows"]:
+            if "model" in row:
+                row["model_label"] = model_label(config, row["model"])
+        study_tables[name] = {**meta, "csv": _rel(str(root / paths.lrm_table(name, "csv")), report_dir)}
+    study_figures = {}
+    for name in study.FIGURES:
+        svg_text = (root / paths.lrm_figure(name, "svg")).read_text(encoding="utf-8")
+        study_figures[name] = {**read_json(root / paths.lrm_figure(name, "json")), "svg": svg_text[svg_text.find("<svg"):],
+                               "pdf": _rel(str(root / paths.lrm_figure(name, "pdf")), report_dir)}
     return {"table": {**table, "csv": _rel(str(root / paths.lrm_table(suite.TABLE, "csv")), report_dir)},
+            "study": {"tables": study_tables, "figures": study_figures},
             "speed": {**speed, "csv": _rel(str(root / paths.lrm_table(paths.SPEED_TABLE, "csv")), report_dir)},
             "figure": {**figure, "svg": svg[svg.find("<svg"):],
                        "pdf": _rel(str(root / paths.lrm_figure(suite.FIGURE, "pdf")), report_dir),

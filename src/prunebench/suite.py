@@ -30,11 +30,12 @@ TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "hellaswag": "HellaSwag", "wino
 
 def study_rows(config: dict) -> list[Row]:
     """The study's cells (config.study): each model, method, ratio and recipe, in that order; a
-    recovered cell (config.study.recovery) follows the aligned-recipe cell it starts from."""
+    recovered cell (config.study.recovery) follows the aligned-recipe cell it starts from; then the
+    calibration-source and calibration-size cells not already there."""
     study = config["study"]
     if not study["methods"]:
         return []
-    recovered = study["recovery"]
+    recovered, sources, samples = study["recovery"], study["calibration_sources"], study["calibration_samples"]
     out = []
     for model in study["models"] or evaluated_models(config):
         for method in study["methods"]:
@@ -44,7 +45,10 @@ def study_rows(config: dict) -> list[Row]:
                 if method in recovered["methods"] and ratio in (recovered["ratios"] or study["ratios"]):
                     out.extend(Row(model, f"{name}+{recovery}", study["recipes"][0])
                                for recovery in recovered["recoveries"])
-    return out
+        out.extend(Row(model, study_method(m, sources["ratio"]), r) for m in sources["methods"] for r in sources["recipes"])
+        if samples["method"] is not None:
+            out.extend(Row(model, study_method(samples["method"], samples["ratio"]), r) for r in samples["recipes"])
+    return list(dict.fromkeys(out))
 
 
 def rows(config: dict) -> list[Row]:
@@ -101,7 +105,8 @@ def table_config(config: dict) -> dict:
                        for m, e in config["models"].items()},
             "scale": config["scale"], "task_suite": config["task_suite"], "pruning": config["pruning"],
             "study": config["study"],
-            "calibration": {"recipes": config["calibration"]["recipes"]},
+            "calibration": {k: config["calibration"][k] for k in ("recipes", "recipe_definitions", "sequences")},
+            "recovery": config["recovery"],
             "evaluation": {k: config["evaluation"][k] for k in ("benchmarks", "samples", "max_new_tokens")}}
 
 
