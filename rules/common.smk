@@ -120,8 +120,8 @@ def recovery_data(wildcards):
 
 
 def recovery_settings(wildcards):
-    """The recovery's settings, which shape the recovered model."""
-    return json.dumps(config["recovery"][wildcards.recovery], sort_keys=True)
+    """The recovery's settings for this model (its by_model overrides applied), which shape the recovered model."""
+    return json.dumps(pb_config.recovery_settings(config, wildcards.recovery, wildcards.model), sort_keys=True)
 
 
 def pruned_checkpoint(path):

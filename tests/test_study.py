@@ -68,6 +68,14 @@ def test_dynamic_and_recovered_cells_are_rows_of_the_grid():
         validate(_config({"methods": ["shortgpt"], "recovery": {"methods": ["shortgpt"], "recoveries": ["tulu"]}}))
     with pytest.raises(InputError, match=r"config.recovery.tulu.recipe: 'tulu_mix' is not defined"):
         validate({**_config(), "recovery": {"tulu": {"recipe": "tulu_mix"}}})
+    from prunebench.config import recovery_settings
+
+    per_model = {**_config(), "recovery": {"aligned": {"recipe": "c4", "steps": 100, "by_model": {"m": {"steps": 30}}}}}
+    assert recovery_settings(validate(per_model), "aligned", "m")["steps"] == 30
+    with pytest.raises(InputError, match=r"recovery.aligned.by_model.m.steps"):
+        validate({**per_model, "recovery": {"aligned": {"recipe": "c4", "by_model": {"m": {"steps": 0}}}}})
+    with pytest.raises(InputError, match=r"by_model: 'x' is not under config.models"):
+        validate({**per_model, "recovery": {"aligned": {"recipe": "c4", "by_model": {"x": {}}}}})
     with pytest.raises(InputError, match=r"config.recovery: 'Bad' does not match"):
         validate({**_config(), "recovery": {"Bad": {"recipe": "c4"}}})
 

@@ -55,13 +55,21 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
              (config["experiments"]["figure4"]["methods"], config["experiments"]["figure4"]["recipes"], evaluated)]
     grids += [([e["method"]], e["recipes"], e["models"] or evaluated)
               for key, e in config["experiments"].items() if key != "figure4"]
-    study = config["study"]  # the second paper's structured cells
-    grids.append(([study_method(m, r) for m in study["methods"] for r in study["ratios"]], study["recipes"],
-                  study["models"] or evaluated))
+    study = config["study"]  # the second paper's cells: its grid, the calibration comparisons, recoveries
+    study_models = study["models"] or evaluated
+    grids.append(([study_method(m, r) for m in study["methods"] for r in study["ratios"]], study["recipes"], study_models))
+    sources, samples = study["calibration_sources"], study["calibration_samples"]
+    grids.append(([study_method(m, sources["ratio"]) for m in sources["methods"]], sources["recipes"], study_models))
+    if samples["method"]:
+        grids.append(([study_method(samples["method"], samples["ratio"])], samples["recipes"], study_models))
     pruned = {(model, m, r) for methods, recipes, ms in grids for model in ms for m in methods for r in recipes}
+    recovered = {(model, f"{study_method(m, r)}+{name}", study["recipes"][0]) for model in study_models
+                 for m in study["recovery"]["methods"] for r in study["recovery"]["ratios"] or study["ratios"]
+                 for name in study["recovery"]["recoveries"]}
     assert len(evaluated) == models
     assert counts["prepare_model"] == len(config["models"]) and counts["prune"] == len(pruned)
-    assert counts["evaluate"] == models + len(pruned)
+    assert counts.get("recover", 0) == len(recovered)
+    assert counts["evaluate"] == models + len(pruned) + len(recovered)
     assert counts["table"] == 8 and counts["figure"] == 5 and counts["render_report"] == 1
     assert time.monotonic() - start < 30
 
@@ -74,8 +82,10 @@ def test_paper_dry_run_is_fast_and_offline(tmp_path):
 
 
 def test_paper_b_plans_every_structured_cell_in_seconds(tmp_path):
-    """The second paper's grid: 2 models x 6 structured methods x 3 ratios, each pruned, speed
-    measured and run through the task suite; SliceGPT and LLM-Pruner jobs fall back to hf."""
+    """The second paper's grid: 2 models x 9 methods x 3 ratios, each pruned, recovered twice (aligned
+    and generic data), speed measured and run through the task suite, plus the calibration-source
+    (2 methods x 4 generic recipes) and calibration-size (5 more sizes) cells; SliceGPT, LLM-Pruner
+    and the dynamic methods' jobs fall back to hf."""
     start = time.monotonic()
     result = snakemake("report", "-n", "--cores", "1", "--configfile", str(ROOT / "config" / "paper-b.yaml"),
                        cwd=tmp_path)
@@ -84,16 +94,24 @@ def test_paper_b_plans_every_structured_cell_in_seconds(tmp_path):
     import re
 
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout.split("Job stats:")[1].split("\n\n")[0], re.M))
-    structured = 2 * 6 * 3
-    assert int(counts["measure_speed"]) == structured + 2 and int(counts["prune"]) == structured + 2 * 2
-    assert int(counts["evaluate_tasks"]) == structured + 2 * 2 + 2
+    pruned = 2 * (9 * 3 + 2 * 4 + 5)
+    recovered = 2 * 9 * 3 * 2
+    assert int(counts["prune"]) == pruned + 2 * 2 and int(counts["recover"]) == recovered
+    assert int(counts["measure_speed"]) == pruned + recovered + 2
+    assert int(counts["evaluate_tasks"]) == pruned + recovered + 2 * 2 + 2
     assert "results/pruned/r1-distill-llama-8b/llm_pruner-0.6/sgr" in result.stdout
+    assert "results/pruned/r1-distill-llama-8b/skipgpt-0.4+generic/sgr" in result.stdout
+    think = re.search(r"prunebench recover --model results/pruned/r1-distill-llama-8b/\S+ .*?--settings-json '([^']*)'",
+                      result.stdout).group(1)
+    assert json.loads(think)["steps"] == 3000 and json.loads(think)["patience"] == 3   # the think model's
     backend = {}
     for job in result.stdout.split("rule evaluate_tasks:")[1:]:
         wildcards = re.search(r"wildcards: (.*)", job).group(1).strip()
         backend[wildcards] = re.search(r"--backend (\w+)", job).group(1)
     assert backend["model=tulu-3-8b-sft, method=slicegpt-0.4, recipe=sgr"] == "hf"
     assert backend["model=tulu-3-8b-sft, method=shortgpt-0.4, recipe=sgr"] == "vllm"
+    assert backend["model=tulu-3-8b-sft, method=shortgpt-0.4+aligned, recipe=sgr"] == "vllm"
+    assert backend["model=tulu-3-8b-sft, method=mod-0.4, recipe=sgr"] == "hf"
     assert not (tmp_path / "results").exists() and elapsed < 60
 
 

@@ -268,6 +268,10 @@ def _check_references(config: dict, source: str) -> None:
         if entry["recipe"] not in config["calibration"]["recipe_definitions"]:
             raise InputError(f"{source}: config.recovery.{name}.recipe: {entry['recipe']!r} is not defined under "
                              f"config.calibration.recipe_definitions")
+        for model in entry["by_model"]:
+            if model not in config["models"]:
+                raise InputError(f"{source}: config.recovery.{name}.by_model: {model!r} is not under config.models")
+            recovery_settings(config, name, model, source)
     for key, names, known in (("methods", recovered["methods"], study["methods"]),
                               ("ratios", recovered["ratios"] or [], study["ratios"]),
                               ("recoveries", recovered["recoveries"], list(config["recovery"]))):
@@ -354,6 +358,16 @@ def outcome_config(config: dict) -> dict:
             entry.pop(field, None)
     out.get("grading", {}).pop("workers", None)
     return out
+
+
+def recovery_settings(config: dict, name: str, model: str, source: str = "config") -> dict:
+    """A recovery's settings for one model: its entry with the model's `by_model` overrides, checked."""
+    entry = {k: v for k, v in config["recovery"][name].items() if k != "by_model"}
+    override = config["recovery"][name].get("by_model", {}).get(model, {})
+    if "recipe" in override:
+        raise InputError(f"{source}: config.recovery.{name}.by_model.{model}.recipe: a recovery has one recipe; "
+                         "name another recovery for other data")
+    return validate_definition("recovery", {**entry, **override}, source, f"recovery.{name}.by_model.{model}")
 
 
 def study_method(method: str, ratio: float) -> str:
