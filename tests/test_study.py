@@ -134,10 +134,16 @@ def test_the_readmes_study_block_is_a_valid_config():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     block = next(yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL) if b.startswith("study:"))
-    config = _config(block["study"])
-    config["calibration"]["recipe_definitions"]["sgr"] = {"type": "sgr"}
+    config = {**_config(block["study"]), "recovery": block["recovery"]}
+    definitions = config["calibration"]["recipe_definitions"]
+    definitions.update({name: {"type": "sgr", "sequences": int(name[4:])} for name in ("sgr_16", "sgr_64", "sgr_256",
+                                                                                      "sgr_1024")})
+    definitions.update({"sgr": {"type": "sgr"}, **{n: {"type": "pretraining", "datasets": [n]}
+                                                   for n in ("wikitext2", "ptb", "alpaca")}})
+    config["models"]["think-model"] = {"source": {"path": "."}}
     study = validate(config)["study"]
-    assert len(suite.study_rows(config)) == 6 * 3 and study["speed"]["new_tokens"] == 64
+    # 9 methods x 3 ratios; 2 recovered x 2 recoveries; 2 methods x 4 more sources; 4 more sizes
+    assert len(suite.study_rows(config)) == 2 * (9 * 3 + 2 * 2 + 2 * 4 + 4) and study["speed"]["new_tokens"] == 64
 
 
 def _task_table(rows):

@@ -6,6 +6,7 @@ the weights an unkilled one would.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -78,13 +79,14 @@ def train_lora(model: nn.Module, sequences: list[torch.Tensor], run: LoraRun, *,
                validation: list[torch.Tensor] = (), adapter_dir: Path | None = None,
                before_step: Callable[[int], None] | None = None,
                extra_loss: Callable[[torch.Tensor], tuple[torch.Tensor | None, dict]] | None = None,
-               name: str = "lora", log=print, progress: bool = True) -> dict:
+               name: str = "lora", log=print, progress: bool = True, step_seconds: list | None = None) -> dict:
     """Train LoRA (and `run.extra`) on `sequences` with the LM loss plus `extra_loss(mask)`, the base
     frozen; keep the best held-out state where early stopping is on; save the adapter to
     `adapter_dir` (peft's format) if given; merge it into the weights. Returns the history.
 
     `checkpoint` (a file) receives adapter, extra parameters, optimiser and best state every
-    `run.checkpoint_every` steps; an existing one is resumed.
+    `run.checkpoint_every` steps; an existing one is resumed. `step_seconds`, where given, receives
+    each step's wall time (kept out of the history, which records results only).
     """
     from peft import LoraConfig, get_peft_model
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
@@ -127,6 +129,7 @@ def train_lora(model: nn.Module, sequences: list[torch.Tensor], run: LoraRun, *,
     for step in bar:
         if stopped:
             break
+        began = time.perf_counter()
         ids, mask = padded(batch_at(sequences, step, run.batch_size, run.seed), device)
         if before_step is not None:
             before_step(step)
@@ -137,6 +140,8 @@ def train_lora(model: nn.Module, sequences: list[torch.Tensor], run: LoraRun, *,
         loss.backward()
         optimizer.step()
         entry = {"step": step + 1, "loss": loss.item(), "lm_loss": language.item(), **fields}
+        if step_seconds is not None:
+            step_seconds.append(time.perf_counter() - began)
         if run.evaluate_every and validation and ((step + 1) % run.evaluate_every == 0 or step + 1 == run.steps):
             peft_model.eval()
             entry["held_out_loss"] = held_out_loss(peft_model, list(validation))

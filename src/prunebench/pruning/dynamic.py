@@ -303,7 +303,8 @@ def routing_counts(model: nn.Module, layers_path: str = "model.layers", reset: b
 def train_routers(model: nn.Module, calibration: list[torch.Tensor], kind: str, sparsity: float, *,
                   steps: int, batch_size: int, learning_rate: float, lora_learning_rate: float,
                   penalty: float, lora_rank: int, lora_alpha: int, seed: int, checkpoint_every: int,
-                  layers_path: str = "model.layers", checkpoints=None, log=print, progress: bool = True) -> dict:
+                  layers_path: str = "model.layers", checkpoints=None, log=print, progress: bool = True,
+                  step_seconds: list | None = None) -> dict:
     """Train the routers, and LoRA on the routing's targets, with LM loss + penalty x |(1 - sparsity) -
     mean execution probability| (the Gumbel routings; MoD's top-k fixes its capacity), the base
     frozen; the adapter is merged into the weights afterwards (prunebench.training).
@@ -339,7 +340,7 @@ def train_routers(model: nn.Module, calibration: list[torch.Tensor], kind: str, 
     directory = getattr(checkpoints, "directory", None)
     history = train_lora(model, calibration, run, checkpoint=directory / "routers.pt" if directory else None,
                          before_step=before_step, extra_loss=penalty_term, name=f"{kind} routers", log=log,
-                         progress=progress)
+                         progress=progress, step_seconds=step_seconds)
     for layer in layers:
         layer.route_noise = None
     return history
