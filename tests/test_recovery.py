@@ -90,3 +90,23 @@ def test_a_width_pruned_model_is_recovered_in_its_own_architecture(model_path, t
     assert held_out_loss(model, data) < before
     model.save_pretrained(tmp_path / "out")
     assert type(_load(tmp_path / "out")).__name__.startswith("Sliced")
+
+
+def test_a_dynamic_model_is_recovered_with_its_routers_frozen_and_deciding_as_at_inference(model_path):
+    from prunebench.pruning import dynamic
+
+    model = _load(model_path)
+    dynamic.attach_routers(model, "skipgpt", 0.5, seed=2)
+    routers = {k: v.clone() for k, v in model.state_dict().items() if ".routers." in k}
+    data = _sequences(seed=3)
+    with torch.no_grad():
+        for ids in data:
+            model(ids[None])
+    decided = dynamic.routing_counts(model)
+    before = held_out_loss(model, data)
+    recovery.recover(model, data, SETTINGS, log=lambda *_: None, progress=False)
+    assert held_out_loss(model, data) < before
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in routers.items())
+    assert 0 < decided["skipped_fraction"] < 1   # the routers skip some tokens
+    # no Gumbel sample was drawn in training: every decision was the inference argmax
+    assert all(layer.route_probabilities == [] for layer in model.model.layers)

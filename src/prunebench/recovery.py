@@ -46,8 +46,17 @@ def recover(model: nn.Module, sequences: list[torch.Tensor], settings: dict, *, 
                   learning_rate=settings["learning_rate"], rank=settings["lora_rank"], alpha=settings["lora_alpha"],
                   seed=settings["seed"], checkpoint_every=settings["checkpoint_every"],
                   evaluate_every=settings["evaluate_every"] if held else 0, patience=settings["patience"])
+    routed = [m for m in model.modules() if hasattr(m, "routers")]
+
+    def route_as_at_inference(step: int) -> None:
+        """A dynamic model's routers stay frozen and decide as they will at inference (no Gumbel
+        noise, MoD's thresholds), so the LoRA learns the model that will be evaluated."""
+        for layer in routed:
+            layer.eval()
+
     history = train_lora(model, train, run, checkpoint=checkpoint, validation=held, adapter_dir=adapter_dir,
-                         name="recovery", log=log, progress=progress)
+                         before_step=route_as_at_inference if routed else None, name="recovery", log=log,
+                         progress=progress)
     after = held_out_loss(model, held) if held else None
     if held:
         log(f"recovery: held-out loss {before:.4f} -> {after:.4f} after {history['steps']} steps"
