@@ -125,6 +125,27 @@ def test_generation_with_the_cache_equals_recomputing_every_step(four_layers, ki
     assert torch.equal(both[0, 5:], alone[0]) and torch.equal(both[1], cached[0, :18])
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_training_on_a_padded_batch_stays_finite(four_layers, kind):
+    """Padding rows attend at least themselves, so no NaN reaches the real tokens' keys and values."""
+    from prunebench.training import lm_loss, padded
+
+    model = _load(four_layers)
+    dynamic.attach_routers(model, kind, 0.5, seed=4)
+    model.train()
+    ids, mask = padded([torch.arange(5, 25), torch.arange(30, 36)], "cpu")
+    left_ids, left_mask = ids.roll(14, dims=1) * 0, mask.roll(14, dims=1) * 0   # the short row padded on the left
+    left_ids[0], left_mask[0] = ids[0], mask[0]
+    left_ids[1, 14:], left_mask[1, 14:] = ids[1, :6], 1
+    for ids, mask in ((ids, mask), (left_ids, left_mask)):
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        assert torch.isfinite(logits[mask.bool()]).all()
+    loss = lm_loss(logits, ids, mask)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for l in model.model.layers if hasattr(l, "routers")
+                                        for p in l.routers.parameters() if p.grad is not None)
+
+
 def _options(**extra):
     from prunebench.config import pruning_defaults
 

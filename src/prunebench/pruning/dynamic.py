@@ -163,7 +163,8 @@ def _attention(layer, normed, selected, gate, allowed, keys, position_embeddings
     batch, length, _ = normed.shape
     if layer.training:
         own = _diagonal(length, allowed.shape[-1], normed.device)
-        mask = allowed & (keys[:, None, None, :] | own)   # a skipped query attends itself: no empty row
+        # a skipped query (and a padding one) attends at least itself: no empty row, no NaN to spread
+        mask = (allowed & keys[:, None, None, :]) | own
         out, _ = attention(hidden_states=normed, position_embeddings=position_embeddings,
                            attention_mask=_as_implementation(mask, attention, normed.dtype),
                            past_key_values=cache, **kwargs)
