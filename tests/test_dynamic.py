@@ -237,3 +237,33 @@ def test_a_dynamic_model_saves_and_reloads_without_remote_code(four_layers, tmp_
     assert record["parameters"]["after"] - record["parameters"]["before"] == record["parameters"]["routers"] > 0
     model.save_pretrained(tmp_path / "out")
     assert reload_and_generate(model, tmp_path / "out", _ids(6, rows=1, length=10).tolist()).startswith("Routed")
+
+
+def test_continuous_batching_generates_with_a_routed_model_what_each_prompt_alone_gives(four_layers, tmp_path):
+    """prunebench's HF backend prefills groups apart, joins them left-padded, drops finished rows and
+    refills: the marks of skipped slots live in the cache tensors and follow every such move."""
+    from transformers import AutoTokenizer
+
+    from prunebench.architectures import RoutedConfig
+    from prunebench.generation import Request, Sampling
+    from prunebench.generation.hf import HFBackend
+    from prunebench.prompts import build_prompt
+    from .test_generation import ENTRY
+
+    model = _load(four_layers)
+    dynamic.attach_routers(model, "skipgpt", 0.5, seed=1)
+    model.config = RoutedConfig.from_base(model.config, routing={"kind": "skipgpt", "sparsity": 0.5,
+                                                                  "layers": [0, 1, 2, 3], "thresholds": {}})
+    model.save_pretrained(tmp_path / "routed")
+
+    AutoTokenizer.from_pretrained(four_layers).save_pretrained(tmp_path / "routed")
+    mixed = HFBackend(tmp_path / "routed", dict(ENTRY, batch_size=3))
+    questions = ["Add 2 and 3.", "Why? " * 30, "Sum 1 to 4.", "Explain. " * 12, "Hi.", "Go on. " * 20]
+    requests = [Request(f"r{i}", 0, build_prompt(mixed.tokenizer, ENTRY, q, "Box it."), 11 + i)
+                for i, q in enumerate(questions)]
+    sampling = Sampling(0.0, 1.0, 12)
+    together = mixed.generate(requests, sampling)
+    alone = HFBackend(tmp_path / "routed", dict(ENTRY, batch_size=1)).generate(requests, sampling)
+    assert [c.text for c in together] == [c.text for c in alone]
+    skipped = dynamic.routing_counts(mixed.model)["skipped_fraction"]
+    assert 0.05 < skipped < 0.95

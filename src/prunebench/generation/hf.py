@@ -140,9 +140,10 @@ class InputMajorLinear(torch.nn.Module):
 
 
 def use_input_major_linears(model: torch.nn.Module) -> None:
-    """Swap every nn.Linear of an inference-only model for an InputMajorLinear."""
+    """Swap every nn.Linear of an inference-only model for an InputMajorLinear (its own subclasses,
+    such as a dynamic model's routers, stay as they are)."""
     for name, module in list(model.named_modules()):
-        if isinstance(module, torch.nn.Linear):
+        if type(module) is torch.nn.Linear:
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, InputMajorLinear(module))
 

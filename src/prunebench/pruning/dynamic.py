@@ -14,8 +14,9 @@ block's RMSNorm output), which keeps the logits in range whatever the scale of t
 
 A token that skips a sub-block is not computed there: no projections, no attention query, no MLP.
 The KV cache keeps one slot per position in every layer; a token that skips a layer's attention
-leaves a zero slot there, and no later token attends to it (the executed-key flags live beside the
-cache, one row per layer). Training computes every token (the straight-through gradient needs the
+leaves a marked slot there (zero value; a key whose first element is NaN, zeroed before attention),
+and no later token attends to it. The mark lives in the cache's own tensors, so a cache whose rows
+are selected, trimmed, reordered or joined (prunebench's continuous batching) keeps it. Training computes every token (the straight-through gradient needs the
 skipped ones' outputs) under the same attention mask, so a trained router sees at training what it
 gets at inference. Differences from the study's wrappers, each for a reason stated: MoD's router
 weight scales a passing token's output by 1 + w - stopgrad(w) (value 1, gradient that of w), so a
@@ -52,7 +53,11 @@ ROUTINGS = {
     "dllm": Routing(("block",), gumbel=True, dense_ends=False, lora_targets=("q_proj", "v_proj")),
     "skipgpt": Routing(("attn", "mlp"), gumbel=True, dense_ends=False, lora_targets=("q_proj", "v_proj", "gate_proj")),
 }
-EXECUTED_FLAGS = "_prunebench_executed"   # the cache attribute holding each layer's executed-key flags
+
+
+class Router(nn.Linear):
+    """A router: a linear map from a token's normalised hidden state to its routing logits. Its own
+    class, so that inference rewrites of a model's linear layers can tell it apart and leave it be."""
 
 
 def _allowed(attention_mask, batch: int, length: int, past: int, device) -> torch.Tensor:
@@ -74,12 +79,19 @@ def _as_implementation(allowed: torch.Tensor, module: nn.Module, dtype) -> torch
     raise InputError(f"routed layers run on the sdpa or eager attention, not {implementation!r}")
 
 
+def _marked(keys: torch.Tensor, executed: torch.Tensor) -> torch.Tensor:
+    """Keys (B, H, T, D) with the slots of tokens that did not run marked: first element NaN."""
+    return keys.masked_fill((~executed)[:, None, :, None] & (torch.arange(keys.shape[-1], device=keys.device) == 0),
+                            math.nan)
+
+
 class _ScatterCache:
     """What the attention module of a routed layer sees as its cache: the executed tokens' keys and
-    values go to their positions' slots, zeros to the skipped ones', and all slots come back."""
+    values go to their positions' slots, marked empty slots to the skipped ones' (see _marked), and
+    all slots come back with the marks zeroed."""
 
-    def __init__(self, cache, index: torch.Tensor, length: int):
-        self.cache, self.index, self.length = cache, index, length
+    def __init__(self, cache, index: torch.Tensor, length: int, executed: torch.Tensor | None = None):
+        self.cache, self.index, self.length, self.executed = cache, index, length, executed
 
     def _full(self, states: torch.Tensor) -> torch.Tensor:
         batch, heads, _, dim = states.shape
@@ -88,10 +100,10 @@ class _ScatterCache:
         return full[:, :, :self.length]
 
     def update(self, keys, values, layer_idx, *args, **kwargs):
-        keys, values = self._full(keys), self._full(values)
-        if self.cache is None:
-            return keys, values
-        return self.cache.update(keys, values, layer_idx, *args, **kwargs)
+        keys, values = _marked(self._full(keys), self.executed), self._full(values)
+        if self.cache is not None:
+            keys, values = self.cache.update(keys, values, layer_idx, *args, **kwargs)
+        return keys.nan_to_num(0.0), values
 
 
 def _executed_index(selected: torch.Tensor) -> torch.Tensor:
@@ -144,17 +156,12 @@ def _gate(layer, unit: str, normed: torch.Tensor, real: torch.Tensor):
 
 
 def _executed_keys(layer, cache, selected: torch.Tensor, past: int) -> torch.Tensor:
-    """(B, S) flags of the keys this layer computed: earlier steps' (kept beside the cache) and this one's."""
-    if cache is None:
+    """(B, S) flags of the keys this layer computed: earlier steps' (read off the marks in the cache)
+    and this one's."""
+    if cache is None or not past:
         return selected
-    store = cache.__dict__.setdefault(EXECUTED_FLAGS, {})
-    earlier = store.get(layer.self_attn.layer_idx) if past else None
-    if past and (earlier is None or earlier.shape[1] != past):
-        raise RuntimeError(f"routed layer {layer.self_attn.layer_idx}: the cache holds {past} positions but "
-                           f"{0 if earlier is None else earlier.shape[1]} executed-key flags")
-    flags = selected if earlier is None else torch.cat([earlier, selected], dim=1)
-    store[layer.self_attn.layer_idx] = flags
-    return flags
+    earlier = ~torch.isnan(cache.layers[layer.self_attn.layer_idx].keys[:, 0, :past, 0])
+    return torch.cat([earlier, selected], dim=1)
 
 
 def _attention(layer, normed, selected, gate, allowed, keys, position_embeddings, cache, kwargs):
@@ -165,16 +172,18 @@ def _attention(layer, normed, selected, gate, allowed, keys, position_embeddings
         own = _diagonal(length, allowed.shape[-1], normed.device)
         # a skipped query (and a padding one) attends at least itself: no empty row, no NaN to spread
         mask = (allowed & keys[:, None, None, :]) | own
+        every = torch.arange(length, device=normed.device).expand(batch, length)
         out, _ = attention(hidden_states=normed, position_embeddings=position_embeddings,
                            attention_mask=_as_implementation(mask, attention, normed.dtype),
-                           past_key_values=cache, **kwargs)
+                           past_key_values=_ScatterCache(cache, every, length, selected), **kwargs)
         return gate[..., None].to(out.dtype) * out
     index = _executed_index(selected)
     if index.shape[1] == 0:
-        if cache is not None:   # nothing runs: the step's slots are still added, all zero
-            heads = attention.k_proj.out_features // attention.head_dim
+        if cache is not None:   # nothing runs: the step's slots are still added, all marked empty
+            config = attention.config
+            heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
             zeros = normed.new_zeros(batch, heads, length, attention.head_dim)
-            cache.update(zeros, zeros, attention.layer_idx)
+            cache.update(_marked(zeros, selected), zeros, attention.layer_idx)
         return None
     padded = index == length
     cos, sin = (_gather(part.expand(batch, *part.shape[1:]), index) for part in position_embeddings)
@@ -183,7 +192,7 @@ def _attention(layer, normed, selected, gate, allowed, keys, position_embeddings
     mask = (rows & keys[:, None, None, :]) | padded[:, None, :, None]   # a padding row may attend anything
     out, _ = attention(hidden_states=_gather(normed, index), position_embeddings=(cos, sin),
                        attention_mask=_as_implementation(mask, attention, normed.dtype),
-                       past_key_values=_ScatterCache(cache, index, length), **kwargs)
+                       past_key_values=_ScatterCache(cache, index, length, selected), **kwargs)
     return _ScatterCache(None, index, length)._full(out[:, None])[:, 0]
 
 
@@ -263,8 +272,8 @@ def attach_routers(model: nn.Module, kind: str, sparsity: float, *, layers_path:
                 raise InputError(f"{kind}: decoder layer {index} ({type(layer).__name__}) has no {', '.join(missing)}: "
                                  "routing needs a Llama-family block")
             device = next(layer.parameters()).device
-            routers = nn.ModuleDict({unit: nn.Linear(hidden, 2 if routing.gumbel else 1, device=device,
-                                                     dtype=torch.float32) for unit in routing.units})
+            routers = nn.ModuleDict({unit: Router(hidden, 2 if routing.gumbel else 1, device=device,
+                                                  dtype=torch.float32) for unit in routing.units})
             if routing.gumbel:
                 for router in routers.values():
                     nn.init.kaiming_uniform_(router.weight, nonlinearity="linear")
