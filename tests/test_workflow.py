@@ -326,9 +326,13 @@ def test_e2e_every_result_carries_provenance(e2e):
 def test_e2e_task_table_has_every_row(e2e):
     table = json.loads((e2e["work"] / "results/tables/lrm_tasks.json").read_text())
     assert table["status"] == "built"
-    assert [(r["method"], r["recipe"]) for r in table["rows"]] == [("dense", "none"), ("wanda-0.5", "c4"),
-                                                                    ("wanda-0.5", "ssgr"), ("shortgpt-0.5", "c4"),
-                                                                    ("slicegpt-0.5", "c4")]
+    assert [(r["method"], r["recipe"]) for r in table["rows"]] == [
+        ("dense", "none"), ("wanda-0.5", "c4"), ("wanda-0.5", "ssgr"), ("shortgpt-0.5", "c4"),
+        ("shortgpt-0.5+generic", "c4"), ("slicegpt-0.5", "c4"), ("skipgpt-0.5", "c4")]
+    findings = json.loads((e2e["work"] / "results/tables/lrm_findings.json").read_text())
+    assert findings["status"] == "built" and [f["claim"] for f in findings["rows"]] == [1, 2, 3, 4, 5]
+    assert all(f["verdict"] in ("holds", "reversed", "not separable at this scale", "not in this run")
+               for f in findings["rows"])
     for row in table["rows"]:
         assert row["boolq"] is not None and row["gsm8k"] is not None and row["classification"] == row["boolq"]
         assert row["generation"] == pytest.approx((row["truthfulqa_mc2"] + row["ifeval"]) / 2)

@@ -75,6 +75,18 @@ def held_out_loss(model: nn.Module, sequences: list[torch.Tensor]) -> float:
     return total / max(tokens, 1)
 
 
+def _stable_adapter_config(path: Path) -> None:
+    """peft writes `target_modules` from a Python set, in an order that changes with the process's
+    hash seed: sorted, the same adapter gives the same bytes (and the checkpoint the same hash)."""
+    import json
+
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key, value in config.items():
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            config[key] = sorted(value)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def train_lora(model: nn.Module, sequences: list[torch.Tensor], run: LoraRun, *, checkpoint: Path | None = None,
                validation: list[torch.Tensor] = (), adapter_dir: Path | None = None,
                before_step: Callable[[int], None] | None = None,
@@ -163,6 +175,7 @@ def train_lora(model: nn.Module, sequences: list[torch.Tensor], run: LoraRun, *,
         restore(best["state"])
     if adapter_dir is not None:
         peft_model.save_pretrained(adapter_dir)
+        _stable_adapter_config(Path(adapter_dir) / "adapter_config.json")
     peft_model.merge_and_unload()   # the LoRA deltas into the target weights in place: the model is the base again
     model.eval()
     for parameter in model.parameters():
