@@ -4,7 +4,8 @@ Structured pruning is done to make a model smaller and faster on ordinary hardwa
 measures it rather than assuming it: every model (dense or pruned) runs the same seeded prompts
 (token ids drawn from the vocabulary, so no dataset or tokenizer is involved), the same batch, the
 same number of steps, in its own process (peak memory is then the model's own):
-- prefill: one forward over the prompts that fills the KV cache, as generation starts;
+- prefill: one forward over the prompts that fills the KV cache and gives the next token's logits,
+  as generation starts;
 - decode: `new_tokens` single-token steps on that cache, greedy, never stopping early;
 each timed `repeats` times after a warm-up, the median kept. Throughput counts tokens of the whole
 batch per second of wall time. A dynamic model's routers skip tokens at run time: the fraction of
@@ -70,7 +71,9 @@ def to_semi_structured(model) -> dict:
 
 @torch.no_grad()
 def _prefill(model, ids):
-    return model(input_ids=ids, use_cache=True)
+    # the next token's logits only, as generation asks for them: the prompt's other logits would
+    # time the output head over every prompt position, work no generation does
+    return model(input_ids=ids, use_cache=True, logits_to_keep=1)
 
 
 @torch.no_grad()
