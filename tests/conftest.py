@@ -93,3 +93,19 @@ def reload_and_generate(model, path: Path, ids: list[list[int]], new_tokens: int
     assert tokens == expected and len(tokens) == len(ids[0]) + new_tokens
     assert reloaded_logit == pytest.approx(logit, abs=1e-5)
     return name
+
+
+def load_fp32(path):
+    """A checkpoint loaded in float32 and eval mode, as the pruning and training tests compare it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def random_sequences(count: int = 3, length: int = 24, seed: int = 0, vocab: int = 300) -> list:
+    """Seeded random token sequences: calibration or training data for a tiny model."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, vocab, (length,), generator=generator) for _ in range(count)]

@@ -14,7 +14,7 @@ import torch
 from prunebench.pruning import dynamic, prune_model
 from prunebench.pruning.depth import remove_blocks
 from prunebench.pruning.spec import parse_method
-from .conftest import reload_and_generate
+from .conftest import load_fp32 as _load, random_sequences, reload_and_generate
 
 KINDS = ("mod", "dllm", "skipgpt")
 
@@ -24,12 +24,6 @@ def four_layers(tmp_path_factory):
     from .conftest import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("dynamic") / "model", layers=4, seed=5)
-
-
-def _load(path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
 
 def _ids(seed=0, rows=2, length=20):
@@ -165,8 +159,7 @@ def _train(model, kind, sparsity, calibration, **extra):
 
 
 def _calibration(count=8, length=24, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 300, (length,), generator=generator) for _ in range(count)]
+    return random_sequences(count, length, seed)
 
 
 @pytest.mark.parametrize("kind", ("dllm", "skipgpt"))

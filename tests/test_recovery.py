@@ -11,6 +11,8 @@ from safetensors.torch import load_file
 from prunebench import recovery
 from prunebench.training import held_out_loss
 
+from .conftest import load_fp32 as _load, random_sequences
+
 SETTINGS = {"steps": 30, "batch_size": 2, "learning_rate": 0.01, "lora_rank": 4, "lora_alpha": 8,
             "targets": ["q_proj", "v_proj", "down_proj"], "held_out": 0.0, "evaluate_every": 5, "patience": 0,
             "seed": 0, "checkpoint_every": 25}
@@ -23,15 +25,8 @@ def model_path(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("recovery") / "model", layers=2, seed=4)
 
 
-def _load(path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
 def _sequences(count=4, length=24, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 300, (length,), generator=generator) for _ in range(count)]
+    return random_sequences(count, length, seed)
 
 
 def test_recovery_lowers_the_loss_and_the_merged_model_is_base_plus_adapter(model_path, tmp_path):
