@@ -95,6 +95,13 @@ def model_runtime(wildcards):
     return RuntimeSetting(f"--batch-size {entry['batch_size']} --tensor-parallel {entry['tensor_parallel']}")
 
 
+def tasks_runtime(wildcards):
+    """model_runtime's settings, and the batch of the task suite's log-likelihood requests."""
+    scoring = config["models"][wildcards.model]["loglikelihood_batch_size"]
+    flag = "" if scoring is None else f" --loglikelihood-batch-size {scoring}"
+    return RuntimeSetting(f"{model_runtime(wildcards)}{flag}")
+
+
 def model_backend(wildcards):
     """The generation backend shapes the samples (its sampler and kernels), so it is a param. A
     checkpoint of prunebench's own architectures (SliceGPT's shortcuts, LLM-Pruner's per-layer

@@ -19,7 +19,7 @@ rule evaluate_tasks:
         seed=config["seed"],
         data_dir=DATA_DIR_ARG,
         backend=model_backend,
-        runtime=model_runtime,
+        runtime=tasks_runtime,
         measurements=lambda w: RuntimeSetting(paths.measurements("tasks", w.model, w.method, w.recipe)),
     conda:
         MODEL_ENV

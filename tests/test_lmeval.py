@@ -106,7 +106,9 @@ def _hub_shaped(task: str, mirror_dir: Path, tmp: Path) -> tuple[dict, str]:
     return config, split
 
 
-def test_prunebench_scores_equal_lm_evals_own_run(tiny_model, mirror, tmp_path):
+@pytest.mark.parametrize("scoring_batch", [None, 2], ids=["one-batch-size", "own-loglikelihood-batch"])
+def test_prunebench_scores_equal_lm_evals_own_run(tiny_model, mirror, tmp_path, scoring_batch):
+    """Also with log-likelihood requests in smaller batches than generation's: the same numbers."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -115,7 +117,8 @@ def test_prunebench_scores_equal_lm_evals_own_run(tiny_model, mirror, tmp_path):
              "ifeval": {"limit": 2, "max_gen_toks": 8, "metric": "prompt_level_loose_acc"}}
     out = tmp_path / "ours"
     assert main(["tasks", "--model", str(tiny_model), "--suite-json", json.dumps(suite), "--data-dir", str(mirror),
-                 "--seed", "3", "--batch-size", "4", "--out-dir", str(out)]) == 0
+                 "--seed", "3", "--batch-size", "4", "--out-dir", str(out)]
+                + ([] if scoring_batch is None else ["--loglikelihood-batch-size", str(scoring_batch)])) == 0
     lm = HFLM(pretrained=str(tiny_model), batch_size=4, device="cpu")
     for task, spec in suite.items():
         ours = read_json(out / f"{task}.json")

@@ -447,7 +447,8 @@ def cmd_tasks(args) -> None:
     outcomes = lmeval.run_suite(args.model, suite, out_dir, data_dir=args.data_dir, seed=args.seed,
                                 batch_size=args.batch_size, allow_hub=args.allow_hub, device=args.device,
                                 backend=args.backend, tensor_parallel=args.tensor_parallel,
-                                provenance_of=provenance_of, measurements=args.measurements)
+                                provenance_of=provenance_of, measurements=args.measurements,
+                                loglikelihood_batch_size=args.loglikelihood_batch_size)
     for name, outcome in outcomes.items():
         shown = "–" if outcome["score"] is None else f"{outcome['score']:.1f}"
         print(f"{name}\t{outcome['metric']}\t{shown}\t{outcome.get('error') or outcome.get('skipped') or ''}")
@@ -699,6 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.add_argument("--seed", type=int, default=schema_default("seed"))
     p.add_argument("--batch-size", type=int, default=schema_default("models", "*", "batch_size"))
+    p.add_argument("--loglikelihood-batch-size", type=int,
+                   default=schema_default("models", "*", "loglikelihood_batch_size"),
+                   help="log-likelihood requests scored together by the hf backend (default: --batch-size)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     p.add_argument("--backend", choices=("hf", "vllm"), default=schema_default("models", "*", "backend"),
                    help="lm-eval's model type: hf (CPU or GPU), or vllm (GPUs)")

@@ -176,8 +176,12 @@ def _portable_source(source: str) -> str:
 
 def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_dir: str | None, seed: int,
               batch_size: int, allow_hub: bool = False, device: str | None = None, backend: str = "hf",
-              tensor_parallel: int = 1, provenance_of=None, measurements: str | Path | None = None) -> dict[str, dict]:
+              tensor_parallel: int = 1, provenance_of=None, measurements: str | Path | None = None,
+              loglikelihood_batch_size: int | None = None) -> dict[str, dict]:
     """Every task of `tasks` ({name: spec}) on one model, resuming after the last task written.
+
+    The hf backend scores log-likelihood requests `loglikelihood_batch_size` at a time (None =
+    `batch_size`) and generates `batch_size` prompts at a time.
 
     `provenance_of(name, spec)` gives each result's provenance block; `measurements` (a path)
     receives each task's wall time, which results do not hold (they stay byte-identical).
@@ -205,7 +209,7 @@ def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_d
             continue
         if lm is None:
             lm = (_vllm_lm(model, entry, batch_size, tensor_parallel, seed) if backend == "vllm" else
-                  _hf_lm(model, entry, batch_size, device))
+                  _hf_lm(model, entry, batch_size, device, loglikelihood_batch_size))
         started = time.monotonic()
         try:
             outcome, records = run_task(lm, manager, name, spec, seed=seed, system_prompt=entry.get("system_prompt"))
@@ -225,15 +229,36 @@ def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_d
     return outcomes
 
 
-def _hf_lm(model, entry: dict, batch_size: int, device):
-    """lm-eval's HF model type around the model as prunebench loads it (the entry's dtype)."""
+def _hf_lm(model, entry: dict, batch_size: int, device, loglikelihood_batch_size: int | None = None):
+    """lm-eval's HF model type around the model as prunebench loads it (the entry's dtype).
+
+    lm-eval pads each batch of log-likelihood requests to its longest (sorted longest first, one
+    batch of 64 holds a small task whole), which on a CPU, where a forward pass is compute-bound,
+    is work thrown away: those requests get their own, smaller batch. Generation keeps the large
+    one, where batching is what makes decoding fast.
+    """
     from lm_eval.models.huggingface import HFLM
 
     from ..models import load_model, load_tokenizer
 
+    class BatchedHFLM(HFLM):
+        def _scoring(self, score, requests, disable_tqdm):
+            generation_batch, self.batch_size_per_gpu = self.batch_size_per_gpu, loglikelihood_batch_size
+            try:
+                return score(requests, disable_tqdm=disable_tqdm)
+            finally:
+                self.batch_size_per_gpu = generation_batch
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return self._scoring(super().loglikelihood, requests, disable_tqdm)
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            return self._scoring(super().loglikelihood_rolling, requests, disable_tqdm)
+
     loaded = load_model(model, entry.get("dtype", "bfloat16"), device)
-    return HFLM(pretrained=loaded, tokenizer=load_tokenizer(model), batch_size=batch_size,
-                max_length=entry.get("max_model_len"), device=str(loaded.device))
+    lm_class = HFLM if loglikelihood_batch_size in (None, batch_size) else BatchedHFLM
+    return lm_class(pretrained=loaded, tokenizer=load_tokenizer(model), batch_size=batch_size,
+                    max_length=entry.get("max_model_len"), device=str(loaded.device))
 
 
 def vllm_arguments(model, entry: dict, batch_size: int, tensor_parallel: int, seed: int) -> dict:
