@@ -194,24 +194,32 @@ def cell_suite(wildcards):
 # appears early; an evaluation goes before the next prune, so that a checkpoint not kept is
 # removed soon after it is written.
 MAIN_CELLS = {(r.model, r.method, r.recipe) for r in pb_tables.required_rows(config, 2)}
+FIRST_PAPER_CELLS = {(r.model, r.method, r.recipe) for r in pb_tables.first_paper_rows(config)}
 
 
 # Priorities, so that both cores always hold the job the critical path needs next: an evaluated
 # model's preparation, pool and grading first (a generator-only model's after); calibration sets
-# as soon as they can be built; tables and figures as soon as their inputs exist; then Table 2's
-# cells before the ablations', and within each an evaluation before the next prune.
+# as soon as they can be built; tables and figures as soon as their inputs exist; then the first
+# paper's cells before the study's (so that its tables are drawn first, and what the second paper
+# adds to a run is the time after them), Table 2's before the ablations', and within each an
+# evaluation before the next prune.
 CRITICAL, LIGHT = 10, 8
+FIRST_PAPER = 4
 
 
 def pool_priority(wildcards):
-    """An evaluated model's pool and grading first; a generator-only model's after."""
-    return 1 if config["models"][wildcards.model]["generator_only"] else CRITICAL
+    """An evaluated model's pool and grading first; a generator-only model's (Table 8's other
+    source) with the first paper's ablation cells."""
+    return FIRST_PAPER if config["models"][wildcards.model]["generator_only"] else CRITICAL
 
 
 def cell_priority(evaluation=False):
+    """A cell's jobs by the cell: a first-paper cell's task-suite job goes with its evaluation,
+    so that its checkpoint is removed as soon after it is written as any other's."""
+
     def priority(wildcards):
-        main = (wildcards.model, wildcards.method, getattr(wildcards, "recipe", paths.NO_RECIPE)) in MAIN_CELLS
-        return (4 if main else 0) + (2 if evaluation else 0)
+        cell = (wildcards.model, wildcards.method, getattr(wildcards, "recipe", paths.NO_RECIPE))
+        return (FIRST_PAPER if cell in FIRST_PAPER_CELLS else 0) + (2 if cell in MAIN_CELLS else 0) + (1 if evaluation else 0)
 
     return priority
 

@@ -194,6 +194,7 @@ rule verify:
     output:
         paths.verify("reproducibility.json"),
     threads: model_job_threads
+    priority: FIRST_PAPER
     log:
         log_path("verify"),
     params:

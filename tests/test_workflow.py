@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from prunebench.config import load as load_config, study_method
-from prunebench.verify import planned_jobs
+from prunebench.tables import first_paper_rows
+from prunebench.verify import planned, planned_jobs
 
 from .conftest import MIRROR, ROOT, build_tiny_model
 
@@ -113,6 +114,24 @@ def test_paper_b_plans_every_structured_cell_in_seconds(tmp_path):
     assert backend["model=tulu-3-8b-sft, method=shortgpt-0.4+aligned, recipe=sgr"] == "vllm"
     assert backend["model=tulu-3-8b-sft, method=mod-0.4, recipe=sgr"] == "hf"
     assert not (tmp_path / "results").exists() and elapsed < 60
+
+
+def test_the_first_papers_jobs_run_before_the_studys(tmp_path):
+    """Of the jobs ready at once, Snakemake runs the higher priority first: every job of a cell the
+    first paper shows outranks every job of a cell only the study has, so a cold run draws the
+    first paper's tables first and the second paper's share is the time after them."""
+    config = load_config(ROOT / "config" / "config.yaml")
+    first = {(r.model, r.method, r.recipe) for r in first_paper_rows(config)}
+    jobs = planned(ROOT / "Snakefile", tmp_path, ["report"], config={"data_dir": str(MIRROR)})
+    by_cell: dict[bool, list[int]] = {True: [], False: []}
+    for job in jobs:
+        w = job["wildcards"]
+        if job["rule"] in ("prune", "recover", "evaluate", "evaluate_tasks", "measure_speed"):
+            by_cell[(w["model"], w["method"], w["recipe"]) in first].append(job["priority"])
+    assert len(by_cell[True]) > 40 and len(by_cell[False]) > 40
+    assert min(by_cell[True]) > max(by_cell[False])
+    generator_pool = [j["priority"] for j in jobs if j["rule"] == "generate" and j["wildcards"]["model"] == "smollm2-135m-instruct"]
+    assert generator_pool and min(generator_pool) > max(by_cell[False])
 
 
 def test_table8_calibrates_on_another_models_responses(tmp_path):

@@ -229,6 +229,19 @@ def table_benchmarks(config: dict, number: int, kind: str = "table") -> list[str
     return [b for b in benchmarks(config) if chosen is None or b in chosen]
 
 
+def _drawn_rows(config: dict):
+    """(kind, number, row) for each row of each of the first paper's tables and figures."""
+    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
+        for number in numbers:
+            for row in required_rows(config, number, kind):
+                yield kind, number, row
+
+
+def first_paper_rows(config: dict) -> set[Row]:
+    """The cells the first paper's tables and figures show."""
+    return {row for _, _, row in _drawn_rows(config)}
+
+
 def cell_benchmarks(config: dict) -> dict[Row, list[str]]:
     """Each evaluated cell and the benchmarks it is evaluated on: those of every table and figure
     that shows it (a cell only ablations show runs only their benchmarks), and the task suite's
@@ -236,10 +249,8 @@ def cell_benchmarks(config: dict) -> dict[Row, list[str]]:
     from . import suite  # the second paper's table; it imports this module
 
     cells: dict[Row, set[str]] = {}
-    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
-        for number in numbers:
-            for row in required_rows(config, number, kind):
-                cells.setdefault(row, set()).update(table_benchmarks(config, number, kind))
+    for kind, number, row in _drawn_rows(config):
+        cells.setdefault(row, set()).update(table_benchmarks(config, number, kind))
     if config["task_suite"]["reasoning"]:  # its reasoning category: prunebench's own benchmarks
         for row in suite.rows(config):
             cells.setdefault(row, set()).update(config["task_suite"]["reasoning"])

@@ -204,10 +204,15 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
     return rows
 
 
-def planned_jobs(snakefile: str | Path, workdir: str | Path, targets: list[str], *,
-                 configfiles: list[str | Path] = (), config: dict | None = None,
-                 rerun_triggers: list[str] | None = None) -> Counter:
-    """How many jobs of each rule Snakemake would run for `targets` ({rule: count}), from a dry run
+def planned_jobs(snakefile: str | Path, workdir: str | Path, targets: list[str], **options) -> Counter:
+    """How many jobs of each rule Snakemake would run for `targets` ({rule: count})."""
+    return Counter(job["rule"] for job in planned(snakefile, workdir, targets, **options))
+
+
+def planned(snakefile: str | Path, workdir: str | Path, targets: list[str], *,
+            configfiles: list[str | Path] = (), config: dict | None = None,
+            rerun_triggers: list[str] | None = None) -> list[dict]:
+    """The jobs Snakemake would run for `targets`, each {rule, wildcards, priority}, from a dry run
     through its Python API: the job events it logs, not the text it prints."""
     from snakemake.api import SnakemakeApi
     from snakemake.logging import logger
@@ -215,12 +220,13 @@ def planned_jobs(snakefile: str | Path, workdir: str | Path, targets: list[str],
     from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
     from snakemake_interface_logger_plugins.common import LogEvent
 
-    jobs: Counter = Counter()
+    jobs: list[dict] = []
 
     class JobEvents(logging.Handler):
         def emit(self, record):
             if getattr(record, "event", None) == LogEvent.JOB_INFO:
-                jobs[record.rule_name] += 1
+                jobs.append({"rule": record.rule_name, "wildcards": dict(record.wildcards or {}),
+                             "priority": record.priority})
 
     dag_settings = DAGSettings(targets=list(targets))
     if rerun_triggers is not None:
