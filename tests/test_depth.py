@@ -122,6 +122,8 @@ def test_sleb_first_choice_is_the_brute_force_lowest_perplexity(deep_model):
     assert {int(k): v for k, v in record["perplexity_per_round"][0].items()} == pytest.approx(brute, rel=1e-5)
     second = {i: _perplexity_reference(model, calibration, [chosen[0], i]) for i in range(5) if i != chosen[0]}
     assert chosen[1] == min(second, key=second.get)  # scores computed again after the first removal
+    # every candidate's score, each run from the kept outputs of the blocks before it
+    assert {int(k): v for k, v in record["perplexity_per_round"][1].items()} == pytest.approx(second, rel=1e-5)
     ppl_chosen, _ = depth.choose_blocks("shortened_ppl", model, calibration, 2, LAYERS)
     assert ppl_chosen == sorted(brute, key=brute.get)[:2]  # one-shot: the two best alone
 
