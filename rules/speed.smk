@@ -1,6 +1,8 @@
 # Size, prefill and decode throughput and peak memory of every row of the speed table (the study's
-# dense and structured models). A speed job takes every core the run has, so that Snakemake runs
-# it alone and no other job shares the machine while it is timed.
+# dense and structured models). A speed job takes a model job's cores, like any other: one that
+# asked for every core would wait for the machine to empty, which a busy run rarely does, and each
+# pruned checkpoint (its input) would stay on disk until the end of the run. Quiet-machine figures
+# are bench/structured_speed.py's.
 
 
 rule measure_speed:
@@ -8,7 +10,7 @@ rule measure_speed:
         model=evaluated_model,
     output:
         paths.speed("{model}", "{method}", "{recipe}"),
-    threads: workflow.cores
+    threads: model_job_threads
     priority: cell_priority(evaluation=True)
     resources:
         gpu=model_gpus,
