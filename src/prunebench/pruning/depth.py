@@ -211,12 +211,13 @@ def removal_perplexities(model, calibration, layers_path: str, removed: frozense
     kept = [i for i in range(len(layers)) if i not in removed]
     scores, before = {}, None  # `before`: the outputs of the kept block preceding the candidate
     for position, index in enumerate(kept):
-        head = [Replay(layers[kept[position - 1]], before)] if position else []
-        with running(model, head + [layers[i] for i in kept[position + 1:]], layers_path):
+        def head():  # a Replay is read once: each pass over the calibration gets its own
+            return [Replay(layers[kept[position - 1]], before)] if position else []
+
+        with running(model, head() + [layers[i] for i in kept[position + 1:]], layers_path):
             scores[index] = perplexity(model, calibration)
         if position + 1 < len(kept):
-            head = [Replay(layers[kept[position - 1]], before)] if position else []
-            before = block_outputs(model, calibration, head + [layers[index]], layers_path)
+            before = block_outputs(model, calibration, head() + [layers[index]], layers_path)
     return scores
 
 
