@@ -20,7 +20,11 @@ rule data:
 rule prepare_model:
     output:
         paths.model_json("{model}"),
-    priority: CRITICAL  # every core of the machine: left for later, it would wait for all of them at once
+    # A model job's cores, like the others: asking for every core, a second model's preparation
+    # (Table 8's generator) waited for a moment with both cores free, which a busy run never has,
+    # and held the first paper's last table until the study's jobs were done.
+    threads: model_job_threads
+    priority: CRITICAL
     log:
         log_path("models", "{model}"),
     params:
