@@ -16,7 +16,8 @@ from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
-from prunebench.pruning.spec import CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, parse_method, vllm_servable
+from prunebench.pruning.spec import (CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, SEARCHING, parse_method,
+                                      split_recovery, vllm_servable)
 
 try:
     pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
@@ -215,11 +216,15 @@ def pool_priority(wildcards):
 
 def cell_priority(evaluation=False):
     """A cell's jobs by the cell: a first-paper cell's task-suite job goes with its evaluation,
-    so that its checkpoint is removed as soon after it is written as any other's."""
+    so that its checkpoint is removed as soon after it is written as any other's. Among the study's
+    prunes the searching depth methods go first (longest first, so that the run's last job is short)."""
 
     def priority(wildcards):
         cell = (wildcards.model, wildcards.method, getattr(wildcards, "recipe", paths.NO_RECIPE))
-        return (FIRST_PAPER if cell in FIRST_PAPER_CELLS else 0) + (2 if cell in MAIN_CELLS else 0) + (1 if evaluation else 0)
+        if cell in FIRST_PAPER_CELLS:
+            return FIRST_PAPER + (2 if cell in MAIN_CELLS else 0) + (1 if evaluation else 0)
+        searching = not evaluation and parse_method(split_recovery(wildcards.method)[0]).method in SEARCHING
+        return 1 if evaluation or searching else 0
 
     return priority
 

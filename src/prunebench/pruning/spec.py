@@ -21,6 +21,10 @@ METHOD_NAMES = tuple(FAMILIES)
 # Methods whose checkpoints are prunebench's own architectures (prunebench.architectures), which
 # vLLM does not serve: their models are evaluated on the hf backend.
 OWN_ARCHITECTURE = ("slicegpt", "llm_pruner", "mod", "dllm", "skipgpt")
+# Depth methods that search: they run the model once per candidate block and round, so they are the
+# longest prunes of a study (SLEB about 13 min on one core in the default, ShortGPT 0.4). The
+# workflow starts them before the study's other prunes, so that a run does not end on one of them.
+SEARCHING = ("sleb", "shortened_ppl")
 # The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
 _METHOD, _SPARSITY = r"[a-z][a-z0-9_]*", r"[0-9]*\.?[0-9]+"
