@@ -16,8 +16,8 @@ from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
-from prunebench.pruning.spec import (CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, SEARCHING, parse_method,
-                                      split_recovery, vllm_servable)
+from prunebench.pruning.spec import (CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, SEARCHING, algorithm,
+                                      parse_method, vllm_servable)
 
 try:
     pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
@@ -223,8 +223,7 @@ def cell_priority(evaluation=False):
         cell = (wildcards.model, wildcards.method, getattr(wildcards, "recipe", paths.NO_RECIPE))
         if cell in FIRST_PAPER_CELLS:
             return FIRST_PAPER + (2 if cell in MAIN_CELLS else 0) + (1 if evaluation else 0)
-        searching = not evaluation and parse_method(split_recovery(wildcards.method)[0]).method in SEARCHING
-        return 1 if evaluation or searching else 0
+        return 1 if evaluation or algorithm(wildcards.method) in SEARCHING else 0
 
     return priority
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from prunebench.config import load as load_config, study_method
-from prunebench.pruning.spec import SEARCHING
+from prunebench.pruning.spec import SEARCHING, algorithm
 from prunebench.tables import first_paper_rows
 from prunebench.verify import planned, planned_jobs
 
@@ -136,8 +136,8 @@ def test_the_first_papers_jobs_run_before_the_studys(tmp_path):
     # Among the study's prunes the searching depth methods (the longest) start first.
     study_prunes = {j["wildcards"]["method"]: j["priority"] for j in jobs if j["rule"] == "prune"
                     and (j["wildcards"]["model"], j["wildcards"]["method"], j["wildcards"]["recipe"]) not in first}
-    searching = {m: p for m, p in study_prunes.items() if m.split("-")[0] in SEARCHING}
-    assert sorted(m.split("-")[0] for m in searching) == sorted(SEARCHING)
+    searching = {m: p for m, p in study_prunes.items() if algorithm(m) in SEARCHING}
+    assert sorted(algorithm(m) for m in searching) == sorted(SEARCHING)
     assert min(searching.values()) > max(p for m, p in study_prunes.items() if m not in searching)
 
 

@@ -116,7 +116,12 @@ def split_recovery(name: str) -> tuple[str, str | None]:
     return method, (recovery if plus else None)
 
 
+def algorithm(method_name: str) -> str:
+    """The algorithm a cell's method name runs: ``"sleb-0.2+aligned"`` -> ``"sleb"``."""
+    return parse_method(split_recovery(method_name)[0]).method
+
+
 def vllm_servable(method_name: str) -> bool:
     """Whether vLLM can serve the checkpoint a method name builds (standard architectures only; a
     recovered model keeps its pruned model's architecture)."""
-    return parse_method(split_recovery(method_name)[0]).method not in OWN_ARCHITECTURE
+    return algorithm(method_name) not in OWN_ARCHITECTURE
