@@ -98,6 +98,11 @@ def test_prune_records_no_timing_and_no_machine_path(workdir, tiny_model, capsys
     assert record["provenance"]["inputs"].keys() == {"cal.jsonl", str(tiny_model)}
     measured = json.loads((workdir / "measured.json").read_text())
     assert measured["wall_seconds"] > 0 and measured["peak_memory_bytes"] > 0
+    # the weights as the checkpoint holds them, for verify once the checkpoint is gone
+    from prunebench.provenance import checkpoint_digest
+
+    assert record["weights_sha256"] == checkpoint_digest(workdir / "pruned", leave_out=["sparsity.json"])
+    assert any(name.startswith("model.safetensors:") for name in record["weights_sha256"])
 
 
 def test_an_output_file_that_is_an_input_is_refused(workdir, tiny_model, capsys):
@@ -215,6 +220,9 @@ def test_recover_fine_tunes_a_pruned_checkpoint_into_the_next_column(workdir, ti
     assert record["method"] == "shortgpt-0.5+generic" and len(record["removed_blocks"]) == 1   # the pruned record's
     assert record["recovery"]["training"]["steps"] == 4 and record["recovery"]["recipe"] == "c4"
     assert record["provenance"]["params"]["recovery"]["lora_rank"] == 16   # defaults filled
+    pruned = json.loads((workdir / "pruned" / "sparsity.json").read_text())
+    assert record["weights_sha256"] != pruned["weights_sha256"]   # the recovered weights', not the pruned ones'
+    assert "adapter/adapter_model.safetensors:" in " ".join(record["weights_sha256"])
     adapter = json.loads((workdir / "recovered" / "adapter" / "adapter_config.json").read_text())
     # peft writes target_modules from a set (order by hash seed): sorted, the checkpoint hashes the same
     assert adapter["target_modules"] == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",

@@ -49,6 +49,60 @@ def test_checkpoints_compare_weight_by_weight(tmp_path):
     assert verify.compare(a, tmp_path / "c", 1.0)["status"] == verify.MISSING
 
 
+def test_a_checkpoint_digest_is_each_tensors_bytes_and_each_files_hash(tmp_path):
+    """The digest a pruned record holds, against hashlib over the tensors' own bytes: it follows one
+    changed weight, and not the order or metadata of the safetensors header."""
+    from prunebench.provenance import checkpoint_digest
+
+    weights = {"b": torch.arange(6, dtype=torch.float32).reshape(2, 3), "a": torch.ones(4, dtype=torch.bfloat16)}
+    (tmp_path / "one").mkdir()
+    save_file(weights, str(tmp_path / "one/model.safetensors"))
+    (tmp_path / "one/config.json").write_text('{"x": 1}')
+    (tmp_path / "one/sparsity.json").write_text("{}")
+    (tmp_path / "one/.mark").write_text("")
+    digest = checkpoint_digest(tmp_path / "one", leave_out=["sparsity.json"])
+    expected_b = hashlib.sha256(b"torch.float32(2, 3)" + weights["b"].numpy().tobytes()).hexdigest()
+    expected_a = hashlib.sha256(b"torch.bfloat16(4,)" + bytes.fromhex("803f" * 4)).hexdigest()  # 1.0 in bf16, little-endian
+    assert digest == {"config.json": hashlib.sha256(b'{"x": 1}').hexdigest(),
+                      "model.safetensors:a": expected_a, "model.safetensors:b": expected_b}
+    (tmp_path / "two").mkdir()
+    save_file(dict(reversed(weights.items())), str(tmp_path / "two/model.safetensors"), metadata={"format": "pt"})
+    (tmp_path / "two/config.json").write_text('{"x": 1}')
+    assert checkpoint_digest(tmp_path / "two") == digest
+    weights["b"][1, 2] = 5.5
+    save_file(weights, str(tmp_path / "two/model.safetensors"))
+    changed = checkpoint_digest(tmp_path / "two")
+    assert [k for k in digest if changed[k] != digest[k]] == ["model.safetensors:b"]
+
+
+def test_the_mirror_leaves_every_product_of_the_rerun_job_its_own(tmp_path):
+    """A pruned record as the target: its checkpoint, log and measurements are the rerun's, in real
+    folders, never links through which the rerun would overwrite the recorded ones."""
+    root = tmp_path / "run"
+    recorded = ["results/pruned/m/w/c4.json", "results/pruned/m/w/c4/model.safetensors", "results/pruned/m/w/sgr.json",
+                "results/logs/prune/m/w/c4.log", "results/logs/prune/m/w/sgr.log", "results/logs/grade/x.log",
+                "results/measurements/prune/m/w/c4.json", "results/data/a.jsonl"]
+    for path in recorded:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(path)
+    scratch = root / "results/verify/scratch/0"
+    verify.mirror(root, scratch, "results/pruned/m/w/c4.json")
+    assert (scratch / "results/logs").is_symlink() and (scratch / "results/pruned/m/w/c4").is_symlink()
+    products = ["results/pruned/m/w/c4", "results/pruned/m/w/c4.json", "results/measurements/prune/m/w/c4.json",
+                "results/logs/prune/m/w/c4.log"]
+    verify.mirror(root, scratch, products)
+    for product in products:
+        assert not (scratch / product).exists() and not (scratch / product).is_symlink(), product
+        parent = scratch / product
+        while (parent := parent.parent) != scratch:
+            assert parent.is_dir() and not parent.is_symlink(), parent
+    for sibling in ("results/pruned/m/w/sgr.json", "results/logs/prune/m/w/sgr.log", "results/logs/grade",
+                    "results/data"):
+        assert (scratch / sibling).is_symlink(), sibling
+        assert (scratch / sibling).resolve() == (root / sibling).resolve(), sibling
+    assert sorted(p.name for p in (root / "results/logs/prune/m/w").iterdir()) == ["c4.log", "sgr.log"]
+
+
 def test_the_mirror_links_everything_but_the_target_at_the_recorded_times(tmp_path):
     root = tmp_path / "run"
     (root / ".snakemake").mkdir(parents=True)
@@ -91,12 +145,12 @@ def test_the_manifest_hashes_every_result_and_names_its_provenance(tmp_path, mon
 def test_the_default_slice_names_what_the_run_builds():
     base = {"models": {"m1": {"source": {"path": "/x"}}, "m2": {"source": {"path": "/y"}}}}
     assert verify.expand_targets(validate(base)) == [
-        "results/calibration/m1/ssgr.jsonl", "results/pruned/m1/wanda-0.5/ssgr"]
+        "results/calibration/m1/ssgr.jsonl", "results/pruned/m1/wanda-0.5/ssgr.json"]
     # a run without SSGR or Wanda verifies what it has, not a result it never builds
     narrow = validate(base | {"calibration": {"recipes": ["mathr", "c4"]},
                               "pruning": {"methods": ["sparsegpt-2of4", "sparsegpt-0.5"]}})
     assert verify.expand_targets(narrow) == [
-        "results/calibration/m1/mathr.jsonl", "results/pruned/m1/sparsegpt-2of4/mathr"]
+        "results/calibration/m1/mathr.jsonl", "results/pruned/m1/sparsegpt-2of4/mathr.json"]
     # an SSGR recipe under another name is found by its type
     definitions = validate(base)["calibration"]["recipe_definitions"] | {"mine": {"type": "ssgr"}}
     renamed = validate(base | {"calibration": {"recipes": ["c4", "mine"], "recipe_definitions": definitions}})

@@ -415,15 +415,23 @@ def test_e2e_gpqa_and_truthfulqa_questions_stay_out_of_results(e2e):
 
 @pytest.mark.slow
 def test_e2e_verify_reruns_jobs_and_finds_them_identical(e2e):
-    """The default slice (the SSGR calibration set, the Wanda/SSGR checkpoint) rerun on CPU is the
-    recorded result: byte for byte, up to the wall time and peak memory of the pruning record."""
+    """The default slice (the SSGR calibration set, the Wanda/SSGR checkpoint's record, which holds
+    every weight's sha256) rerun on CPU is the recorded result, byte for byte; the checkpoint itself
+    was not kept for it, and the rerun wrote none of its files (log, measurements) over the run's."""
     from prunebench.provenance import sha256_file
 
     work = e2e["work"]
     rows = {r["target"]: r for r in json.loads((work / "results/verify/reproducibility.json").read_text())["rows"]}
     assert rows["results/calibration/tiny/ssgr.jsonl"]["status"] == "identical"
-    pruned = rows["results/pruned/tiny/wanda-0.5/ssgr"]
-    assert pruned["rule"] == "prune" and pruned["status"] == "identical" and pruned["files"] >= 4
+    pruned = rows["results/pruned/tiny/wanda-0.5/ssgr.json"]
+    assert pruned["rule"] == "prune" and pruned["status"] == "identical" and pruned["files"] == 1
+    weights = json.loads((work / "results/pruned/tiny/wanda-0.5/ssgr.json").read_text())["weights_sha256"]
+    assert any(name.endswith("mlp.up_proj.weight") for name in weights) and "config.json" in weights
+    assert not (work / "results/pruned/tiny/wanda-0.5/ssgr").exists()
+    # written by the recorded job, not seconds later by verify's (planning a rerun alone takes longer)
+    made = (work / "results/pruned/tiny/wanda-0.5/ssgr.json").stat().st_mtime
+    for recorded in ("results/logs/prune/tiny/wanda-0.5/ssgr.log", "results/measurements/prune/tiny/wanda-0.5/ssgr.json"):
+        assert (work / recorded).stat().st_mtime < made + 3, recorded
     html = (work / "results/report/index.html").read_text()
     assert html.split('id="reproducibility"', 1)[1].count("identical") >= 2
     files = {f["path"]: f for f in json.loads((work / "results/manifest.json").read_text())["files"]}

@@ -21,7 +21,7 @@ from . import datasets, paths
 from .config import pruning_options, schema_default
 from .io import (InputError, JobError, check_output_dir, check_output_file, iter_jsonl, mark_output_dir,
                  require_fields, write_json, write_jsonl)
-from .provenance import MEASURED_FIELDS, provenance, sha256_file
+from .provenance import MEASURED_FIELDS, checkpoint_digest, provenance, sha256_file
 
 log = logging.getLogger("prunebench")
 
@@ -298,6 +298,7 @@ def cmd_prune(args) -> None:
     with atomic_dir(args.out, mark=args.command) as staging:
         model.save_pretrained(staging)
         copy_tokenizer_files(model_dir(args.model), staging)
+        record["weights_sha256"] = checkpoint_digest(staging, leave_out=[paths.SPARSITY_FILE])
         write_json(staging / paths.SPARSITY_FILE, record)
     if args.record:
         write_json(args.record, record)
@@ -372,6 +373,7 @@ def cmd_recover(args) -> None:
                                            "data_file": args.data, **result}}
             model.save_pretrained(staging)
             copy_tokenizer_files(model_dir(args.model), staging)
+            record["weights_sha256"] = checkpoint_digest(staging, leave_out=[paths.SPARSITY_FILE])
             write_json(staging / paths.SPARSITY_FILE, record)
         shutil.rmtree(checkpoint, ignore_errors=True)
     if args.record:

@@ -48,7 +48,8 @@ def sparsity_record(model: str, method: str, recipe: str) -> str:
 def record_of(result: str) -> str:
     """What stands for a result that may be removed once used: a pruned checkpoint's sparsity record."""
     parts = Path(result).parts
-    return f"{result.rstrip('/')}.json" if len(parts) == 5 and parts[:2] == (RESULTS.name, "pruned") else result
+    checkpoint = len(parts) == 5 and parts[:2] == (RESULTS.name, "pruned") and not result.endswith(".json")
+    return f"{result.rstrip('/')}.json" if checkpoint else result
 
 
 def parts(output: str | Path) -> str:

@@ -46,6 +46,34 @@ def sha256_path(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_digest(folder: str | os.PathLike, leave_out: Iterable[str] = ()) -> dict[str, str]:
+    """sha256 of every weight tensor (its dtype, shape and bytes), as `file:tensor`, and of every other
+    file of a saved checkpoint, by relative path (hidden files and `leave_out` left out).
+
+    A pruned checkpoint's record holds it and outlives the checkpoint, so `verify` checks a rerun's
+    weights exactly without keeping a full copy of the model until it runs. Tensors rather than
+    whole files, so that a safetensors header laid out another way is not taken for other weights.
+    """
+    import torch
+    from safetensors import safe_open
+
+    folder, digests = Path(folder), {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative in leave_out or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if path.suffix != ".safetensors":
+            digests[relative] = sha256_file(path)
+            continue
+        with safe_open(str(path), framework="pt") as tensors:
+            for name in sorted(tensors.keys()):
+                tensor = tensors.get_tensor(name).contiguous()
+                digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+                digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+                digests[f"{relative}:{name}"] = digest.hexdigest()
+    return digests
+
+
 def portable(path: str | os.PathLike) -> str:
     """A path as results record it: relative to the working directory where it lies inside it, so
     that the same run in two clones (or on two machines) writes the same bytes."""

@@ -15,12 +15,14 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Iterable
 
 import yaml
 
@@ -54,31 +56,41 @@ def expand_targets(config: dict) -> list[str]:
     return targets
 
 
-def mirror(root: Path, scratch: Path, target: str) -> None:
-    """`scratch` as a copy of `root`'s results made of symbolic links, without `target`.
+def mirror(root: Path, scratch: Path, products: str | Iterable[str]) -> None:
+    """`scratch` as a copy of `root`'s results made of symbolic links, without `products` (the
+    rerun job's outputs and log).
 
-    Only what lies under the target's top folder (results/) is linked: Snakemake's own state and
-    the config of the recorded run are never shared with the rerun.
+    Every folder on the way to a product is a real folder of links, so that the rerun writes none of
+    its files into the recorded results. Only what lies under the products' top folder (results/) is
+    linked: Snakemake's own state and the config of the recorded run are never shared with the rerun.
+    Called again with more products (once the rerun's job is known), it unlinks what they now cover.
     """
-    target_parts = Path(target).parts
+    products = [Path(products)] if isinstance(products, (str, os.PathLike)) else [Path(p) for p in products]
+    on_the_way = {Path(*product.parts[:depth]) for product in products for depth in range(1, len(product.parts) + 1)}
     scratch = scratch.resolve()
-    for depth in range(len(target_parts)):
-        here = Path(*target_parts[:depth])
-        (scratch / here).mkdir(parents=True, exist_ok=True)
-        source = root / here
-        # results only: the working directory's .snakemake (metadata, locks) and config stay apart
-        if depth == 0 or not source.is_dir():
-            continue
-        for entry in source.iterdir():
-            if entry.name == target_parts[depth] or is_temporary(Path(entry.name)) \
-                    or scratch.is_relative_to(entry.resolve()):
+    for product in products:
+        if (scratch / product).is_symlink():
+            (scratch / product).unlink()
+        for depth in range(len(product.parts)):
+            here = Path(*product.parts[:depth])
+            folder = scratch / here
+            if folder.is_symlink():     # linked whole before: now a folder of links
+                folder.unlink()
+            folder.mkdir(parents=True, exist_ok=True)
+            source = root / here
+            # results only: the working directory's .snakemake (metadata, locks) and config stay apart
+            if depth == 0 or not source.is_dir():
                 continue
-            link = scratch / here / entry.name
-            if not link.exists() and not link.is_symlink():
-                link.symlink_to(entry.resolve())
-                # the link's own time is the recorded one, so Snakemake sees the recorded order
-                stat = entry.stat()
-                os.utime(link, ns=(stat.st_atime_ns, stat.st_mtime_ns), follow_symlinks=False)
+            for entry in source.iterdir():
+                if here / entry.name in on_the_way or is_temporary(Path(entry.name)) \
+                        or scratch.is_relative_to(entry.resolve()):
+                    continue
+                link = folder / entry.name
+                if not link.exists() and not link.is_symlink():
+                    link.symlink_to(entry.resolve())
+                    # the link's own time is the recorded one, so Snakemake sees the recorded order
+                    stat = entry.stat()
+                    os.utime(link, ns=(stat.st_atime_ns, stat.st_mtime_ns), follow_symlinks=False)
 
 
 def _strip(value):
@@ -183,13 +195,10 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
         command = [sys.executable, "-m", "snakemake", "-s", snakefile, "--directory", str(work),
                    "--configfile", str(configfile), "--cores", str(cores), "--rerun-triggers", "mtime",
                    "--nocolor", target]
-        try:
-            jobs = dict(planned_jobs(snakefile, work, [target], configfiles=[configfile], rerun_triggers=["mtime"]))
-        except Exception as err:  # noqa: BLE001 - Snakemake's own errors, said in one line
-            raise JobError(f"verify: Snakemake cannot plan the rerun of {target}: {err}") from None
-        if sum(jobs.values()) != 1:
-            raise JobError(f"verify: rerunning {target} would run {jobs or 'nothing'} instead of its own job alone")
-        rule = next(iter(jobs))
+        jobs = _the_one_job(snakefile, work, target, configfile)
+        # the job's other outputs and its log are the rerun's own, not links to the recorded ones
+        mirror(root, work, jobs[0]["products"])
+        rule = _the_one_job(snakefile, work, target, configfile)[0]["rule"]
         log(f"verify: rerunning {target} ({rule}) in {work}")
         start = time.monotonic()
         result = subprocess.run(command, capture_output=True, text=True)
@@ -204,6 +213,18 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
     return rows
 
 
+def _the_one_job(snakefile: str, work: Path, target: str, configfile: Path) -> list[dict]:
+    """The job a rerun of `target` in `work` runs; an error if it would run any other."""
+    try:
+        jobs = planned(snakefile, work, [target], configfiles=[configfile], rerun_triggers=["mtime"])
+    except Exception as err:  # noqa: BLE001 - Snakemake's own errors, said in one line
+        raise JobError(f"verify: Snakemake cannot plan the rerun of {target}: {err}") from None
+    if len(jobs) != 1:
+        counted = dict(Counter(job["rule"] for job in jobs))
+        raise JobError(f"verify: rerunning {target} would run {counted or 'nothing'} instead of its own job alone")
+    return jobs
+
+
 def planned_jobs(snakefile: str | Path, workdir: str | Path, targets: list[str], **options) -> Counter:
     """How many jobs of each rule Snakemake would run for `targets` ({rule: count})."""
     return Counter(job["rule"] for job in planned(snakefile, workdir, targets, **options))
@@ -212,8 +233,9 @@ def planned_jobs(snakefile: str | Path, workdir: str | Path, targets: list[str],
 def planned(snakefile: str | Path, workdir: str | Path, targets: list[str], *,
             configfiles: list[str | Path] = (), config: dict | None = None,
             rerun_triggers: list[str] | None = None) -> list[dict]:
-    """The jobs Snakemake would run for `targets`, each {rule, wildcards, priority}, from a dry run
-    through its Python API: the job events it logs, not the text it prints."""
+    """The jobs Snakemake would run for `targets`, each {rule, wildcards, priority, products (its
+    outputs, log and benchmark files)}, from a dry run through its Python API: the job events it
+    logs, not the text it prints."""
     from snakemake.api import SnakemakeApi
     from snakemake.logging import logger
     from snakemake.settings.enums import Quietness
@@ -225,8 +247,11 @@ def planned(snakefile: str | Path, workdir: str | Path, targets: list[str], *,
     class JobEvents(logging.Handler):
         def emit(self, record):
             if getattr(record, "event", None) == LogEvent.JOB_INFO:
+                files = [*record.output, *record.log, *([record.benchmark] if record.benchmark else [])]
                 jobs.append({"rule": record.rule_name, "wildcards": dict(record.wildcards or {}),
-                             "priority": record.priority})
+                             "priority": record.priority,
+                             # the paths as Snakemake prints them, less the flags it adds: "x (temporary)"
+                             "products": [re.sub(r" \([^()]*\)$", "", str(f)) for f in files]})
 
     dag_settings = DAGSettings(targets=list(targets))
     if rerun_triggers is not None:
