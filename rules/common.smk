@@ -208,10 +208,17 @@ CRITICAL, LIGHT = 10, 8
 FIRST_PAPER = 4
 
 
+# The pool with the most problems is the longest job on the critical path (it feeds SGR and SSGR):
+# when one core is free (the other busy with Table 8's generator, ready sooner), it goes first.
+LARGEST_POOL = max(POOL_SOURCES, key=lambda dataset: config["self_generation"]["sources"][dataset], default=None)
+
+
 def pool_priority(wildcards):
-    """An evaluated model's pool and grading first; a generator-only model's (Table 8's other
-    source) with the first paper's ablation cells."""
-    return FIRST_PAPER if config["models"][wildcards.model]["generator_only"] else CRITICAL
+    """An evaluated model's pool and grading first, its largest pool before the others; a
+    generator-only model's (Table 8's other source) with the first paper's ablation cells."""
+    if config["models"][wildcards.model]["generator_only"]:
+        return FIRST_PAPER
+    return CRITICAL + (1 if wildcards.dataset == LARGEST_POOL else 0)
 
 
 def cell_priority(evaluation=False):

@@ -133,6 +133,12 @@ def test_the_first_papers_jobs_run_before_the_studys(tmp_path):
     assert min(by_cell[True]) > max(by_cell[False])
     generator_pool = [j["priority"] for j in jobs if j["rule"] == "generate" and j["wildcards"]["model"] == "smollm2-135m-instruct"]
     assert generator_pool and min(generator_pool) > max(by_cell[False])
+    # The evaluated model's largest pool (the critical path) goes before its smaller one, which
+    # Snakemake would otherwise pick by its larger input file when one core is free.
+    pools = {j["wildcards"]["dataset"]: j["priority"] for j in jobs if j["rule"] == "generate"
+             and j["wildcards"]["model"] == "qwen2.5-coder-0.5b-instruct"}
+    assert config["self_generation"]["sources"] == {"wordproblems_train": 20, "gsm8k_train": 4}
+    assert pools["wordproblems_train"] > pools["gsm8k_train"] > max(generator_pool)
     # Among the study's prunes the searching depth methods (the longest) start first.
     study_prunes = {j["wildcards"]["method"]: j["priority"] for j in jobs if j["rule"] == "prune"
                     and (j["wildcards"]["model"], j["wildcards"]["method"], j["wildcards"]["recipe"]) not in first}
