@@ -214,10 +214,12 @@ LARGEST_POOL = max(POOL_SOURCES, key=lambda dataset: config["self_generation"]["
 
 
 def pool_priority(wildcards):
-    """An evaluated model's pool and grading first, its largest pool before the others; a
-    generator-only model's (Table 8's other source) with the first paper's ablation cells."""
+    """An evaluated model's pool and grading first, its largest pool before the others; then a
+    generator-only model's (Table 8's other source), before any cell: it heads a chain of its own
+    (grading, calibration, a prune, an evaluation) that, left to the ablations' priority, waited
+    behind every ablation prune and ran last, alone, at the end of the first paper."""
     if config["models"][wildcards.model]["generator_only"]:
-        return FIRST_PAPER
+        return LIGHT
     return CRITICAL + (1 if wildcards.dataset == LARGEST_POOL else 0)
 
 
