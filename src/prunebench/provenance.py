@@ -59,9 +59,10 @@ def checkpoint_digest(folder: str | os.PathLike, leave_out: Iterable[str] = ()) 
 
     folder, digests = Path(folder), {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        if relative in leave_out or any(part.startswith(".") for part in path.relative_to(folder).parts):
+        relative = path.relative_to(folder)
+        if relative.as_posix() in leave_out or any(part.startswith(".") for part in relative.parts):
             continue
+        relative = relative.as_posix()
         if path.suffix != ".safetensors":
             digests[relative] = sha256_file(path)
             continue

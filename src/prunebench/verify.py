@@ -195,10 +195,10 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
         command = [sys.executable, "-m", "snakemake", "-s", snakefile, "--directory", str(work),
                    "--configfile", str(configfile), "--cores", str(cores), "--rerun-triggers", "mtime",
                    "--nocolor", target]
-        jobs = _the_one_job(snakefile, work, target, configfile)
+        job = _the_one_job(snakefile, work, target, configfile)
         # the job's other outputs and its log are the rerun's own, not links to the recorded ones
-        mirror(root, work, jobs[0]["products"])
-        rule = _the_one_job(snakefile, work, target, configfile)[0]["rule"]
+        mirror(root, work, job["products"])
+        rule = job["rule"]
         log(f"verify: rerunning {target} ({rule}) in {work}")
         start = time.monotonic()
         result = subprocess.run(command, capture_output=True, text=True)
@@ -213,7 +213,7 @@ def verify(targets: list[str], *, snakefile: str, config: dict, scratch: str | P
     return rows
 
 
-def _the_one_job(snakefile: str, work: Path, target: str, configfile: Path) -> list[dict]:
+def _the_one_job(snakefile: str, work: Path, target: str, configfile: Path) -> dict:
     """The job a rerun of `target` in `work` runs; an error if it would run any other."""
     try:
         jobs = planned(snakefile, work, [target], configfiles=[configfile], rerun_triggers=["mtime"])
@@ -222,7 +222,7 @@ def _the_one_job(snakefile: str, work: Path, target: str, configfile: Path) -> l
     if len(jobs) != 1:
         counted = dict(Counter(job["rule"] for job in jobs))
         raise JobError(f"verify: rerunning {target} would run {counted or 'nothing'} instead of its own job alone")
-    return jobs
+    return jobs[0]
 
 
 def planned_jobs(snakefile: str | Path, workdir: str | Path, targets: list[str], **options) -> Counter:
