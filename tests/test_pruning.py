@@ -252,6 +252,31 @@ def test_sparsegpt_matches_reference(name, prune_n, prune_m):
     assert bool((pruned[:, 5] == 0).all())
 
 
+def test_the_triangular_inverse_in_column_blocks_is_the_inverse():
+    from prunebench.pruning.sparsegpt import lower_triangular_inverse
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(400, 100, generator=generator, dtype=torch.float64)
+    lower = torch.linalg.cholesky(x.T @ x / 400 + 0.01 * torch.eye(100, dtype=torch.float64)).float()
+    eye = torch.eye(100)
+    expected = torch.linalg.inv(lower.double()).float()           # LU, not a triangular solve
+    for block in (7, 16, 50, 100):                                # uneven, even, two blocks, whole
+        inverse = lower_triangular_inverse(lower, eye, block=block)
+        assert torch.equal(inverse, inverse.tril())
+        torch.testing.assert_close(inverse, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sparsegpt_with_a_blocked_inverse_matches_the_reference(monkeypatch):
+    from prunebench.pruning import sparsegpt
+    monkeypatch.setattr(sparsegpt, "INVERSE_BLOCK", 12)       # 64 columns: six blocks of 12 and one of 4
+    weight, x = correlated_layer(seed=6)
+    hessian = InputStatistic("hessian", 64)
+    hessian.add(x)
+    expected = reference_sparsegpt(weight, hessian.value, 0.5, 0, 0, blocksize=16)
+    pruned = METHODS["sparsegpt"].prune(weight, hessian.value, parse_method("sparsegpt-0.5"), blocksize=16, log=quiet)
+    assert torch.equal(pruned == 0, expected == 0)
+    torch.testing.assert_close(pruned, expected, rtol=1e-4, atol=1e-4)   # the reference inverts another way
+
+
 def test_reference_mask_selection_matches_the_reference_verbatim():
     weight, x = correlated_layer(seed=4)
     hessian = InputStatistic("hessian", 64)

@@ -59,8 +59,8 @@ class InputStatistic:
     @property
     def value(self) -> torch.Tensor:
         if not self._mirrored:
-            upper = torch.triu(self._value)
-            self._value = upper + torch.triu(upper, 1).T
+            self._value.triu_()
+            self._value.add_(self._value.T.tril(-1))  # the strict upper triangle, mirrored (a copy)
             self._mirrored = True
         return self._value
 

@@ -17,6 +17,28 @@ MAX_DAMPING_RAISES = 3
 DEFAULTS = pruning_defaults()  # blocksize, percdamp, mask_selection: the workflow schema's defaults
 
 
+INVERSE_BLOCK = 512  # column block of the triangular inverse; smaller factors are inverted whole
+
+
+def lower_triangular_inverse(lower: torch.Tensor, eye: torch.Tensor, block: int | None = None) -> torch.Tensor:
+    """L^-1 for a lower-triangular L, one block of columns at a time.
+
+    Column block j of L^-1 is zero above its diagonal block, so it solves only L[j:, j:] X = I[j:, j:k]:
+    about n^3/3 multiply-adds in all, against n^3 for one solve with the whole identity as its
+    right-hand side (4864 columns, Qwen2.5-0.5B's down_proj: 1.0 s instead of 2.2 s on one core).
+    Each column is the same forward substitution either way: the two agree to rounding (on this
+    CPU, bit for bit).
+    """
+    n, block = lower.shape[0], block or INVERSE_BLOCK
+    if n <= 2 * block:
+        return torch.linalg.solve_triangular(lower, eye, upper=False)
+    inverse = torch.zeros_like(lower)
+    for j in range(0, n, block):
+        k = min(j + block, n)
+        inverse[j:, j:k] = torch.linalg.solve_triangular(lower[j:, j:], eye[j:, j:k], upper=False)
+    return inverse
+
+
 def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_raises: int = MAX_DAMPING_RAISES,
                      name: str = "") -> tuple[torch.Tensor, float, int]:
     """Upper Cholesky factor of (H + damp I)^-1, damp = percdamp * mean(diag H).
@@ -33,7 +55,7 @@ def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_r
             # wanted factor: one factorisation and one triangular solve instead of the references'
             # Cholesky, inverse and second Cholesky; faster, and nearer the fp64 result.
             lower = torch.linalg.cholesky((hessian + fraction * mean_diag * eye).flip(0, 1))
-            factor = torch.linalg.solve_triangular(lower, eye, upper=False).flip(0, 1)
+            factor = lower_triangular_inverse(lower, eye).flip(0, 1)
             if not torch.isnan(factor).any():
                 return factor, fraction, raises
         except torch.linalg.LinAlgError:
