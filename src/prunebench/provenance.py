@@ -59,10 +59,10 @@ def checkpoint_digest(folder: str | os.PathLike, leave_out: Iterable[str] = ()) 
 
     folder, digests = Path(folder), {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder)
-        if relative.as_posix() in leave_out or any(part.startswith(".") for part in relative.parts):
+        parts = path.relative_to(folder).parts
+        relative = "/".join(parts)
+        if relative in leave_out or any(part.startswith(".") for part in parts):
             continue
-        relative = relative.as_posix()
         if path.suffix != ".safetensors":
             digests[relative] = sha256_file(path)
             continue
