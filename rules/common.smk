@@ -10,6 +10,7 @@ from prunebench import calibration as pb_calibration
 from prunebench import config as pb_config
 from prunebench import paths
 from prunebench import latex as pb_latex
+from prunebench import scheduling as pb_scheduling
 from prunebench import study as pb_study
 from prunebench import suite as pb_suite
 from prunebench import tables as pb_tables
@@ -23,6 +24,9 @@ try:
     pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
 except InputError as err:
     raise WorkflowError(str(err)) from None
+
+# One wake-up timer for the scheduler's loop, where Snakemake 9.27 adds one per finished job (why: the module).
+pb_scheduling.apply()
 
 MODELS = list(config["models"])
 config["verify"]["targets"] = pb_verify.expand_targets(config)  # the results `snakemake verify` reruns

@@ -1,0 +1,62 @@
+"""The scheduler loop's single wake-up timer (prunebench.scheduling): one pending at a time, a
+daemon, re-armed by the pass it starts, and a rate-limited workflow still runs to its end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from prunebench import scheduling
+
+
+class LoopStub:
+    """What the fix touches of Snakemake's JobScheduler: the semaphore its loop waits on."""
+
+    def __init__(self):
+        self._open_jobs = threading.Semaphore(0)
+
+
+def test_however_often_the_loop_asks_one_wakeup_is_pending():
+    loop = LoopStub()
+    before = set(threading.enumerate())
+    for _ in range(50):
+        scheduling.schedule_reevaluation(loop, 0.2)
+    started = [t for t in threading.enumerate() if t not in before and isinstance(t, threading.Timer)]
+    assert len(started) == 1 and started[0].daemon  # Snakemake's own: 50 timers, none a daemon
+    assert loop._open_jobs.acquire(timeout=5)
+    assert not loop._open_jobs.acquire(timeout=0.5)  # released once, not 50 times
+
+
+def test_the_pass_a_wakeup_starts_arms_the_next_one():
+    loop = LoopStub()
+    for _ in range(3):  # as the loop does: woken, it asks for the next wake-up
+        scheduling.schedule_reevaluation(loop, 0.05)
+        assert loop._open_jobs.acquire(timeout=5)
+
+
+def test_apply_replaces_snakemakes_method(monkeypatch):
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
+    # the installed Snakemake must still have the method the fix replaces; if this fails, a new
+    # Snakemake renamed or removed it: check whether it still adds a timer per pass
+    monkeypatch.setattr(JobScheduler, "_schedule_reevalutation", JobScheduler._schedule_reevalutation)
+    assert scheduling.apply()
+    assert JobScheduler._schedule_reevalutation is scheduling.schedule_reevaluation
+
+
+def test_a_rate_limited_workflow_runs_to_its_end_and_exits(tmp_path):
+    """At one job a second the loop depends on the timer to go on: the run must neither hang nor
+    wait on a timer after its last job."""
+    jobs = 6
+    (tmp_path / "Snakefile").write_text(
+        "import prunebench.scheduling\nassert prunebench.scheduling.apply()\n"
+        f"rule all:\n    input: expand('out/{{i}}.txt', i=range({jobs}))\n"
+        "rule touch:\n    output: 'out/{i}.txt'\n    shell: 'touch {output}'\n")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--max-jobs-per-timespan", "1/1s",
+                           "all"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i}.txt" for i in range(jobs)]
