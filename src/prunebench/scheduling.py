@@ -45,8 +45,7 @@ def apply() -> bool:
     there). Returns False, changing nothing, where the installed Snakemake has no such method."""
     from snakemake.scheduling import job_scheduler
 
-    scheduler_class = getattr(job_scheduler, "JobScheduler", None)
-    if scheduler_class is None or not hasattr(scheduler_class, "_schedule_reevalutation"):
+    if not hasattr(job_scheduler.JobScheduler, "_schedule_reevalutation"):
         return False
-    scheduler_class._schedule_reevalutation = schedule_reevaluation
+    job_scheduler.JobScheduler._schedule_reevalutation = schedule_reevaluation
     return True
