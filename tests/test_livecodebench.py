@@ -108,6 +108,28 @@ def test_stdin_candidates_graded_on_every_test(code, expected):
     assert lcb.passes(code, lcb._checks(SUM)) is expected
 
 
+# A private test whose expected output appears nowhere else: a candidate that prints it must have read it.
+HIDDEN = _problem("abc002_a", "Read A and B; print A+B.", [_stdin("1 2\n", "3\n")], [_stdin("40 2\n", "424242\n")])
+CHEATS = {
+    "reads tests.json": ("import json, sys\nfor t in json.load(open('tests.json'))['tests']:\n"
+                         "    if t['input'] == sys.stdin.read(): print(t['output'])\n"),
+    "writes output.txt and exits": "open('output.txt', 'w').write('424242\\n')\nimport os\nos._exit(0)\n",
+    "searches every file for the answer": (
+        "import os, sys\ndata = sys.stdin.read()\nif data.startswith('1 '):\n    print(3)\n    raise SystemExit\n"
+        "for root, dirs, files in os.walk('/'):\n    dirs[:] = [d for d in dirs if root != '/' or d not in ('proc', 'usr', 'sys')]\n"
+        "    for f in files:\n        try:\n            if b'424242' in open(os.path.join(root, f), 'rb').read(1 << 20):\n"
+        "                print(424242)\n                raise SystemExit\n        except OSError:\n            pass\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHEATS))
+def test_a_candidate_never_sees_the_expected_output(name):
+    """The expected outputs stay outside the sandbox: only the input goes in, the comparison is made
+    here. Each cheat would pass where it could read (or write) what it reaches for."""
+    assert not lcb.passes(CHEATS[name], lcb._checks(HIDDEN))
+    assert lcb.passes("a, b = map(int, input().split())\nprint(3 if a == 1 else 424242)\n", lcb._checks(HIDDEN))
+
+
 def test_outputs_compare_by_line_and_by_decimal_value():
     problem = _problem("p", "Print one half and a pair.", [_stdin("", "0.5000\n1 2\n")], [])
     checks = lcb._checks(problem)

@@ -438,6 +438,13 @@ def cmd_tasks(args) -> None:
         suite = {n: {**s, "limit": args.limit} for n, s in suite.items()}
     if args.task:
         suite = {n: suite[n] for n in args.task}
+    code_tasks = sorted(set(suite) & set(lmeval.CODE_TASKS))
+    if code_tasks:
+        from .sandbox import unavailable
+
+        reason = unavailable()
+        if reason:
+            raise InputError(f"{', '.join(code_tasks)} run model-written code, which is never run unprotected: {reason}")
     out_dir = Path(args.out_dir)
     mark_output_dir(out_dir, args.command)
     identity = _model_provenance(args.model)

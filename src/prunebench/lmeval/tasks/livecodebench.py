@@ -14,8 +14,9 @@ and private test, as LiveCodeBench grades it:
   expected output, or each line's whitespace-separated tokens are equal decimals;
 - functional problems (LeetCode): `Solution().<func_name>(*args)`, each argument one JSON line of
   the test's input, returns the JSON-decoded expected output.
-Each candidate's tests run in prunebench's sandbox (one process per test under the limits, no
-network, results hidden); pass@k over several samples by the unbiased estimator.
+Each test of a candidate is a sandbox run of its own (prunebench.sandbox) that receives the test's
+input and nothing else; its output is compared here, outside, so that no candidate can read an
+expected output or write a verdict. pass@k over several samples by the unbiased estimator.
 
 Private tests are stored as base64 of zlib of a pickle of a JSON string; the pickle is decoded by
 an unpickler that builds no objects but plain strings, so that a doctored file cannot run code here.
@@ -30,9 +31,10 @@ import pickle
 import re
 import zlib
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from prunebench.sandbox import Limits, run_program
+from prunebench.sandbox import Limits, run
 
 from prunebench.lmeval.tasks.code import PASS_AT_K, estimate_pass_at_k, run_all
 
@@ -51,62 +53,49 @@ PRELUDE = ("from typing import *\nfrom collections import *\nfrom functools impo
            "from heapq import *\nfrom bisect import *\nfrom math import *\nfrom string import *\nimport sys, re, math, "
            "json, string, random, heapq, bisect, collections, itertools, functools, operator\n"
            "sys.setrecursionlimit(50000)\n")
-# Runs inside the sandbox: each test of tests.json against solution.py in a process of its own.
-CHECKER = r'''
-import json, subprocess, sys
-from decimal import Decimal, InvalidOperation
-spec = json.load(open("tests.json", encoding="utf-8"))
-# The solution is read by a relative name: the scratch folder's absolute path lies under a covered /tmp.
+# Run inside the sandbox, one container per test: the test's input is the program's standard input,
+# and what it prints is compared outside (the expected output never enters the container).
 RUN_SCRIPT = """
-exec(compile(open("solution.py", encoding="utf-8").read(), "solution.py", "exec"), {"__name__": "__main__"})
+import runpy
+runpy.run_path("/box/solution.py", run_name="__main__")
 """
 RUN_FUNCTION = """
 import json, sys
+sys.set_int_max_str_digits(0)
+args = [json.loads(line) for line in sys.stdin.read().split("\\n")]
 namespace = {"__name__": "solution"}
-exec(compile(open("solution.py", encoding="utf-8").read(), "solution.py", "exec"), namespace)
-args = [json.loads(line) for line in open("input.txt", encoding="utf-8").read().split("\\n")]
-result = getattr(namespace["Solution"](), sys.argv[1])(*args)
+exec(compile(open("/box/solution.py", encoding="utf-8").read(), "solution.py", "exec"), namespace)
+result = getattr(namespace["Solution"](), FUNC_NAME)(*args)
 print(json.dumps(list(result) if isinstance(result, tuple) else result))
 """
 
-def lines(text):
+
+def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.strip().split("\n")]
 
-def decimals(line):
+
+def _decimals(line: str) -> list[Decimal] | None:
     try:
         return [Decimal(token) for token in line.split()]
     except InvalidOperation:
         return None
 
-def same_output(got, expected):
-    got, expected = lines(got), lines(expected)
-    if len(got) != len(expected):
-        return False
-    return all(a == b or (decimals(a) is not None and decimals(a) == decimals(b)) for a, b in zip(got, expected))
 
-for test in spec["tests"]:
-    with open("input.txt", "w", encoding="utf-8") as handle:
-        handle.write(test["input"])
-    if spec["functional"]:
-        command = [sys.executable, "-s", "-B", "-c", RUN_FUNCTION, spec["func_name"]]
-    else:
-        command = [sys.executable, "-s", "-B", "-c", RUN_SCRIPT]
-    with open("input.txt", encoding="utf-8") as stdin, open("output.txt", "w", encoding="utf-8") as stdout:
-        try:
-            code = subprocess.run(command, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
-                                  timeout=spec["seconds"]).returncode
-        except subprocess.TimeoutExpired:
-            sys.exit("timeout")
-    got = open("output.txt", encoding="utf-8", errors="replace").read()
-    if code != 0:
-        sys.exit(f"exit status {code}")
-    if spec["functional"]:
-        passed = json.loads(got) == json.loads(test["output"])
-    else:
-        passed = same_output(got, test["output"])
-    if not passed:
-        sys.exit("wrong answer")
-'''
+def same_output(got: str, expected: str) -> bool:
+    """LiveCodeBench's stdin comparison: equal stripped lines, or lines of equal decimals."""
+    got_lines, expected_lines = _lines(got), _lines(expected)
+    if len(got_lines) != len(expected_lines):
+        return False
+    return all(a == b or (_decimals(a) is not None and _decimals(a) == _decimals(b))
+               for a, b in zip(got_lines, expected_lines))
+
+
+def same_value(got: str, expected: str) -> bool:
+    """LiveCodeBench's functional comparison: the printed JSON equals the expected JSON."""
+    try:
+        return json.loads(got) == json.loads(expected)
+    except ValueError:
+        return False
 
 
 class _StringsOnly(pickle.Unpickler):
@@ -184,13 +173,24 @@ def _checks(doc: dict) -> dict:
 
 
 def passes(code: str, checks: dict) -> bool:
-    """Whether one candidate passes every test, run in the sandbox."""
+    """Whether one candidate passes every test: each test a sandbox run of its own, given the input
+    only, its output compared here."""
     if not code.strip():
         return False
-    limits = Limits(wall_seconds=TEST_SECONDS * len(checks["tests"]) + 10, cpu_seconds=TEST_SECONDS + 1,
-                    memory_bytes=2 << 30, file_bytes=64 << 20)
-    files = {"solution.py": PRELUDE + code, "tests.json": json.dumps(checks)}
-    return run_program(CHECKER, limits, files=files).passed
+    if checks["functional"]:
+        runner = RUN_FUNCTION.replace("FUNC_NAME", json.dumps(str(checks["func_name"])))
+    else:
+        runner = RUN_SCRIPT
+    files = {"solution.py": PRELUDE + code, "run.py": runner}
+    compare = same_value if checks["functional"] else same_output
+    for test in checks["tests"]:
+        limits = Limits(wall_seconds=checks["seconds"] + 2, cpu_seconds=checks["seconds"], memory_bytes=2 << 30,
+                        file_bytes=64 << 20, output_bytes=max(1 << 20, 4 * len(test["output"])))
+        outcome = run(files, "run.py", test["input"].encode("utf-8"), limits)
+        if (outcome.status != "exited" or outcome.returncode != 0 or not outcome.stdout_complete
+                or not compare(outcome.stdout.decode("utf-8", "replace"), test["output"])):
+            return False
+    return True
 
 
 def process_results(doc: dict, results: list) -> dict:
