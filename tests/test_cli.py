@@ -113,6 +113,27 @@ def test_an_output_file_that_is_an_input_is_refused(workdir, tiny_model, capsys)
     assert snapshot(workdir) == before
 
 
+@pytest.mark.parametrize("command", [
+    ["speed", "--out", "{model}/model.safetensors"],
+    ["prune", "--calibration", "cal.jsonl", "--method", "wanda-0.5", "--out", "pruned", "--record", "{model}/config.json"],
+    ["prune", "--calibration", "cal.jsonl", "--method", "wanda-0.5", "--out", "pruned", "--measurements",
+     "{model}/new.json"],
+    ["data", "--dataset", "gsm8k_test", "--data-dir", "data", "--out", "data/keep.csv"],
+    ["data", "--dataset", "gsm8k_test", "--data-dir", "data", "--out", "data/new/gsm8k.jsonl"],
+])
+def test_an_output_file_inside_an_input_directory_is_refused(workdir, tiny_model, capsys, command):
+    """A model's folder or the data mirror is never written into: the output is refused before any
+    work, with one line naming it, and both folders are left as they were."""
+    copy = build_tiny_model(workdir / "model")
+    argv = [part.replace("{model}", str(copy)) for part in command]
+    if argv[0] != "data":
+        argv[1:1] = ["--model", str(copy)]
+    before = snapshot(workdir)
+    code, err = run(capsys, *argv)
+    assert code == 2 and ("lies inside the input" in err or "is also an input" in err), err
+    assert one_line(err) and snapshot(workdir) == before
+
+
 def test_evaluate_refuses_a_foreign_output_directory(workdir, tiny_model, capsys):
     before = snapshot(workdir)
     code, err = run(capsys, "evaluate", "--model", str(tiny_model), "--data", "wordproblems=cal.jsonl",

@@ -815,6 +815,8 @@ def _input_paths(args) -> list[str]:
         from .models import model_dir
 
         found.append(str(model_dir(args.model)))
+    if getattr(args, "data_dir", None) and Path(args.data_dir).is_dir():
+        found.append(args.data_dir)  # the data mirror
     return found
 
 

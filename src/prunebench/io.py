@@ -63,13 +63,19 @@ def mark_output_dir(path: str | os.PathLike, command: str) -> None:
 
 
 def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Refuse an output file that is an input, or that exists as a directory."""
+    """Refuse an output file that is an input, lies inside an input directory (a model's folder,
+    the data mirror), or exists as a directory."""
     target = Path(path).resolve()
     if target.is_dir():
         raise InputError(f"output {path}: is a directory")
     for item in inputs:
-        if item is not None and Path(item).resolve() == target:
+        if item is None:
+            continue
+        source = Path(item).resolve()
+        if source == target:
             raise InputError(f"output {path}: is also an input; name another file")
+        if source.is_dir() and _is_within(target, source):
+            raise InputError(f"output {path}: lies inside the input {item}; name a file outside it")
 
 
 def _umask() -> int:
