@@ -209,3 +209,14 @@ def test_nested_override_strings_are_read_by_the_schema():
 
 def test_a_label_with_control_characters_is_refused():
     _refused({**BASE, "models": {"m": {"source": {"path": "/x"}, "label": "a\nb"}}}, r"models\.m\.label")
+
+
+@pytest.mark.parametrize("name, pattern", [
+    ("boolqq", r"task_suite\.tasks\.boolqq: not a task prunebench ships .* a misspelt name\?"),
+    ("popqa", r"task_suite\.tasks\.popqa: reads the hub, which is not allowed"),
+    ("../victim/data", r"task_suite\.tasks: '\.\./victim/data' is not a task name"),
+])
+def test_a_task_that_cannot_run_is_refused_by_the_config_check(name, pattern, tmp_path):
+    config = {**BASE, "data_dir": str(tmp_path), "allow_hub": False,
+              "task_suite": {"tasks": {name: {"category": "classification"}}}}
+    _refused(config, pattern)

@@ -199,8 +199,7 @@ def test_livecodebench_through_prunebench_tasks(tiny_model, release_copy, tmp_pa
     suite = json.dumps({"livecodebench": {"category": "reasoning", "max_gen_toks": 8}})
     refused = tmp_path / "refused"
     args = ["tasks", "--model", str(tiny_model), "--suite-json", suite, "--data-dir", str(release_copy)]
-    assert main(args + ["--out-dir", str(refused)]) == 0
-    assert "hub is not allowed" in read_json(refused / "livecodebench.json")["error"]
+    assert main(args + ["--out-dir", str(refused)]) == 2 and not refused.exists()  # the hub is not allowed
 
     out = tmp_path / "run"
     assert main(args + ["--allow-hub", "--out-dir", str(out)]) == 0

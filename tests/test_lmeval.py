@@ -17,6 +17,8 @@ from prunebench.config import validate
 from prunebench.io import InputError, iter_jsonl, read_json, write_json
 from prunebench.lmeval.tasks import mirror as mirror_data
 
+from .conftest import build_tiny_model
+
 LM_EVAL_TASKS = Path(__import__("lm_eval").__file__).parent / "tasks"
 BUILTIN = {"boolq": "super_glue/boolq/default.yaml", "piqa": "piqa/piqa.yaml", "winogrande": "winogrande/default.yaml",
            "arc_challenge": "arc/arc_challenge.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
@@ -165,19 +167,59 @@ def test_truthfulqa_leaves_no_question_text(tiny_model, mirror, tmp_path, capfd)
     assert records and all(set(r) <= {"doc_id", "filter", "metrics", "acc"} for r in records if "doc_id" in r)
 
 
-def test_a_failing_task_records_why_and_the_rest_run(tiny_model, mirror, tmp_path):
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "hellaswag"], "hellaswag: not a task prunebench ships"),
+    (["--task", "boolqq"], "a misspelt name?"),
+    (["--task", "livecodebench"], "livecodebench: reads the hub, which is not allowed"),
+    (["--task", "../victim/data"], "is not a task name"),
+    (["--suite-json", '{"a/b": {}}'], "is not a task name"),
+    (["--task", "boolq", "--limit", "0"], "--limit: documents per task, at least 1"),
+    (["--task", "boolq", "--limit", "-3"], "--limit: documents per task, at least 1"),
+])
+def test_tasks_that_cannot_run_are_refused_before_any_work(tiny_model, mirror, tmp_path, capsys, argv, message):
     out = tmp_path / "tasks"
-    suite = {"hellaswag": {}, "no_such_task_anywhere": {}, "boolq": {"limit": 3}}
-    assert main(["tasks", "--model", str(tiny_model), "--suite-json", json.dumps(suite), "--data-dir", str(mirror),
-                 "--out-dir", str(out)]) == 0
-    assert "hub is not allowed" in read_json(out / "hellaswag.json")["error"]
-    assert read_json(out / "hellaswag.json")["score"] is None
-    assert read_json(out / "boolq.json")["score"] is not None
-    allowed = tmp_path / "allowed"
+    victim = tmp_path / "victim" / "data.json"
+    assert main(["tasks", "--model", str(tiny_model), *argv, "--data-dir", str(mirror), "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists() and not victim.exists()
+
+
+def test_an_unknown_task_is_refused_where_the_hub_is_allowed(tiny_model, mirror, tmp_path, capsys):
+    out = tmp_path / "tasks"
     assert main(["tasks", "--model", str(tiny_model), "--task", "no_such_task_anywhere", "--allow-hub",
-                 "--data-dir", str(mirror), "--out-dir", str(allowed)]) == 0
-    failed = read_json(allowed / "no_such_task_anywhere.json")
-    assert failed["score"] is None and failed["error"]
+                 "--data-dir", str(mirror), "--out-dir", str(out)]) == 2
+    assert "neither a task prunebench ships nor one of lm-eval's" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_failing_task_records_why_the_rest_run_and_a_rerun_tries_it_again(tiny_model, mirror, tmp_path):
+    """BoolQ's data missing: it records why, PIQA still runs; once the data is there, a rerun in the
+    same out-dir evaluates BoolQ and keeps PIQA."""
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for folder in mirror.iterdir():
+        if folder.name != "boolq":
+            (partial / folder.name).symlink_to(folder)
+    out, measured = tmp_path / "tasks", tmp_path / "m.json"
+    args = ["tasks", "--model", str(tiny_model), "--task", "boolq", "--task", "piqa", "--limit", "3",
+            "--measurements", str(measured), "--out-dir", str(out)]
+    assert main(args + ["--data-dir", str(partial)]) == 0
+    assert read_json(out / "boolq.json")["score"] is None and read_json(out / "boolq.json")["error"]
+    assert read_json(out / "piqa.json")["score"] is not None
+    piqa = (out / "piqa.json").read_bytes()
+    assert main(args + ["--data-dir", str(mirror)]) == 0
+    assert read_json(out / "boolq.json")["score"] is not None
+    assert set(read_json(measured)["wall_seconds"]) == {"boolq"} and (out / "piqa.json").read_bytes() == piqa
+
+
+def test_an_out_dir_reused_for_another_model_is_evaluated_again(tiny_model, mirror, tmp_path):
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    out, measured = tmp_path / "tasks", tmp_path / "m.json"
+    for model in (tiny_model, other):
+        assert main(["tasks", "--model", str(model), "--task", "boolq", "--limit", "2", "--data-dir", str(mirror),
+                     "--measurements", str(measured), "--out-dir", str(out)]) == 0
+        assert set(read_json(measured)["wall_seconds"]) == {"boolq"}
+    assert [key for key in read_json(out / "boolq.json")["provenance"]["inputs"]] == [str(other)]
 
 
 def test_a_killed_run_resumes_at_the_next_task(tiny_model, mirror, tmp_path):

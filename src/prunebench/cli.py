@@ -424,6 +424,7 @@ def cmd_tasks(args) -> None:
     """lm-eval tasks on one model, each written as soon as it is scored (a rerun resumes)."""
     from . import lmeval
     from .config import validate_definition
+    from .taskfiles import CODE_TASKS, MIRRORED_TASKS, SHIPPED_TASKS, check_task_name, hub_task_refusal
 
     entries = _json_arg(args.suite_json, "--suite-json") if args.suite_json else {}
     if not isinstance(entries, dict):
@@ -432,13 +433,27 @@ def cmd_tasks(args) -> None:
         entries.setdefault(name, {})
     if not entries:
         raise InputError("name at least one task (--task NAME, or --suite-json)")
+    for name in entries:
+        check_task_name(name, "--task" if name in (args.task or []) else "--suite-json")
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit: documents per task, at least 1 (leave it out for all); got {args.limit}")
     # The entries as the config's schema reads them (defaults filled, a bad value named).
     suite = {name: validate_definition("suite_task", spec, "--suite-json", name) for name, spec in entries.items()}
     if args.limit is not None:
         suite = {n: {**s, "limit": args.limit} for n, s in suite.items()}
     if args.task:
         suite = {n: suite[n] for n in args.task}
-    code_tasks = sorted(set(suite) & set(lmeval.CODE_TASKS))
+    if not args.allow_hub:
+        for name in suite:
+            if name not in MIRRORED_TASKS:
+                raise InputError(f"{name}: {hub_task_refusal(name, '--allow-hub')}")
+    foreign = [name for name in suite if name not in SHIPPED_TASKS]
+    if foreign:
+        known = lmeval.task_manager(args.data_dir, builtin=True).all_tasks
+        unknown = [name for name in foreign if name not in known]
+        if unknown:
+            raise InputError(f"{', '.join(unknown)}: neither a task prunebench ships nor one of lm-eval's")
+    code_tasks = sorted(set(suite) & set(CODE_TASKS))
     if code_tasks:
         from .sandbox import unavailable
 

@@ -13,6 +13,7 @@ import jsonschema
 import yaml
 
 from .io import InputError
+from .taskfiles import MIRRORED_TASKS, check_task_name, hub_task_refusal
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
@@ -221,6 +222,9 @@ def _check_references(config: dict, source: str) -> None:
                                  f"config.evaluation.benchmarks")
     suite = config["task_suite"]
     for name, spec in suite["tasks"].items():
+        check_task_name(name, f"{source}: config.task_suite.tasks")
+        if name not in MIRRORED_TASKS and not config["allow_hub"]:
+            raise InputError(f"{source}: config.task_suite.tasks.{name}: {hub_task_refusal(name, 'allow_hub: true')}")
         if spec["category"] is None:
             raise InputError(f"{source}: config.task_suite.tasks.{name}.category: missing (classification, "
                              f"generation or reasoning: the table's column group)")

@@ -25,15 +25,11 @@ from pathlib import Path
 
 from ..io import write_json, write_jsonl
 from ..sandbox import isolation
+from ..taskfiles import CODE_TASKS, MIRRORED_TASKS, SHIPPED_TASKS, TASK_DIR  # noqa: F401 - re-exported
 from .tasks.code import PASS_AT_K
 from .tasks.mirror import SEALED_TASKS
 
 log = logging.getLogger(__name__)
-TASK_DIR = Path(__file__).resolve().parent / "tasks"
-# The task YAMLs here: those that read the local mirror, and those that read the hub.
-MIRRORED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml") if "prunebench_mirror" in p.read_text()))
-SHIPPED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
-CODE_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml") if "prunebench_code" in p.read_text()))
 # A logged document's text field longer than this is replaced by its length and sha256 (LiveCodeBench
 # problems carry their tests, megabytes each, which the task's data already holds).
 RECORD_FIELD_LIMIT = 64 << 10
@@ -180,6 +176,10 @@ def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_d
               loglikelihood_batch_size: int | None = None) -> dict[str, dict]:
     """Every task of `tasks` ({name: spec}) on one model, resuming after the last task written.
 
+    A task's earlier result is kept only if it succeeded (or its cell was skipped) and its
+    provenance names the same model, inputs, seed and settings: an out-dir reused for another
+    model, or a task that failed (its data missing, since mirrored), is evaluated again.
+
     The hf backend scores log-likelihood requests `loglikelihood_batch_size` at a time (None =
     `batch_size`) and generates `batch_size` prompts at a time.
 
@@ -191,7 +191,7 @@ def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_d
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     info = model_info(model)
-    todo = {n: s for n, s in tasks.items() if not (out_dir / f"{n}.json").exists()}
+    todo = {n: s for n, s in tasks.items() if not _kept(out_dir / f"{n}.json", n, s, provenance_of)}
     outcomes, timings = {}, {}
     if todo and info.get("skipped"):  # a cell whose pruning was skipped: nothing to evaluate
         for name, spec in todo.items():
@@ -277,6 +277,22 @@ def _vllm_lm(model, entry: dict, batch_size: int, tensor_parallel: int, seed: in
     from lm_eval.models.vllm_causallms import VLLM
 
     return VLLM(**vllm_arguments(model, entry, batch_size, tensor_parallel, seed))
+
+
+def _kept(path: Path, name: str, spec: dict, provenance_of) -> bool:
+    """Whether an earlier result at `path` is this task's, for this model and settings, and final."""
+    if not path.is_file():
+        return False
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(earlier, dict) or earlier.get("error") or earlier.get("task") != name:
+        return False
+    if provenance_of is None:
+        return True
+    wanted, recorded = provenance_of(name, spec), earlier.get("provenance") or {}
+    return all(recorded.get(key) == wanted.get(key) for key in ("inputs", "model", "seed", "params"))
 
 
 def _empty(name: str, spec: dict, **why) -> dict:

@@ -1,0 +1,37 @@
+"""The task YAMLs prunebench ships for lm-eval, by name: which read the local mirror, which read the
+hub, which run model-written code. Standard library only, so that config checks can name a task
+that does not exist without importing lm-eval."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+TASK_DIR = Path(__file__).resolve().parent / "lmeval" / "tasks"
+# A task name is a file name in an out-dir (`{task}.json`): never a path.
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _tagged(tag: str) -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml") if tag in p.read_text(encoding="utf-8")))
+
+
+SHIPPED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
+MIRRORED_TASKS = _tagged("prunebench_mirror")
+CODE_TASKS = _tagged("prunebench_code")
+
+
+def check_task_name(name: str, where: str) -> None:
+    """Refuse a task name that could not be a file name of its own (a path, '..', empty)."""
+    from .io import InputError
+
+    if not isinstance(name, str) or not TASK_NAME.match(name):
+        raise InputError(f"{where}: {name!r} is not a task name (letters, digits, '_', '.', '-'; no path)")
+
+
+def hub_task_refusal(name: str, how: str) -> str:
+    """Why a task that reads the hub is not run where the hub is not allowed, and how to allow it."""
+    if name in SHIPPED_TASKS:
+        return f"reads the hub, which is not allowed ({how}; a copy of its files in the data mirror is read instead)"
+    return (f"not a task prunebench ships ({', '.join(SHIPPED_TASKS)}), so lm-eval's own, which reads the hub "
+            f"({how}); a misspelt name?")
