@@ -402,3 +402,91 @@ def test_an_empty_calibration_set_leaves_its_cell_unpruned_and_says_why(workdir,
     row = frame[frame.recipe == "ssgr"].iloc[0]
     assert row["AVG"] != row["AVG"] and "selected no sequences" in row["note"]  # NaN, with the reason
     assert frame[frame.method == "dense"].iloc[0]["note"] == ""
+
+
+@pytest.fixture(scope="module")
+def foreign_models(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """Models the structured methods cannot rewrite: GPT-2 and OPT layouts, and a one-block model."""
+    root = tmp_path_factory.mktemp("foreign")
+    return {"gpt2": (build_tiny_model(root / "gpt2", arch="gpt2"), "transformer.h"),
+            "opt": (build_tiny_model(root / "opt", arch="opt"), "model.decoder.layers"),
+            "one block": (build_tiny_model(root / "one", layers=1), "model.layers")}
+
+
+@pytest.mark.parametrize("model, method, message", [
+    ("gpt2", "slicegpt-0.2", "needs Llama-family decoder layers"),
+    ("opt", "slicegpt-0.2", "needs Llama-family decoder layers"),
+    ("gpt2", "llm_pruner-0.2", "needs Llama-family decoder layers"),
+    ("opt", "llm_pruner-0.2", "needs Llama-family decoder layers"),
+    ("opt", "skipgpt-0.2", "needs Llama-family decoder layers"),
+    ("one block", "shortgpt-0.5", "keeps at least one; this model has 1"),
+    ("one block", "sleb-0.5", "keeps at least one; this model has 1"),
+])
+def test_a_model_a_method_cannot_prune_is_refused_before_it_loads(workdir, foreign_models, capsys, model, method,
+                                                                  message, monkeypatch):
+    import prunebench.models
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("the model's weights were loaded before the refusal")
+
+    monkeypatch.setattr(prunebench.models, "load_model", no_loading)
+    path, layers = foreign_models[model]
+    before = snapshot(workdir)
+    code, err = run(capsys, *prune_args(path, "pruned", method=method), "--layers", layers)
+    assert code == 2 and message in err and one_line(err), err
+    assert snapshot(workdir) == before and not (workdir / "pruned.parts").exists()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--router-steps", "0", "--router-steps: 0 is less than the minimum of 1"),
+    ("--router-steps", "-3", "--router-steps: -3 is less than the minimum of 1"),
+    ("--router-learning-rate", "-1", "--router-learning-rate: -1.0 is less than or equal to the minimum of 0"),
+    ("--router-penalty", "nan", "--router-penalty: nan is not a finite number"),
+    ("--router-temperature", "0", "--router-temperature: 0.0 is less than or equal to the minimum of 0"),
+])
+def test_router_settings_outside_their_range_are_refused(workdir, tiny_model, capsys, flag, value, message):
+    before = snapshot(workdir)
+    code, err = run(capsys, *prune_args(tiny_model, "pruned", method="skipgpt-0.2"), flag, value)
+    assert code == 2 and message in err and one_line(err), err
+    assert snapshot(workdir) == before
+
+
+def test_a_missing_input_file_is_named_before_any_work(workdir, tiny_model, capsys):
+    before = snapshot(workdir)
+    code, err = run(capsys, *prune_args(tiny_model, "pruned", calibration="nowhere.jsonl"))
+    assert code == 2 and "--calibration nowhere.jsonl: no such file or directory" in err and one_line(err)
+    code, err = run(capsys, "recover", "--model", str(tiny_model), "--data", "nowhere.jsonl", "--recovery", "aligned",
+                    "--settings-json", RECOVERY, "--out", "recovered")
+    assert code == 2 and "--data nowhere.jsonl: no such file or directory" in err and one_line(err)
+    assert snapshot(workdir) == before
+
+
+def test_graded_samples_missing_a_field_are_refused_by_line(workdir, tiny_model, capsys):
+    write_jsonl(workdir / "graded.jsonl", [{"id": "p1", "sample": 0, "text": "x", "correct": True, "filters": []},
+                                           {"id": "p1", "text": "y", "correct": False, "filters": []}])
+    write_jsonl(workdir / "problems.jsonl", [{"id": "p1", "question": "1+1?", "answer": "2"}])
+    before = snapshot(workdir)
+    code, err = run(capsys, "calibrate", "--model", str(tiny_model), "--recipe", "sgr", "--spec", '{"type": "sgr"}',
+                    "--data", "wordproblems_train=problems.jsonl", "--graded", "wordproblems_train=graded.jsonl",
+                    "--out", "sgr.jsonl")
+    assert code == 2 and "graded.jsonl:2: missing field(s) 'sample'" in err and one_line(err), err
+    assert snapshot(workdir) == before
+
+
+def test_a_refusal_after_the_model_loads_leaves_no_resume_folder(workdir, tiny_model, capsys):
+    """Refusals that need the weights (a calibration too short for a depth pass, a LoRA target the
+    model lacks) come after the resume folder is made: it is removed with the refusal."""
+    write_jsonl(workdir / "short.jsonl", [{"input_ids": [5]}])
+    before = snapshot(workdir)
+    code, err = run(capsys, *prune_args(tiny_model, "pruned", calibration="short.jsonl", method="shortgpt-0.5"))
+    assert code == 2 and "at least 2 tokens" in err and one_line(err), err
+    assert snapshot(workdir) == before and not (workdir / "pruned.parts").exists()
+    code, err = run(capsys, *prune_args(tiny_model, "pruned", method="shortgpt-0.5"))
+    assert code == 0, err
+    before = snapshot(workdir)
+    settings = json.loads(RECOVERY)
+    settings["targets"] = ["no_such_proj"]
+    code, err = run(capsys, "recover", "--model", "pruned", "--data", "cal.jsonl", "--recovery", "aligned",
+                    "--settings-json", json.dumps(settings), "--out", "recovered")
+    assert code == 2 and "no_such_proj" in err and one_line(err), err
+    assert snapshot(workdir) == before and not (workdir / "recovered.parts").exists()

@@ -220,3 +220,11 @@ def test_a_task_that_cannot_run_is_refused_by_the_config_check(name, pattern, tm
     config = {**BASE, "data_dir": str(tmp_path), "allow_hub": False,
               "task_suite": {"tasks": {name: {"category": "classification"}}}}
     _refused(config, pattern)
+
+
+def test_a_number_that_is_not_finite_is_refused_by_its_own_key():
+    """NaN passes every `minimum` of the schema; it is named where it stands (the study's ratio,
+    not the method the ratio would be applied to)."""
+    _refused({**BASE, "study": {"methods": ["shortgpt"], "ratios": [float("nan")]}},
+             r"config\.study\.ratios\[0\]: nan is not a finite number")
+    _refused({**BASE, "evaluation": {"temperature": float("inf")}}, r"config\.evaluation\.temperature: inf is not")

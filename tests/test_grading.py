@@ -188,3 +188,15 @@ def test_jeebench_problems_carry_their_grading(mirror):
     problem = {**multiple, "dataset": "jeebench"}
     assert datasets.kind_of(problem) == "letters" and "letters of all correct options" in datasets.instruction_of(problem)
     assert datasets.kind_of({"dataset": "gsm8k", "meta": {}}) == "math"
+
+
+@pytest.mark.parametrize("gold, answer, right", [
+    ("Evelyn", r"x = \text{Evelyn}", True),   # math-verify alone reads only the left side, 'x ='
+    ("Evelyn", r"\text{Evelyn}", True),
+    ("Evelyn", r"x = \text{Bob}", False),
+    ("5", r"\theta = 5", True),
+    ("3", "x = 3 = y", False),                # not one assignment: left to math-verify
+    ("y = 2x", "y = 2x", True),
+])
+def test_an_answer_assigned_to_a_variable_is_graded_by_its_value(gold, answer, right):
+    assert grading.check_answer(gold, answer, "math", timeout=5) is right

@@ -358,7 +358,7 @@ def test_the_readmes_full_suite_is_a_valid_config_of_17_tasks():
     block = next(yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL)
                  if "livecodebench" in b and "task_suite" in b)
     suite = block["task_suite"]
-    config = _config(**suite)
+    config = {**_config(**suite), "allow_hub": block["allow_hub"]}
     config["evaluation"]["benchmarks"] = {name: 1 for name in suite["reasoning"]}
     checked = validate(config)["task_suite"]
     categories = [spec["category"] for spec in checked["tasks"].values()] + ["reasoning"] * len(checked["reasoning"])

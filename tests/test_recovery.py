@@ -105,3 +105,26 @@ def test_a_dynamic_model_is_recovered_with_its_routers_frozen_and_deciding_as_at
     assert 0 < decided["skipped_fraction"] < 1   # the routers skip some tokens
     # no Gumbel sample was drawn in training: every decision was the inference argmax
     assert all(layer.route_probabilities == [] for layer in model.model.layers)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_saved_state_is_set_aside_and_training_starts_over(model_path, tmp_path, damage):
+    """A training.pt cut short (a disk filled, a copy interrupted) is not a traceback: it is kept as
+    training.pt.damaged, said so, and training runs from the start to the same result."""
+    checkpoint = tmp_path / "training.pt"
+    if damage == "truncated":
+        torch.save({"state": {"adapter": {"w": torch.zeros(64, 64)}}, "step": 3}, checkpoint)
+        checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    else:
+        checkpoint.write_bytes(b"\x80\x04not a checkpoint")
+    damaged = checkpoint.read_bytes()
+    messages = []
+    resumed = _load(model_path)
+    record = recovery.recover(resumed, _sequences(), SETTINGS, checkpoint=checkpoint, log=messages.append,
+                              progress=False)
+    assert record["training"]["steps"] == 30 and (tmp_path / "training.pt.damaged").read_bytes() == damaged
+    assert any("cannot be read" in m and "starts over" in m for m in messages)
+    fresh = _load(model_path)
+    recovery.recover(fresh, _sequences(), SETTINGS, log=lambda *_: None, progress=False)
+    for (name, a), (_, b) in zip(fresh.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -350,3 +350,24 @@ def _resident() -> int:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_a_mirror_kept_inside_a_mounted_tree_is_hidden(monkeypatch):
+    """The system's /usr is in every container; a data mirror kept under it is covered once the task
+    runner names it (sandbox.hide), as the tasks command does with --data-dir."""
+    _require_sandbox()
+    if os.geteuid() != 0 or not os.access("/usr/local/share", os.W_OK):
+        pytest.skip("needs a writable /usr/local/share")
+    mirror = Path(tempfile.mkdtemp(prefix="prunebench-mirror-", dir="/usr/local/share"))
+    try:
+        mirror.chmod(0o755)
+        (mirror / "answers.txt").write_text("secret")
+        (mirror / "answers.txt").chmod(0o644)
+        program = {"p.py": f"print(open({str(mirror / 'answers.txt')!r}).read())\n"}
+        assert sandbox.run(program, "p.py").stdout == b"secret\n"  # the tree is there, unless hidden
+        monkeypatch.setattr(sandbox, "_ALSO_HIDDEN", set())
+        sandbox.hide(mirror)
+        outcome = sandbox.run(program, "p.py")
+        assert outcome.stdout == b"" and "No such file" in outcome.stderr_tail
+    finally:
+        shutil.rmtree(mirror, ignore_errors=True)

@@ -9,6 +9,7 @@ program wrote) is refused before any work. Every default comes from the workflow
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 from . import datasets, paths
-from .config import pruning_options, schema_default
+from .config import check_pruning_options, pruning_options, schema_default
 from .io import (InputError, JobError, check_output_dir, check_output_file, iter_jsonl, mark_output_dir,
                  require_fields, write_json, write_jsonl)
 from .provenance import MEASURED_FIELDS, checkpoint_digest, provenance, sha256_file
@@ -184,6 +185,20 @@ def cmd_grade(args) -> None:
     log.info("%s: %d of %d samples correct", args.dataset, sum(g["correct"] for g in graded), len(graded))
 
 
+GRADED_FIELDS = ("id", "sample", "text", "correct", "filters")  # what the recipes read of a graded sample
+
+
+def _graded_records(path: str) -> list[dict]:
+    """A graded file's samples, each refused by its line where a field the recipes read is missing."""
+    records = []
+    for lineno, record in enumerate(iter_jsonl(path), 1):
+        if not isinstance(record, dict):
+            raise InputError(f"{path}:{lineno}: not a JSON object")
+        require_fields(record, GRADED_FIELDS, f"{path}:{lineno}")
+        records.append(record)
+    return records
+
+
 def cmd_calibrate(args) -> None:
     from . import calibration
     from .config import validate_recipe
@@ -199,7 +214,7 @@ def cmd_calibrate(args) -> None:
         tokenizer=load_tokenizer(args.model), entry=info["entry"], sequences=args.sequences,
         max_length=args.max_length, seed=args.seed,
         problems={d: list(iter_jsonl(p)) for d, p in data.items()},
-        graded={d: list(iter_jsonl(p)) for d, p in graded.items()},
+        graded={d: _graded_records(p) for d, p in graded.items()},
         instructions={d: datasets.get(d).instruction for d in data},
     )
     sequences = calibration.build(ctx, args.recipe, spec)
@@ -267,15 +282,19 @@ def _prune_spec(args):
 
 def cmd_prune(args) -> None:
     from .io import atomic_dir
-    from .models import (copy_tokenizer_files, load_model, load_tokenizer, model_dir, model_identity, model_info,
-                         model_limits)
-    from .pruning import METHODS, prune_model
+    from .models import (copy_tokenizer_files, empty_model, load_model, load_tokenizer, model_dir, model_identity,
+                         model_info, model_limits)
+    from .pruning import METHODS, check_model, prune_model
 
     spec = _prune_spec(args)
+    options = {name: getattr(args, name) for name in pruning_options(spec.family)}
+    check_pruning_options(options)
     info = model_info(args.model)
     entry = info["entry"]
     dtype, layers = args.dtype or entry["dtype"], args.layers or entry["layers"]
-    options = {name: getattr(args, name) for name in pruning_options(spec.family)}
+    layout = empty_model(args.model)
+    if layout is not None:
+        check_model(layout, spec, layers)
     calibration = read_calibration(args.calibration, load_tokenizer(args.model), *model_limits(args.model),
                                    allow_empty=True)
     if not calibration and METHODS[spec.method].needs is not None:
@@ -287,9 +306,11 @@ def cmd_prune(args) -> None:
     key = json.dumps({"method": spec.name, "layers": layers, "dtype": dtype, **options,
                       "model": [str(model_dir(args.model)), info.get("revision")],
                       "calibration": sha256_file(args.calibration)}, sort_keys=True)
-    report = prune_model(model, calibration, spec, layers_path=layers, skip_modules=entry.get("skip_modules", []),
-                         offload_activations=args.offload_activations, device=args.device,
-                         checkpoint_dir=checkpoints, checkpoint_key=key, log=log.info, **options)
+    with _parts_of_this_run(checkpoints):
+        report = prune_model(model, calibration, spec, layers_path=layers,
+                             skip_modules=entry.get("skip_modules", []), offload_activations=args.offload_activations,
+                             device=args.device, checkpoint_dir=checkpoints, checkpoint_key=key, log=log.info,
+                             **options)
     measured = {field: report.pop(field) for field in MEASURED_FIELDS}
     identity = model_identity(info)
     record = {**report, "method": spec.name, "model": {**identity, "entry": entry},
@@ -307,6 +328,20 @@ def cmd_prune(args) -> None:
     shutil.rmtree(checkpoints, ignore_errors=True)
     log.info("%s: overall sparsity %.4f in %.1f s (peak memory %.2f GB)", spec.name, report["overall_sparsity"],
              measured["wall_seconds"], measured["peak_memory_bytes"] / 1e9)
+
+
+@contextlib.contextmanager
+def _parts_of_this_run(folder: Path):
+    """A job's resume folder (`.parts`) is removed when the job refuses its input: a refusal leaves
+    nothing behind that it did not find. A folder an earlier run left is kept (it holds work), and
+    so is this run's when it fails otherwise (a later run resumes there)."""
+    existed = folder.exists()
+    try:
+        yield
+    except InputError:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _skip_pruning(args, spec, info, options) -> None:
@@ -365,16 +400,17 @@ def cmd_recover(args) -> None:
         checkpoint = Path(paths.parts(args.out))
         key = json.dumps({"settings": settings, "model": sha256_file(model_dir(args.model) / paths.SPARSITY_FILE),
                           "data": sha256_file(args.data)}, sort_keys=True)
-        RunCheckpoints(checkpoint, key, log.info)   # discards another run's state, refuses a foreign folder
-        with atomic_dir(args.out, mark=args.command) as staging:
-            result = recover(model, sequences, settings, checkpoint=checkpoint / "training.pt",
-                             adapter_dir=staging / "adapter", log=log.info)
-            record = {**base, "recovery": {"name": args.recovery, "recipe": settings["recipe"],
-                                           "data_file": args.data, **result}}
-            model.save_pretrained(staging)
-            copy_tokenizer_files(model_dir(args.model), staging)
-            record["weights_sha256"] = checkpoint_digest(staging, leave_out=[paths.SPARSITY_FILE])
-            write_json(staging / paths.SPARSITY_FILE, record)
+        with _parts_of_this_run(checkpoint):
+            RunCheckpoints(checkpoint, key, log.info)   # discards another run's state, refuses a foreign folder
+            with atomic_dir(args.out, mark=args.command) as staging:
+                result = recover(model, sequences, settings, checkpoint=checkpoint / "training.pt",
+                                 adapter_dir=staging / "adapter", log=log.info)
+                record = {**base, "recovery": {"name": args.recovery, "recipe": settings["recipe"],
+                                               "data_file": args.data, **result}}
+                model.save_pretrained(staging)
+                copy_tokenizer_files(model_dir(args.model), staging)
+                record["weights_sha256"] = checkpoint_digest(staging, leave_out=[paths.SPARSITY_FILE])
+                write_json(staging / paths.SPARSITY_FILE, record)
         shutil.rmtree(checkpoint, ignore_errors=True)
     if args.record:
         write_json(args.record, record)
@@ -835,6 +871,20 @@ def _input_paths(args) -> list[str]:
     return found
 
 
+def check_inputs(args) -> None:
+    """Refuse, before any work and naming the flag, a declared input file that does not exist."""
+    for name in getattr(args, "input_args", ()):
+        if name == "model":
+            continue  # models.model_dir says what a --model must be
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is None or Path(value).exists():
+                continue
+            if "=" in value and Path(value.partition("=")[2]).exists():
+                continue
+            raise InputError(f"--{name.replace('_', '-')} {value}: no such file or directory")
+
+
 def check_outputs(args) -> None:
     """Refuse, before any work, an output that writing would turn into data loss (io.check_output_*)."""
     inputs = _input_paths(args)
@@ -850,6 +900,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        check_inputs(args)
         check_outputs(args)
         args.func(args)
     except (InputError, JobError) as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ def validate(config: dict, source: str = "config", *, coerce: bool = False, chec
     config = config if config is not None else {}
     if coerce:
         coerce_strings(config)
+    _refuse_non_finite(config, f"{source}: config")
     errors = _errors(config)
     if errors:
         error = errors[0]
@@ -141,9 +143,35 @@ def validate(config: dict, source: str = "config", *, coerce: bool = False, chec
     return config
 
 
+def _refuse_non_finite(value, where: str) -> None:
+    """NaN and infinities pass every `minimum` of a schema (no comparison with NaN is true), so they
+    are refused first, by the key that holds one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{where}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_non_finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_non_finite(item, f"{where}[{index}]")
+
+
+def check_pruning_options(options: dict) -> None:
+    """Refuse, before any work and naming the flag, a pruning option its schema does not allow (the
+    bounds the config check applies; command-line values reach the prune command unchecked)."""
+    properties = pruning_options()
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        _refuse_non_finite(value, flag)
+        error = next(iter(_Validator(properties[name]).iter_errors(value)), None)
+        if error is not None:
+            raise InputError(f"{flag}: {_message(error)}")
+
+
 def validate_definition(definition: str, spec: dict, where: str, root: str) -> dict:
     """One entry of a schema definition (a recipe, a suite task) checked and given its defaults."""
     schema = load_schema()
+    _refuse_non_finite(spec, f"{where}: {root}")
     validator = _Validator({**schema["$defs"][definition], "$defs": schema["$defs"]})
     errors = sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:

@@ -118,6 +118,10 @@ def _plain_number(answer: str) -> str:
     return answer
 
 
+# An answer written as an assignment to one variable (x = ..., a_1 = ..., \theta = ...).
+_ASSIGNMENT = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?\s*=\s*(?P<value>[^=]+?)\s*$", re.DOTALL)
+
+
 def _verify(gold: str, predicted: str, seconds: int) -> bool:
     from math_verify import parse, verify
 
@@ -132,7 +136,8 @@ def check_answer(gold: str, predicted: str, kind: str, timeout: float) -> bool:
     """Whether `predicted` equals `gold`: a letter match for choices, the same set of letters for a
     multiple-answer choice, math-verify otherwise (gold first).
 
-    A trailing period is dropped first. A percent sign is read as math-verify reads it; where that
+    A trailing period is dropped first. An answer that assigns to one variable (``x = ...``) is
+    also compared by its right side where the gold answer holds no equation. A percent sign is read as math-verify reads it; where that
     fails and either side ends in one, the two are compared without it (math-verify takes
     ``10\\%`` for 10 but not ``-10\\%`` for -10).
     """
@@ -144,6 +149,9 @@ def check_answer(gold: str, predicted: str, kind: str, timeout: float) -> bool:
     gold, predicted = _plain_number(gold), _plain_number(predicted)
     if _verify(gold, predicted, seconds):
         return True
+    assigned = _ASSIGNMENT.match(predicted)
+    if assigned and "=" not in gold and _verify(gold, assigned["value"], seconds):
+        return True  # x = \text{Evelyn}: math-verify reads the left side only where the right is text
     bare_gold, bare_predicted = _TRAILING_PERCENT.sub("", gold), _TRAILING_PERCENT.sub("", predicted)
     if (bare_gold, bare_predicted) == (gold, predicted) or not bare_gold or not bare_predicted:
         return False

@@ -243,6 +243,23 @@ def load_model(model: str | os.PathLike, dtype: str = "bfloat16", device: str | 
     return loaded.to(pick_device(device)).eval()
 
 
+def empty_model(model: str | os.PathLike):
+    """The model's modules without its weights (on the meta device, built from its config alone):
+    what a check of its layout needs, in a fraction of a second. None where the config cannot be
+    built so (the check then runs on the loaded model)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from . import architectures  # noqa: F401  (prunebench's own model types)
+
+    try:
+        config = AutoConfig.from_pretrained(str(model_dir(model)))
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError):
+        return None
+
+
 def copy_tokenizer_files(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Tokenizer and generation config files of a checkpoint, for a pruned copy of it."""
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",

@@ -6,6 +6,7 @@ the weights an unkilled one would.
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,26 @@ def _stable_adapter_config(path: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _saved_state(checkpoint: Path, name: str, log) -> dict | None:
+    """A resumable training's saved state, or None. It is always written whole (atomic_path), so an
+    unreadable one was damaged after the fact: it is set aside with a warning, and training starts
+    over rather than stopping on a traceback. Loaded with weights_only (tensors and plain data), so
+    that a file planted in the folder cannot run code."""
+    if not checkpoint.exists():
+        return None
+    try:
+        saved = torch.load(checkpoint, weights_only=True)
+        if not isinstance(saved, dict) or not {"state", "optimizer", "step", "history", "best", "waited"} <= set(saved):
+            raise ValueError("not a training state")
+        return saved
+    except (RuntimeError, ValueError, EOFError, OSError, KeyError, pickle.UnpicklingError) as err:
+        damaged = checkpoint.with_name(checkpoint.name + ".damaged")
+        checkpoint.replace(damaged)
+        log(f"{name}: the saved training state {checkpoint} cannot be read ({type(err).__name__}); "
+            f"it is kept as {damaged.name}, and training starts over")
+        return None
+
+
 def train_lora(model: nn.Module, sequences: list[torch.Tensor], run: LoraRun, *, checkpoint: Path | None = None,
                validation: list[torch.Tensor] = (), adapter_dir: Path | None = None,
                before_step: Callable[[int], None] | None = None,
@@ -128,8 +149,8 @@ def train_lora(model: nn.Module, sequences: list[torch.Tensor], run: LoraRun, *,
                 parameter.copy_(value)
 
     history, start, best, waited, stopped = [], 0, None, 0, False
-    if checkpoint is not None and Path(checkpoint).exists():
-        saved = torch.load(checkpoint, weights_only=False)
+    saved = _saved_state(Path(checkpoint), name, log) if checkpoint is not None else None
+    if saved is not None:
         restore(saved["state"])
         optimizer.load_state_dict(saved["optimizer"])
         start, history, best, waited = saved["step"], saved["history"], saved["best"], saved["waited"]

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from ..io import write_json, write_jsonl
+from .. import sandbox
 from ..sandbox import isolation
 from ..taskfiles import CODE_TASKS, MIRRORED_TASKS, SHIPPED_TASKS, TASK_DIR  # noqa: F401 - re-exported
 from .tasks.code import PASS_AT_K
@@ -190,6 +191,8 @@ def run_suite(model: str, tasks: dict[str, dict], out_dir: str | Path, *, data_d
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if data_dir:
+        sandbox.hide(data_dir)  # model-written code never sees the mirror, wherever it is kept
     info = model_info(model)
     todo = {n: s for n, s in tasks.items() if not _kept(out_dir / f"{n}.json", n, s, provenance_of)}
     outcomes, timings = {}, {}

@@ -9,10 +9,10 @@ from importlib import import_module
 from .spec import METHOD_NAMES, PruneSpec, parse_method
 
 _LAZY = {"METHODS": "methods", "Method": "methods", "InputStatistic": "driver", "capture_inputs": "driver",
-         "prune_model": "driver"}
+         "prune_model": "driver", "check_model": "driver"}
 
-__all__ = ["METHODS", "METHOD_NAMES", "InputStatistic", "Method", "PruneSpec", "capture_inputs", "parse_method",
-           "prune_model"]
+__all__ = ["METHODS", "METHOD_NAMES", "InputStatistic", "Method", "PruneSpec", "capture_inputs", "check_model",
+           "parse_method", "prune_model"]
 
 
 def __getattr__(name):

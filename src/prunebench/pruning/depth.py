@@ -37,6 +37,36 @@ def decoder_layers(model: nn.Module, layers_path: str) -> nn.ModuleList:
     return submodule(model, layers_path)
 
 
+# The parts of a Llama-family decoder layer (Llama, Qwen2/3, Mistral) that width and dynamic methods
+# rewrite: RMSNorms before attention and MLP, q/k/v/o projections, a gated MLP.
+LLAMA_PARTS = ("input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
+               "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+
+
+def require_llama_layers(model: nn.Module, layers_path: str, spec) -> nn.ModuleList:
+    """The decoder layers, refused (one line naming what is missing) unless they are Llama-family
+    layers with RMSNorm; GPT-2, OPT and other layouts are not rewritten by these methods."""
+    layers = decoder_layers(model, layers_path)
+    for part in LLAMA_PARTS:
+        try:
+            found = submodule(layers[0], part)
+        except AttributeError:
+            raise InputError(f"{spec.name} needs Llama-family decoder layers (RMSNorm, q/k/v/o projections, a "
+                             f"gated MLP); {type(model).__name__}'s layers have no {part}") from None
+        if part.endswith("layernorm") and not hasattr(found, "variance_epsilon"):
+            raise InputError(f"{spec.name} needs RMSNorm decoder layers; {type(model).__name__}'s {part} is "
+                             f"{type(found).__name__}")
+    return layers
+
+
+def check(model: nn.Module, spec, layers_path: str) -> None:
+    """Refuse a model this method cannot prune (the model may sit on the meta device): removing
+    blocks keeps at least one, so a one-block model has nothing to remove."""
+    blocks = len(decoder_layers(model, layers_path))
+    if blocks < 2:
+        raise InputError(f"{spec.name} removes whole decoder blocks and keeps at least one; this model has {blocks}")
+
+
 def begin_pass(model: nn.Module, calibration, spec, device=None, min_tokens: int = 2) -> list[torch.Tensor]:
     """What every whole-model (depth or width) pass does first: the model on its device in eval
     mode, and the calibration as 1-D token tensors, refused unless each has `min_tokens`."""

@@ -18,6 +18,7 @@ import shutil
 import time
 import weakref
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 
 import torch
@@ -389,6 +390,20 @@ class RunCheckpoints:
             tmp.write_text(json.dumps(record))
 
 
+def check_model(model, spec: PruneSpec, layers_path: str):
+    """Refuse, before any work, a model `spec` cannot prune; return its decoder layers. `model` may
+    sit on the meta device (built from its config alone), so the prune command checks before it
+    loads any weight. Whole-model methods add their own check (module.check)."""
+    try:
+        layers = functools.reduce(getattr, layers_path.split("."), model)
+    except AttributeError:
+        raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
+    module = METHODS[spec.method].module
+    if module is not None:
+        import_module(f".{module}", __package__).check(model, spec, layers_path)
+    return layers
+
+
 def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, layers_path: str = "model.layers",
                 skip_modules: Sequence[str] = (), true_sequential: bool = DEFAULTS["true_sequential"],
                 offload_activations: bool = False, device: str | None = None,
@@ -408,14 +423,9 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     the run) so that a killed run resumes at its first unfinished layer.
     """
     method = METHODS[spec.method]
-    try:
-        layers = functools.reduce(getattr, layers_path.split("."), model)
-    except AttributeError:
-        raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
+    layers = check_model(model, spec, layers_path)
     checkpoints = RunCheckpoints(checkpoint_dir, checkpoint_key, log)
     if method.module is not None:  # blocks removed or the model narrowed: the method's own whole-model pass
-        from importlib import import_module
-
         whole = import_module(f".{method.module}", __package__)
         return whole.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log,
                            checkpoints=checkpoints, **method_options)

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ..io import InputError
-from .depth import begin_pass, decoder_layers, pass_fields
+from .depth import begin_pass, decoder_layers, pass_fields, require_llama_layers
 
 
 @dataclass(frozen=True)
@@ -379,6 +379,12 @@ def set_thresholds(model: nn.Module, calibration: list[torch.Tensor], layers_pat
         layer.route_thresholds, layer.route_seen, layer.route_counts = cut, None, {}
         thresholds[str(index)] = cut
     return thresholds
+
+
+def check(model: nn.Module, spec, layers_path: str) -> None:
+    """Refuse a model whose layers the routers cannot wrap (Llama-family layers; the model may sit
+    on the meta device)."""
+    require_llama_layers(model, layers_path, spec)
 
 
 def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..io import InputError
-from .depth import begin_pass, decoder_layers, loss_gradients, pass_fields
+from .depth import begin_pass, decoder_layers, loss_gradients, pass_fields, require_llama_layers
 from .depth import submodule as _get
 
 Q, K, V, O = "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"
@@ -145,6 +145,16 @@ def chosen_structures(heads: torch.Tensor, channels: torch.Tensor, shape: Shape,
     return {"heads": removed_heads, "channels": removed_channels}
 
 
+def check(model: nn.Module, spec, layers_path: str) -> None:
+    """Refuse a model LLM-Pruner cannot prune (the model may sit on the meta device): Llama-family
+    layers, and at least one block between the first and last ones it keeps dense."""
+    layers = require_llama_layers(model, layers_path, spec)
+    first, last = kept_layers(len(layers))
+    if not range(first, len(layers) - last):
+        raise InputError(f"{spec.name}: the first {first} and last {last} of {len(layers)} blocks stay dense, "
+                         "which leaves no block to prune")
+
+
 def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,
           log=print, checkpoints=None, **_options) -> dict:
     """LLM-Pruner at a ratio of decoder-block parameters removed; the model is left as prunebench's
@@ -158,13 +168,9 @@ def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_pat
     layers = decoder_layers(model, layers_path)
     config = model.config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    if any(not all(hasattr(layer, part.split(".")[0]) for part in (Q, GATE)) for layer in layers):
-        raise ValueError(f"{type(model).__name__}: LLM-Pruner here needs Llama-family decoder layers")
+    check(model, spec, layers_path)
     first, last = kept_layers(len(layers))
     pruned = range(first, len(layers) - last)
-    if not pruned:
-        raise InputError(f"{spec.name}: the first {first} and last {last} of {len(layers)} blocks stay dense, "
-                         "which leaves no block to prune")
     shapes = [Shape(layer, head_dim) if i in pruned else None for i, layer in enumerate(layers)]
     dense = sum(p.numel() for layer in layers for p in layer.parameters())
     fraction = layer_fraction(shapes, dense, spec.sparsity)

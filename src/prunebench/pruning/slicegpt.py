@@ -30,6 +30,7 @@ import types
 import torch
 from torch import nn
 
+from ..io import InputError
 from .driver import _run_layer, capture_inputs
 
 # The names of a Llama-family decoder layer's parts (Llama, Mistral, Qwen2, Qwen3 use them).
@@ -187,6 +188,16 @@ def kept_for_ratio(layers, hidden: int, ratio: float, multiple: int = 8) -> int:
         return 1 - sum(block_parameters(layer, width, True) for layer in layers) / dense
 
     return min(range(multiple, hidden + 1, multiple), key=lambda width: (abs(removed(width) - ratio), -width))
+
+
+def check(model: nn.Module, spec, layers_path: str) -> None:
+    """Refuse a model SliceGPT cannot rotate (RMSNorm Llama-family layers only; the model may sit on
+    the meta device)."""
+    from .depth import require_llama_layers
+
+    require_llama_layers(model, layers_path, spec)
+    if getattr(model.config, "rms_norm_eps", None) is None:
+        raise InputError(f"{spec.name} needs a config with rms_norm_eps (Llama-family RMSNorm)")
 
 
 def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_path: str, device=None,

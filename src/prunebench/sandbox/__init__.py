@@ -109,10 +109,19 @@ def _site_folders(prefix: str) -> list[str]:
     return sorted(found)
 
 
+_ALSO_HIDDEN: set[str] = set()
+
+
+def hide(path: str | os.PathLike) -> None:
+    """Keep `path` (the data mirror a task reads) from every later run, wherever it lies: a task's
+    metric, which lm-eval calls without context, cannot pass it to `run` itself."""
+    _ALSO_HIDDEN.add(str(Path(path).resolve()))
+
+
 def _hidden(extra: Iterable[str | os.PathLike]) -> list[Path]:
-    """What a program must never see: the project (working folder), results, home, the caller's
-    `hide` (the data mirror)."""
-    paths = [Path.cwd(), RESULTS, Path.home(), *(Path(p) for p in extra)]
+    """What a program must never see: the project (working folder), results, home, the data mirror
+    (`hide`) and the caller's `extra`."""
+    paths = [Path.cwd(), RESULTS, Path.home(), *(Path(p) for p in (*_ALSO_HIDDEN, *extra))]
     return [p.resolve() for p in paths if str(p)]
 
 
