@@ -232,10 +232,28 @@ def test_what_a_program_sees():
     assert all(_inside(prefix, Path.home() / entry) for entry in seen["home"])
 
 
-def test_numpy_is_importable_wherever_the_environment_lives():
+def test_numpy_is_importable_wherever_the_environment_lives(monkeypatch):
+    """Also from an environment under the system's temporary folder (a clone there keeps its .venv
+    there), which every container covers with its own /tmp."""
     _require_sandbox()
-    outcome = sandbox.run({"p.py": "import numpy\nprint(int(numpy.arange(5).sum()))\n"}, "p.py", limits=SMALL)
-    assert outcome.stdout == b"10\n", outcome.stderr_tail
+    program = {"p.py": "import numpy\nprint(int(numpy.arange(5).sum()), numpy.__file__)\n"}
+    outcome = sandbox.run(program, "p.py", limits=SMALL)
+    assert outcome.stdout.startswith(b"10 /site/numpy/"), outcome.stderr_tail
+    import numpy
+    import sysconfig
+
+    site = Path(tempfile.mkdtemp(prefix="prunebench-venv-")) / "site-packages"
+    try:
+        for name in sandbox.PACKAGES:
+            found = Path(numpy.__file__).parents[1] / name
+            if found.is_dir():
+                shutil.copytree(found, site / name, symlinks=True)
+        paths = sysconfig.get_paths()
+        monkeypatch.setattr(sysconfig, "get_paths", lambda *a, **k: {**paths, "purelib": str(site)})
+        outcome = sandbox.run(program, "p.py", limits=SMALL)
+        assert outcome.stdout.startswith(b"10 /site/numpy/"), outcome.stderr_tail
+    finally:
+        shutil.rmtree(site.parent, ignore_errors=True)
 
 
 def test_where_isolation_is_impossible_nothing_runs(monkeypatch, tmp_path, capsys):
