@@ -45,11 +45,12 @@ def plain_loop(model, batch: torch.Tensor, targets: tuple[str, ...], steps: int,
 
 
 def prunebench_loop(model, batch: torch.Tensor, method: str, steps: int, seed: int) -> list[float]:
+    from prunebench.architectures import routed
     from prunebench.config import pruning_defaults
     from prunebench.pruning import dynamic
 
     options = pruning_defaults()
-    dynamic.attach_routers(model, method, 0.2, seed=seed)
+    routed.attach_routers(model, method, 0.2, seed=seed)
     seconds: list[float] = []
     dynamic.train_routers(model, [row for row in batch.cpu()], method, 0.2, steps=steps, batch_size=batch.shape[0],
                           learning_rate=options["router_learning_rate"],
@@ -60,7 +61,7 @@ def prunebench_loop(model, batch: torch.Tensor, method: str, steps: int, seed: i
 
 
 def main() -> int:
-    from prunebench.pruning.dynamic import ROUTINGS
+    from prunebench.architectures.routed import ROUTINGS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a prepared model.json or a checkpoint directory")

@@ -11,6 +11,7 @@ import copy
 import pytest
 import torch
 
+from prunebench.architectures import routed as routing
 from prunebench.pruning import dynamic, prune_model
 from prunebench.pruning.depth import remove_blocks
 from prunebench.pruning.spec import parse_method
@@ -48,7 +49,7 @@ def _logits(model, ids, **kwargs):
 @pytest.mark.parametrize("kind", KINDS)
 def test_routers_that_run_every_token_give_the_dense_model(four_layers, kind):
     dense, routed = _load(four_layers), _load(four_layers)
-    layers = dynamic.attach_routers(routed, kind, 0.0)
+    layers = routing.attach_routers(routed, kind, 0.0)
     for index in layers:
         _force(routed, index, execute=True)
     ids = _ids()
@@ -63,11 +64,11 @@ def test_routers_that_run_no_token_of_a_block_give_the_model_without_it(four_lay
     without = _load(four_layers)
     remove_blocks(without, [2], "model.layers")
     routed = _load(four_layers)
-    for index in dynamic.attach_routers(routed, kind, 0.0):
+    for index in routing.attach_routers(routed, kind, 0.0):
         _force(routed, index, execute=index != 2)
     assert torch.allclose(_logits(routed, ids), _logits(without, ids), atol=1e-5)
     mod = _load(four_layers)   # MoD at capacity 0 of block 2: no token passes, in training and at inference
-    dynamic.attach_routers(mod, "mod", 1.0, layers=[2])
+    routing.attach_routers(mod, "mod", 1.0, layers=[2])
     assert torch.allclose(_logits(mod, ids), _logits(without, ids), atol=1e-5)
     mod.train()
     assert torch.allclose(_logits(mod, ids), _logits(without, ids), atol=1e-5)
@@ -78,7 +79,7 @@ def test_a_routed_layer_computes_the_plain_layer_on_the_tokens_that_run_it(four_
     exactly what the unrouted block computes on them alone, at their own positions."""
     model = _load(four_layers)
     plain = copy.deepcopy(model.model.layers[1])
-    dynamic.attach_routers(model, "dllm", 0.5, layers=[1], seed=3)
+    routing.attach_routers(model, "dllm", 0.5, layers=[1], seed=3)
     layer = model.model.layers[1]
     hidden = torch.randn(1, 16, model.config.hidden_size, generator=torch.Generator().manual_seed(2))
     positions = torch.arange(16)[None]
@@ -92,7 +93,7 @@ def test_a_routed_layer_computes_the_plain_layer_on_the_tokens_that_run_it(four_
                       position_embeddings=model.model.rotary_emb(hidden, positions[:, runs]))
     assert torch.equal(out[0, ~runs], hidden[0, ~runs])
     assert torch.allclose(out[0, runs], alone[0], atol=1e-5)
-    counts = dynamic.routing_counts(model)
+    counts = routing.routing_counts(model)
     assert counts["skipped_fraction"] == pytest.approx(1 - int(runs.sum()) / 16)
 
 
@@ -101,13 +102,13 @@ def test_generation_with_the_cache_equals_recomputing_every_step(four_layers, ki
     """Tokens that skip a layer leave zero slots no later token attends: decoding with the cache gives
     what recomputing the whole sequence gives, for a batch with left padding too."""
     model = _load(four_layers)
-    dynamic.attach_routers(model, kind, 0.5, seed=1)
+    routing.attach_routers(model, kind, 0.5, seed=1)
     ids = _ids(4, rows=1, length=12)
     with torch.no_grad():
         cached = model.generate(ids, max_new_tokens=8, do_sample=False, use_cache=True)
         fresh = model.generate(ids, max_new_tokens=8, do_sample=False, use_cache=False)
     assert torch.equal(cached, fresh)
-    skipped = dynamic.routing_counts(model)["skipped_fraction"]
+    skipped = routing.routing_counts(model)["skipped_fraction"]
     assert 0.05 < skipped < 0.95, "the routers should skip some tokens and run others"
     short = _ids(5, rows=1, length=7)
     pad = model.config.pad_token_id
@@ -125,7 +126,7 @@ def test_training_on_a_padded_batch_stays_finite(four_layers, kind):
     from prunebench.training import lm_loss, padded
 
     model = _load(four_layers)
-    dynamic.attach_routers(model, kind, 0.5, seed=4)
+    routing.attach_routers(model, kind, 0.5, seed=4)
     model.train()
     ids, mask = padded([torch.arange(5, 25), torch.arange(30, 36)], "cpu")
     left_ids, left_mask = ids.roll(14, dims=1) * 0, mask.roll(14, dims=1) * 0   # the short row padded on the left
@@ -148,7 +149,7 @@ def _options(**extra):
 
 def _train(model, kind, sparsity, calibration, **extra):
     options = _options(**extra)
-    dynamic.attach_routers(model, kind, sparsity, seed=options["router_seed"])
+    routing.attach_routers(model, kind, sparsity, seed=options["router_seed"])
     return dynamic.train_routers(
         model, calibration, kind, sparsity, steps=options["router_steps"], batch_size=options["router_batch_size"],
         learning_rate=options["router_learning_rate"], lora_learning_rate=options["router_lora_learning_rate"],
@@ -167,11 +168,11 @@ def test_the_sparsity_loss_drives_the_execution_rate_to_its_target(four_layers, 
     model = _load(four_layers)
     calibration = _calibration()
     _train(model, kind, 0.5, calibration, router_steps=60, router_learning_rate=0.02, router_batch_size=2)
-    dynamic.routing_counts(model)
+    routing.routing_counts(model)
     with torch.no_grad():
         for ids in calibration:
             model(ids[None])
-    assert dynamic.routing_counts(model)["skipped_fraction"] == pytest.approx(0.5, abs=0.1)
+    assert routing.routing_counts(model)["skipped_fraction"] == pytest.approx(0.5, abs=0.1)
 
 
 def test_mod_thresholds_keep_its_capacity_token_by_token(four_layers):
@@ -182,7 +183,7 @@ def test_mod_thresholds_keep_its_capacity_token_by_token(four_layers):
     with torch.no_grad():
         for ids in calibration:
             model(ids[None])
-    assert dynamic.routing_counts(model)["skipped_fraction"] == pytest.approx(0.5, abs=0.1)
+    assert routing.routing_counts(model)["skipped_fraction"] == pytest.approx(0.5, abs=0.1)
 
 
 def test_a_killed_router_training_resumes_to_the_same_weights(four_layers, tmp_path, monkeypatch):
@@ -244,7 +245,7 @@ def test_continuous_batching_generates_with_a_routed_model_what_each_prompt_alon
     from .test_generation import ENTRY
 
     model = _load(four_layers)
-    dynamic.attach_routers(model, "skipgpt", 0.5, seed=1)
+    routing.attach_routers(model, "skipgpt", 0.5, seed=1)
     model.config = RoutedConfig.from_base(model.config, routing={"kind": "skipgpt", "sparsity": 0.5,
                                                                   "layers": [0, 1, 2, 3], "thresholds": {}})
     model.save_pretrained(tmp_path / "routed")
@@ -258,5 +259,5 @@ def test_continuous_batching_generates_with_a_routed_model_what_each_prompt_alon
     together = mixed.generate(requests, sampling)
     alone = HFBackend(tmp_path / "routed", dict(ENTRY, batch_size=1)).generate(requests, sampling)
     assert [c.text for c in together] == [c.text for c in alone]
-    skipped = dynamic.routing_counts(mixed.model)["skipped_fraction"]
+    skipped = routing.routing_counts(mixed.model)["skipped_fraction"]
     assert 0.05 < skipped < 0.95

@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from prunebench.architectures import layer_widths
 from prunebench.pruning import llm_pruner
 from prunebench.pruning.spec import parse_method
 from .conftest import reload_and_generate
@@ -150,7 +151,7 @@ def test_prune_cli_records_what_went_and_the_model_loads(deep_model, tmp_path, m
     assert record["family"] == "width" and record["method"] == "llm_pruner-0.2"
     model = load_model(tmp_path / "pruned", "float32")
     assert type(model).__name__ == "LayerWidthsQwen2ForCausalLM"
-    assert [llm_pruner.widths(layer, 16) for layer in model.model.layers] == record["layer_widths"]
+    assert [layer_widths.widths(layer, 16) for layer in model.model.layers] == record["layer_widths"]
     dense = sum(p.numel() for p in _load(deep_model).model.layers.parameters())
     assert 1 - sum(p.numel() for p in model.model.layers.parameters()) / dense == pytest.approx(record["overall_sparsity"])
     assert abs(record["overall_sparsity"] - 0.2) < 0.05

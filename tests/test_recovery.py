@@ -88,16 +88,16 @@ def test_a_width_pruned_model_is_recovered_in_its_own_architecture(model_path, t
 
 
 def test_a_dynamic_model_is_recovered_with_its_routers_frozen_and_deciding_as_at_inference(model_path):
-    from prunebench.pruning import dynamic
+    from prunebench.architectures import routed as routing
 
     model = _load(model_path)
-    dynamic.attach_routers(model, "skipgpt", 0.5, seed=2)
+    routing.attach_routers(model, "skipgpt", 0.5, seed=2)
     routers = {k: v.clone() for k, v in model.state_dict().items() if ".routers." in k}
     data = _sequences(seed=3)
     with torch.no_grad():
         for ids in data:
             model(ids[None])
-    decided = dynamic.routing_counts(model)
+    decided = routing.routing_counts(model)
     before = held_out_loss(model, data)
     recovery.recover(model, data, SETTINGS, log=lambda *_: None, progress=False)
     assert held_out_loss(model, data) < before

@@ -15,8 +15,7 @@ from collections import Counter
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from .generation import PROMPT_TOO_LONG
-from .prompts import last_boxed, split_response
+from .prompts import PROMPT_TOO_LONG, last_boxed, split_response
 
 MAX_ANSWER_CHARS = 4096  # a box longer than this is not an answer
 MAX_SCAN_CHARS = 200_000  # the answer is searched for in this many trailing characters

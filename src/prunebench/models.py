@@ -144,17 +144,13 @@ def model_dir(model: str | os.PathLike) -> Path:
     raise InputError(f"--model {model}: neither a prepared model.json nor a model directory with config.json")
 
 
-# Model types that only prunebench's own classes build (prunebench.architectures); vLLM has none of them.
-SLICED_MODEL_TYPE, LAYER_WIDTHS_MODEL_TYPE = "prunebench_sliced", "prunebench_layer_widths"
-ROUTED_MODEL_TYPE = "prunebench_routed"
-PRUNEBENCH_MODEL_TYPES = (SLICED_MODEL_TYPE, LAYER_WIDTHS_MODEL_TYPE, ROUTED_MODEL_TYPE)
-
-
 def require_vllm_servable(model: str | os.PathLike) -> None:
     """Refuse, before vLLM loads anything, a checkpoint of an architecture vLLM does not serve (a
     SliceGPT model's residual shortcuts, an LLM-Pruner model's per-layer widths, a dynamic model's
     routers): such a model is
     evaluated with the hf backend."""
+    from .architectures import PRUNEBENCH_MODEL_TYPES
+
     config = model_dir(model) / "config.json"
     model_type = read_json(config).get("model_type") if config.exists() else None
     if model_type in PRUNEBENCH_MODEL_TYPES:

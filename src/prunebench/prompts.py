@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# A sample's `finish` where its prompt did not fit the model's context and nothing was generated
+# (generation writes it; grading gives such a sample a verdict and filter of its own).
+PROMPT_TOO_LONG = "prompt_too_long"
 
 
 def last_box(text: str) -> tuple[int, str] | None:

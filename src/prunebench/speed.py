@@ -125,7 +125,7 @@ def measure(model, *, prompt_tokens: int = 128, new_tokens: int = 64, batch_size
 def _routing(model) -> dict | None:
     """A dynamic model's skipped fraction of routed block-tokens since the last call (counters
     reset), or None for a model without routers."""
-    from .pruning.dynamic import routing_counts
+    from .architectures.routed import routing_counts
 
     layers = getattr(getattr(model, "model", None), "layers", None)
     if layers is None or not any(hasattr(layer, "routers") for layer in layers):

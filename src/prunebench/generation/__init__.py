@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..io import InputError, atomic_path, dump_line, iter_jsonl
+from ..prompts import PROMPT_TOO_LONG
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ class Request:
     sample: int
     prompt: str
     seed: int
-
-
-PROMPT_TOO_LONG = "prompt_too_long"
 
 
 @dataclass(frozen=True)

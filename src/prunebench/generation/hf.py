@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from ..models import load_model, load_tokenizer
-from . import PROMPT_TOO_LONG, Completion, Request, Sampling, fits
+from ..prompts import PROMPT_TOO_LONG
+from . import Completion, Request, Sampling, fits
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

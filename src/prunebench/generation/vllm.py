@@ -7,7 +7,8 @@ template already wrote one.
 from __future__ import annotations
 
 from ..models import load_tokenizer, model_dir, require_vllm_servable
-from . import PROMPT_TOO_LONG, Completion, Request, Sampling, fits
+from ..prompts import PROMPT_TOO_LONG
+from . import Completion, Request, Sampling, fits
 
 
 class VLLMBackend:

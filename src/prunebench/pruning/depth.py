@@ -25,22 +25,8 @@ import time
 import torch
 from torch import nn
 
+from ..architectures.layout import LLAMA_PARTS, decoder_layers, submodule
 from ..io import InputError
-
-
-def submodule(module: nn.Module, path: str) -> nn.Module:
-    """The module at a dotted attribute path ("model.layers", "self_attn.q_proj")."""
-    return functools.reduce(getattr, path.split("."), module)
-
-
-def decoder_layers(model: nn.Module, layers_path: str) -> nn.ModuleList:
-    return submodule(model, layers_path)
-
-
-# The parts of a Llama-family decoder layer (Llama, Qwen2/3, Mistral) that width and dynamic methods
-# rewrite: RMSNorms before attention and MLP, q/k/v/o projections, a gated MLP.
-LLAMA_PARTS = ("input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
-               "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
 def require_llama_layers(model: nn.Module, layers_path: str, spec) -> nn.ModuleList:

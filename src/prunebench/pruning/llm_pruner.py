@@ -29,49 +29,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..architectures.layer_widths import DOWN, GATE, K, O, Q, UP, V, narrow_layer, widths
+from ..architectures.layout import submodule as _get
 from ..io import InputError
 from .depth import begin_pass, decoder_layers, loss_gradients, pass_fields, require_llama_layers
-from .depth import submodule as _get
-
-Q, K, V, O = "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"
-GATE, UP, DOWN = "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"
-
-
-def _rows(linear: nn.Linear, index: torch.Tensor) -> None:
-    linear.weight = nn.Parameter(linear.weight.data.index_select(0, index.to(linear.weight.device)).clone())
-    if linear.bias is not None:
-        linear.bias = nn.Parameter(linear.bias.data.index_select(0, index.to(linear.bias.device)).clone())
-    linear.out_features = len(index)
-
-
-def _columns(linear: nn.Linear, index: torch.Tensor) -> None:
-    linear.weight = nn.Parameter(linear.weight.data.index_select(1, index.to(linear.weight.device)).clone())
-    linear.in_features = len(index)
-
-
-def _head_rows(heads: list[int], head_dim: int) -> torch.Tensor:
-    return torch.tensor([h * head_dim + i for h in heads for i in range(head_dim)], dtype=torch.long)
-
-
-def narrow_layer(layer: nn.Module, heads: list[int], kv_heads: list[int], channels: list[int], head_dim: int) -> None:
-    """Keep only the listed query heads (ordered by KV group), KV heads and MLP channels of a block."""
-    query, kv = _head_rows(heads, head_dim), _head_rows(kv_heads, head_dim)
-    _rows(_get(layer, Q), query)
-    _columns(_get(layer, O), query)
-    for path in (K, V):
-        _rows(_get(layer, path), kv)
-    layer.self_attn.num_key_value_groups = len(heads) // len(kv_heads)
-    index = torch.tensor(channels, dtype=torch.long)
-    for path in (GATE, UP):
-        _rows(_get(layer, path), index)
-    _columns(_get(layer, DOWN), index)
-
-
-def widths(layer: nn.Module, head_dim: int) -> dict:
-    """A block's widths as `config.layer_widths` records them."""
-    return {"num_attention_heads": _get(layer, Q).out_features // head_dim,
-            "num_key_value_heads": _get(layer, K).out_features // head_dim,
-            "intermediate_size": _get(layer, GATE).out_features}
 
 
 def _taylor(linear: nn.Linear, dim: int, size: int) -> torch.Tensor:

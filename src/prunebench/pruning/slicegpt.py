@@ -23,43 +23,16 @@ Rotations are computed in float64.
 
 from __future__ import annotations
 
-import functools
 import math
-import types
 
 import torch
 from torch import nn
 
+from ..architectures.layout import ATTENTION_IN, ATTENTION_OUT, MLP_IN, MLP_OUT, NORMS
+from ..architectures.layout import submodule as _get
+from ..architectures.sliced import make_sliced
 from ..io import InputError
 from .driver import _run_layer, capture_inputs
-
-# The names of a Llama-family decoder layer's parts (Llama, Mistral, Qwen2, Qwen3 use them).
-ATTENTION_IN, ATTENTION_OUT = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), "self_attn.o_proj"
-MLP_IN, MLP_OUT = ("mlp.gate_proj", "mlp.up_proj"), "mlp.down_proj"
-NORMS = ("input_layernorm", "post_attention_layernorm")
-
-
-def _get(module: nn.Module, path: str) -> nn.Module:
-    return functools.reduce(getattr, path.split("."), module)
-
-
-def sliced_layer_forward(self, hidden_states, *args, **kwargs):
-    """A decoder layer with shortcut matrices on its two residual connections (as SliceGPT's)."""
-    residual = hidden_states
-    attended = self.self_attn(hidden_states=self.input_layernorm(hidden_states), *args, **kwargs)
-    attended = attended[0] if isinstance(attended, tuple) else attended
-    hidden_states = residual @ self.attn_shortcut.to(residual.dtype) + attended
-    residual = hidden_states
-    hidden_states = self.mlp(self.post_attention_layernorm(hidden_states))
-    return residual @ self.mlp_shortcut.to(residual.dtype) + hidden_states
-
-
-def make_sliced(layer: nn.Module, attn_shortcut: torch.Tensor, mlp_shortcut: torch.Tensor) -> None:
-    """Give a decoder layer its shortcut matrices and the forward that applies them."""
-    dtype = layer.input_layernorm.weight.dtype
-    layer.attn_shortcut = nn.Parameter(attn_shortcut.to(dtype), requires_grad=False)
-    layer.mlp_shortcut = nn.Parameter(mlp_shortcut.to(dtype), requires_grad=False)
-    layer.forward = types.MethodType(sliced_layer_forward, layer)
 
 
 def _fold(norm: nn.Module, readers: list[nn.Linear]) -> None:

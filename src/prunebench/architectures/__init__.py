@@ -13,7 +13,11 @@ generation, caching and lm-eval work as for the base. vLLM knows neither.
   width (`layer_widths`, one entry per layer), the residual width unchanged.
 - `prunebench_routed` (MoD, D-LLM, SkipGPT): the base weights, and in each routed layer its
   routers and routed forward (`routing`: kind, sparsity, routed layers, router temperature and
-  MoD's inference thresholds; prunebench.pruning.dynamic).
+  MoD's inference thresholds; the routed forward in routed.py, their training in
+  prunebench.pruning.dynamic).
+
+This package is below the pruning methods: it imports neither prunebench.pruning nor
+prunebench.models, so loading a saved checkpoint imports no pruning code.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
-from .models import LAYER_WIDTHS_MODEL_TYPE, ROUTED_MODEL_TYPE, SLICED_MODEL_TYPE
-from .pruning.dynamic import attach_routers
-from .pruning.llm_pruner import narrow_layer
-from .pruning.slicegpt import make_sliced
+from .layer_widths import narrow_layer
+from .routed import attach_routers
+from .sliced import make_sliced
+
+# Model types that only these classes build; vLLM has none of them.
+SLICED_MODEL_TYPE, LAYER_WIDTHS_MODEL_TYPE = "prunebench_sliced", "prunebench_layer_widths"
+ROUTED_MODEL_TYPE = "prunebench_routed"
+PRUNEBENCH_MODEL_TYPES = (SLICED_MODEL_TYPE, LAYER_WIDTHS_MODEL_TYPE, ROUTED_MODEL_TYPE)
 
 
 class _DerivedConfig(PretrainedConfig):
