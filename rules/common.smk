@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from prunebench import calibration as pb_calibration
 from prunebench import config as pb_config
+from prunebench import grid as pb_grid
 from prunebench import paths
 from prunebench import latex as pb_latex
 from prunebench import scheduling as pb_scheduling
@@ -17,8 +18,7 @@ from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
-from prunebench.pruning.spec import (CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, SEARCHING, algorithm,
-                                      parse_method, vllm_servable)
+from prunebench.pruning.spec import CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, parse_method, vllm_servable
 
 try:
     pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
@@ -158,7 +158,7 @@ def adaptive_args():
 
 
 def scaled(count):
-    return pb_config.scaled(count, config["scale"])
+    return pb_grid.scaled(count, config["scale"])
 
 
 def _calibration_sources(wildcards):
@@ -186,61 +186,20 @@ def calibration_args(wildcards):
     return " ".join(args)
 
 
-# Each cell's benchmarks: those of every table and figure that shows it (ablation-only cells run
-# their tables' benchmarks alone); a cell no table shows (a target named by hand) runs them all.
-CELL_SUITES = {(r.model, r.method, r.recipe): suite for r, suite in pb_tables.cell_benchmarks(config).items()}
-
-
+# Each cell's benchmarks (prunebench.grid); a cell no table shows (a target named by hand) runs them all.
+CELL_SUITES = {(r.model, r.method, r.recipe): suite for r, suite in pb_grid.cell_benchmarks(config).items()}
 def cell_suite(wildcards):
     return CELL_SUITES.get((wildcards.model, wildcards.method, wildcards.recipe), BENCHMARKS)
-
-
-# Cells of the main table (Table 2 and the figures drawn from it) come first, so that its table
-# appears early; an evaluation goes before the next prune, so that a checkpoint not kept is
-# removed soon after it is written.
-MAIN_CELLS = {(r.model, r.method, r.recipe) for r in pb_tables.required_rows(config, 2)}
-FIRST_PAPER_CELLS = {(r.model, r.method, r.recipe) for r in pb_tables.first_paper_rows(config)}
-
-
-# Priorities, so that both cores always hold the job the critical path needs next: an evaluated
-# model's preparation, pool and grading first (a generator-only model's after); calibration sets
-# as soon as they can be built; tables and figures as soon as their inputs exist; then the first
-# paper's cells before the study's (so that its tables are drawn first, and what the second paper
-# adds to a run is the time after them), Table 2's before the ablations', and within each an
-# evaluation before the next prune.
-CRITICAL, LIGHT = 10, 8
-FIRST_PAPER = 4
-
-
-# The pool with the most problems is the longest job on the critical path (it feeds SGR and SSGR):
-# when one core is free (the other busy with Table 8's generator, ready sooner), it goes first.
-LARGEST_POOL = max(POOL_SOURCES, key=lambda dataset: config["self_generation"]["sources"][dataset], default=None)
-
-
+# The priority of every job (why each goes where: prunebench.grid.Priorities).
+PRIORITY = pb_grid.Priorities(config)
+CRITICAL, LIGHT, FIRST_PAPER = PRIORITY.CRITICAL, PRIORITY.LIGHT, PRIORITY.FIRST_PAPER
 def pool_priority(wildcards):
-    """An evaluated model's pool and grading first, its largest pool before the others; then a
-    generator-only model's (Table 8's other source), before any cell: it heads a chain of its own
-    (grading, calibration, a prune, an evaluation) that, left to the ablations' priority, waited
-    behind every ablation prune and ran last, alone, at the end of the first paper."""
-    if config["models"][wildcards.model]["generator_only"]:
-        return LIGHT
-    return CRITICAL + (1 if wildcards.dataset == LARGEST_POOL else 0)
-
-
+    return PRIORITY.pool(wildcards.model, wildcards.dataset)
 def cell_priority(evaluation=False):
-    """A cell's jobs by the cell: a first-paper cell's task-suite job goes with its evaluation,
-    so that its checkpoint is removed as soon after it is written as any other's. Among the study's
-    prunes the searching depth methods go first (longest first, so that the run's last job is short)."""
-
     def priority(wildcards):
-        cell = (wildcards.model, wildcards.method, getattr(wildcards, "recipe", paths.NO_RECIPE))
-        if cell in FIRST_PAPER_CELLS:
-            return FIRST_PAPER + (2 if cell in MAIN_CELLS else 0) + (1 if evaluation else 0)
-        return 1 if evaluation or algorithm(wildcards.method) in SEARCHING else 0
-
+        return PRIORITY.cell(wildcards.model, wildcards.method, getattr(wildcards, "recipe", paths.NO_RECIPE),
+                             evaluation)
     return priority
-
-
 def evaluated_model(wildcards):
     """The dense model's model.json, or the pruned checkpoint of this method and recipe (the
     evaluation reads the whole checkpoint)."""

@@ -160,12 +160,12 @@ STUDY_OUTPUTS = expand(paths.lrm_table("{name}", "{ext}"), name=pb_study.TABLES,
 
 rule render_report:
     input:
-        tables=expand(paths.table("{n}", "{ext}"), n=pb_tables.ALL_TABLES, ext=["csv", "json"]),
-        figures=expand(paths.figure("{n}", "{ext}"), n=pb_tables.ALL_FIGURES, ext=["svg", "pdf", "json"]),
+        tables=expand(paths.table("{n}", "{ext}"), n=pb_grid.ALL_TABLES, ext=["csv", "json"]),
+        figures=expand(paths.figure("{n}", "{ext}"), n=pb_grid.ALL_FIGURES, ext=["svg", "pdf", "json"]),
         lrm=rules.lrm_table.output + rules.lrm_figure.output + rules.lrm_speed_table.output,
         study=STUDY_OUTPUTS,
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
-        calibration=[paths.calibration(m, r) for m, r in pb_tables.calibration_sets(config)],
+        calibration=[paths.calibration(m, r) for m, r in pb_grid.calibration_sets(config)],
         verify=paths.verify("reproducibility.json"),
         templates=[REPORT_DIR / "templates" / name for name in ("_head.html.j2", "index.html.j2", "speed.html.j2", "paper.tex.j2")],
         paper=REPORT_DIR / "paper.yaml",
@@ -215,7 +215,7 @@ rule verify:
 rule paper_pdf:
     input:
         tex=paths.report("paper.tex"),
-        figures=expand(paths.figure("{n}", "pdf"), n=pb_tables.ALL_FIGURES),
+        figures=expand(paths.figure("{n}", "pdf"), n=pb_grid.ALL_FIGURES),
         lrm_figure=rules.lrm_figure.output.pdf,
     output:
         paths.report("paper.pdf"),
@@ -256,7 +256,7 @@ rule report:
 
 
 # One target per table and figure of the paper: `snakemake table2`, `snakemake figure1`, ...
-for _n in pb_tables.ALL_TABLES:
+for _n in pb_grid.ALL_TABLES:
 
     rule:
         name:
@@ -267,7 +267,7 @@ for _n in pb_tables.ALL_TABLES:
         localrule: True
 
 
-for _n in pb_tables.ALL_FIGURES:
+for _n in pb_grid.ALL_FIGURES:
 
     rule:
         name:

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from prunebench import config as pb_config
+from prunebench import grid
 from prunebench.io import InputError
 
 from .conftest import ROOT
@@ -65,11 +66,12 @@ def test_bad_yaml_names_the_file(tmp_path):
 
 
 def test_scaled_counts():
-    assert pb_config.scaled(30, 1.0) == 30 and pb_config.scaled(30, 0.1) == 3 and pb_config.scaled(2, 0.01) == 1
+    assert grid.scaled(30, 1.0) == 30 and grid.scaled(30, 0.1) == 3 and grid.scaled(2, 0.01) == 1
 
 
 def test_the_default_draws_every_table_and_figure():
-    from prunebench.tables import ALL_FIGURES, ALL_TABLES, FIGURES, TABLES, calibration_sets, required_rows
+    from prunebench.grid import ALL_FIGURES, ALL_TABLES, calibration_sets, required_rows
+    from prunebench.tables import FIGURES, TABLES
 
     config = pb_config.load(ROOT / "config" / "config.yaml")
     expected = {("table", 1): 6, ("table", 3): 5, ("table", 4): 3, ("table", 5): 4, ("table", 6): 2,
@@ -86,7 +88,7 @@ def test_the_default_draws_every_table_and_figure():
 
 
 def test_cells_only_ablations_show_run_their_benchmarks_alone():
-    from prunebench.tables import Row, cell_benchmarks
+    from prunebench.grid import Row, cell_benchmarks
 
     config = pb_config.load(ROOT / "config" / "config.yaml")
     suites = cell_benchmarks(config)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench import lmeval, paths
+from prunebench import grid, lmeval, paths
 from prunebench.cli import main
 from prunebench.config import validate
 from prunebench.io import InputError, iter_jsonl, read_json, write_json
@@ -321,8 +321,8 @@ def test_task_table_params_find_the_workflows_rows():
     config["models"]["teacher"] = {"source": {"path": "."}, "generator_only": True}
     config = validate(config)
     params = json.loads(json.dumps(suite.table_config(config)))
-    assert suite.rows(params) == suite.rows(config)
-    assert {r.model for r in suite.rows(params)} == {"m"}
+    assert grid.suite_rows(params) == grid.suite_rows(config)
+    assert {r.model for r in grid.suite_rows(params)} == {"m"}
     assert suite.read_inputs(params) == suite.read_inputs(config)
 
 
@@ -330,7 +330,7 @@ def test_task_table_not_in_this_run_without_tasks(tmp_path):
     from prunebench import suite
 
     config = validate(_config())
-    assert suite.rows(config) == [] and suite.required_inputs(config) == []
+    assert grid.suite_rows(config) == [] and suite.required_inputs(config) == []
     suite.write_table(config, tmp_path / "t.csv", tmp_path / "t.json", tmp_path)
     assert read_json(tmp_path / "t.json")["status"] == "not in this run"
     suite.write_figure(config, tmp_path / "f.svg", tmp_path / "f.pdf", tmp_path / "f.json", tmp_path)

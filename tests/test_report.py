@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from prunebench import paths, report
+from prunebench import grid, paths, report
 from prunebench.config import validate
 from prunebench.figures import write_figure
 from prunebench.io import write_json, write_jsonl
-from prunebench.tables import ALL_FIGURES, ALL_TABLES, write_table
+from prunebench.grid import ALL_FIGURES, ALL_TABLES
+from prunebench.tables import write_table
 
 from .conftest import ROOT
 
@@ -338,7 +339,7 @@ def default_report(tmp_path, monkeypatch):
     import yaml
 
     from prunebench.latex import compile_pdf
-    from prunebench.tables import required_rows, table_benchmarks
+    from prunebench.grid import required_rows, table_benchmarks
 
     config = validate(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
     monkeypatch.chdir(tmp_path)
@@ -358,7 +359,7 @@ def default_report(tmp_path, monkeypatch):
                                   "input_ids": [1]}])
     from prunebench import suite
 
-    for row in suite.rows(config):
+    for row in grid.suite_rows(config):
         for task in config["task_suite"]["tasks"]:
             write_json(paths.task_result(row.model, row.method, row.recipe, task),
                        {"task": task, "metric": "acc", "score": rng.uniform(0, 100), "stderr": rng.uniform(0, 8)})
@@ -366,7 +367,7 @@ def default_report(tmp_path, monkeypatch):
             if not Path(paths.eval_metrics(row.model, row.method, row.recipe, bench)).exists():
                 write_json(paths.eval_metrics(row.model, row.method, row.recipe, bench),
                            {"pass@1": rng.uniform(0, 100), "stderr": rng.uniform(0, 12)})
-    for row in suite.speed_rows(config):
+    for row in grid.speed_rows(config):
         write_json(paths.speed(row.model, row.method, row.recipe),
                    {"parameters": rng.randint(10**8, 5 * 10**8), "checkpoint_bytes": rng.randint(10**8, 2 * 10**9),
                     "prefill_tokens_per_second": rng.uniform(10, 1000), "decode_tokens_per_second": rng.uniform(1, 50),

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from prunebench import paths, suite
+from prunebench import grid, paths, suite
 from prunebench.config import validate
 from prunebench.io import InputError, read_json, write_json
 
@@ -40,15 +40,15 @@ def test_study_config_is_checked():
 def test_study_cells_join_the_task_table_after_the_suites_rows():
     config = validate(_config({"methods": ["shortgpt", "llm_pruner"], "ratios": [0.2, 0.4]},
                               tasks={"boolq": {"category": "classification"}}, methods=["wanda-0.5"]))
-    assert [(r.method, r.recipe) for r in suite.rows(config)] == [
+    assert [(r.method, r.recipe) for r in grid.suite_rows(config)] == [
         ("dense", "none"), ("wanda-0.5", "c4"), ("shortgpt-0.2", "sgr"), ("shortgpt-0.4", "sgr"),
         ("llm_pruner-0.2", "sgr"), ("llm_pruner-0.4", "sgr")]
-    assert [r.method for r in suite.speed_rows(config)] == ["dense", "shortgpt-0.2", "shortgpt-0.4",
+    assert [r.method for r in grid.speed_rows(config)] == ["dense", "shortgpt-0.2", "shortgpt-0.4",
                                                              "llm_pruner-0.2", "llm_pruner-0.4"]
     params = json.loads(json.dumps(suite.table_config(config)))  # what the table rules read
-    assert suite.rows(params) == suite.rows(config) and suite.speed_inputs(params) == suite.speed_inputs(config)
+    assert grid.suite_rows(params) == grid.suite_rows(config) and suite.speed_inputs(params) == suite.speed_inputs(config)
     no_study = validate(_config(tasks={"boolq": {"category": "classification"}}))
-    assert suite.speed_rows(no_study) == [] and suite.speed_inputs(no_study) == [paths.lrm_table(suite.TABLE, "json")]
+    assert grid.speed_rows(no_study) == [] and suite.speed_inputs(no_study) == [paths.lrm_table(suite.TABLE, "json")]
 
 
 def test_dynamic_and_recovered_cells_are_rows_of_the_grid():
@@ -58,7 +58,7 @@ def test_dynamic_and_recovered_cells_are_rows_of_the_grid():
                                  tasks={"boolq": {"category": "classification"}}),
                        "recovery": {"aligned": {"recipe": "sgr"}, "generic": {"recipe": "c4"}}})
     assert config["recovery"]["aligned"]["recipe"] == "sgr" and config["recovery"]["generic"]["steps"] == 1000
-    assert [(r.method, r.recipe) for r in suite.study_rows(config)] == [
+    assert [(r.method, r.recipe) for r in grid.study_rows(config)] == [
         ("shortgpt-0.2", "sgr"), ("shortgpt-0.2", "c4"), ("shortgpt-0.4", "sgr"), ("shortgpt-0.4", "c4"),
         ("shortgpt-0.4+aligned", "sgr"), ("shortgpt-0.4+generic", "sgr"),
         ("skipgpt-0.2", "sgr"), ("skipgpt-0.2", "c4"), ("skipgpt-0.4", "sgr"), ("skipgpt-0.4", "c4")]
@@ -143,7 +143,7 @@ def test_the_readmes_study_block_is_a_valid_config():
     config["models"]["think-model"] = {"source": {"path": "."}}
     study = validate(config)["study"]
     # 9 methods x 3 ratios; 2 recovered x 2 recoveries; 2 methods x 4 more sources; 4 more sizes
-    assert len(suite.study_rows(config)) == 2 * (9 * 3 + 2 * 2 + 2 * 4 + 4) and study["speed"]["new_tokens"] == 64
+    assert len(grid.study_rows(config)) == 2 * (9 * 3 + 2 * 2 + 2 * 4 + 4) and study["speed"]["new_tokens"] == 64
 
 
 def _task_table(rows):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import torch
@@ -157,3 +158,40 @@ def test_the_default_slice_names_what_the_run_builds():
     assert verify.expand_targets(renamed)[0] == "results/calibration/m1/mine.jsonl"
     explicit = validate(base | {"verify": {"targets": ["results/pruned/m2/wanda-0.5/c4"]}})
     assert verify.expand_targets(explicit) == ["results/pruned/m2/wanda-0.5/c4"]
+
+
+def test_compare_runs_sets_the_code_commit_aside(tmp_path):
+    """Two runs of two commits: a result that differs only by the commit it records is the same; a
+    number that moved, or a file only one run has, is not; a PDF counts as its LaTeX source does."""
+    from prunebench.verify import DIFFERS, IDENTICAL, MISSING, SAME_BUT_COMMIT, compare_runs
+
+    commits = {"a": "1" * 40, "b": "2" * 40 + "-dirty"}
+    for run, commit in commits.items():
+        results = tmp_path / run / "results"
+        (results / "eval").mkdir(parents=True)
+        (results / "report").mkdir()
+        (results / "same.txt").write_text("plain")
+        prov = {"code_commit": commit, "inputs": {"x": "abc"}}
+        (results / "eval" / "m.json").write_text(json.dumps({"pass@1": 50.0, "provenance": prov}))
+        (results / "eval" / "moved.json").write_text(json.dumps({"pass@1": 50.0 if run == "a" else 51.0,
+                                                                 "provenance": prov}))
+        (results / "report" / "paper.tex").write_text(f"built from {commit}")
+        (results / "report" / "paper.pdf").write_bytes(commit.encode()[::-1])  # compressed: the commit unreadable
+    (tmp_path / "a" / "results" / "only-a.txt").write_text("x")
+    statuses = compare_runs(tmp_path / "a", tmp_path / "b")
+    assert statuses == {"results/same.txt": IDENTICAL, "results/eval/m.json": SAME_BUT_COMMIT,
+                        "results/eval/moved.json": DIFFERS, "results/report/paper.tex": SAME_BUT_COMMIT,
+                        "results/report/paper.pdf": SAME_BUT_COMMIT, "results/only-a.txt": MISSING}
+
+
+def test_prunebench_compare_exits_nonzero_where_results_differ(tmp_path, capsys):
+    from prunebench.cli import main
+
+    for run, value in (("a", "1"), ("b", "1"), ("c", "2")):
+        (tmp_path / run / "results").mkdir(parents=True)
+        (tmp_path / run / "results" / "t.csv").write_text(value)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ab.json")]) == 0
+    assert json.loads((tmp_path / "ab.json").read_text())["counts"] == {"identical": 1}
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 2
+    assert "differs\tresults/t.csv" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2

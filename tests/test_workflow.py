@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prunebench.config import load as load_config, study_method
+from prunebench.config import load as load_config
+from prunebench.grid import study_method
 from prunebench.pruning.spec import SEARCHING, algorithm
-from prunebench.tables import first_paper_rows
+from prunebench.grid import first_paper_rows
 from prunebench.verify import planned, planned_jobs
 
 from .conftest import MIRROR, ROOT, build_tiny_model

@@ -281,9 +281,7 @@ def _prune_spec(args):
 
 
 def cmd_prune(args) -> None:
-    from .io import atomic_dir
-    from .models import (copy_tokenizer_files, empty_model, load_model, load_tokenizer, model_dir, model_identity,
-                         model_info, model_limits)
+    from .models import empty_model, load_model, load_tokenizer, model_dir, model_identity, model_info, model_limits
     from .pruning import METHODS, check_model, prune_model
 
     spec = _prune_spec(args)
@@ -316,18 +314,37 @@ def cmd_prune(args) -> None:
     record = {**report, "method": spec.name, "model": {**identity, "entry": entry},
               "calibration_file": args.calibration,
               "provenance": provenance([args.calibration, args.model], model=identity, params=options)}
-    with atomic_dir(args.out, mark=args.command) as staging:
-        model.save_pretrained(staging)
-        copy_tokenizer_files(model_dir(args.model), staging)
-        record["weights_sha256"] = checkpoint_digest(staging, leave_out=[paths.SPARSITY_FILE])
-        write_json(staging / paths.SPARSITY_FILE, record)
-    if args.record:
-        write_json(args.record, record)
+    _save_checkpoint(args, record, model)
     if args.measurements:
         write_json(args.measurements, {"method": spec.name, **measured})
     shutil.rmtree(checkpoints, ignore_errors=True)
     log.info("%s: overall sparsity %.4f in %.1f s (peak memory %.2f GB)", spec.name, report["overall_sparsity"],
              measured["wall_seconds"], measured["peak_memory_bytes"] / 1e9)
+
+
+@contextlib.contextmanager
+def _checkpoint(args, record: dict, model=None):
+    """The one way a job writes a checkpoint folder (prune, recover, a skipped cell): yields the
+    staging folder for what the job writes there itself (an adapter), then saves the model with its
+    tokenizer files, records every weight's digest, and writes the record (sparsity.json, and
+    --record beside it) into the folder, renamed onto --out only when all of it is written."""
+    from .io import atomic_dir
+    from .models import copy_tokenizer_files, model_dir
+
+    with atomic_dir(args.out, mark=args.command) as staging:
+        yield staging
+        if model is not None:
+            model.save_pretrained(staging)
+            copy_tokenizer_files(model_dir(args.model), staging)
+            record["weights_sha256"] = checkpoint_digest(staging, leave_out=[paths.SPARSITY_FILE])
+        write_json(staging / paths.SPARSITY_FILE, record)
+    if args.record:
+        write_json(args.record, record)
+
+
+def _save_checkpoint(args, record: dict, model=None) -> None:
+    with _checkpoint(args, record, model):
+        pass
 
 
 @contextlib.contextmanager
@@ -347,7 +364,6 @@ def _parts_of_this_run(folder: Path):
 def _skip_pruning(args, spec, info, options) -> None:
     """An empty calibration set (a recipe that found nothing to select) leaves the cell unpruned:
     the output holds only a sparsity record that says so, and evaluation passes that on."""
-    from .io import atomic_dir
     from .models import model_identity
 
     identity = model_identity(info)
@@ -355,10 +371,7 @@ def _skip_pruning(args, spec, info, options) -> None:
     record = {"method": spec.name, "skipped": reason, "model": {**identity, "entry": info["entry"]},
               "calibration_file": args.calibration,
               "provenance": provenance([args.calibration, args.model], model=identity, params=options)}
-    with atomic_dir(args.out, mark=args.command) as staging:
-        write_json(staging / paths.SPARSITY_FILE, record)
-    if args.record:
-        write_json(args.record, record)
+    _save_checkpoint(args, record)
     if args.measurements:
         write_json(args.measurements, {"method": spec.name, "skipped": reason})
     log.warning("%s: skipped: %s", spec.name, reason)
@@ -370,8 +383,8 @@ def cmd_recover(args) -> None:
     import resource
 
     from .config import validate_definition
-    from .io import atomic_dir, read_json
-    from .models import copy_tokenizer_files, load_model, load_tokenizer, model_dir, model_identity, model_info, model_limits
+    from .io import read_json
+    from .models import load_model, load_tokenizer, model_dir, model_identity, model_info, model_limits
     from .pruning.driver import RunCheckpoints
     from .pruning.spec import RECOVERY_PATTERN
     from .recovery import recover
@@ -391,8 +404,7 @@ def cmd_recover(args) -> None:
     start = time.perf_counter()
     if "skipped" in info:   # an unpruned (skipped) cell stays what it is
         record = {**base, "recovery": {"name": args.recovery, "skipped": info["skipped"]}}
-        with atomic_dir(args.out, mark=args.command) as staging:
-            write_json(staging / paths.SPARSITY_FILE, record)
+        _save_checkpoint(args, record)
     else:
         sequences = read_calibration(args.data, load_tokenizer(args.model), *model_limits(args.model))
         model = load_model(args.model, args.dtype or info["entry"]["dtype"], args.device)
@@ -402,18 +414,13 @@ def cmd_recover(args) -> None:
                           "data": sha256_file(args.data)}, sort_keys=True)
         with _parts_of_this_run(checkpoint):
             RunCheckpoints(checkpoint, key, log.info)   # discards another run's state, refuses a foreign folder
-            with atomic_dir(args.out, mark=args.command) as staging:
+            record = dict(base)
+            with _checkpoint(args, record, model) as staging:
                 result = recover(model, sequences, settings, checkpoint=checkpoint / "training.pt",
                                  adapter_dir=staging / "adapter", log=log.info)
-                record = {**base, "recovery": {"name": args.recovery, "recipe": settings["recipe"],
-                                               "data_file": args.data, **result}}
-                model.save_pretrained(staging)
-                copy_tokenizer_files(model_dir(args.model), staging)
-                record["weights_sha256"] = checkpoint_digest(staging, leave_out=[paths.SPARSITY_FILE])
-                write_json(staging / paths.SPARSITY_FILE, record)
+                record["recovery"] = {"name": args.recovery, "recipe": settings["recipe"], "data_file": args.data,
+                                      **result}
         shutil.rmtree(checkpoint, ignore_errors=True)
-    if args.record:
-        write_json(args.record, record)
     if args.measurements:
         write_json(args.measurements, {"method": method, "wall_seconds": time.perf_counter() - start,
                                        "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
@@ -597,6 +604,25 @@ def cmd_manifest(args) -> None:
     from .verify import manifest
 
     log.info("manifest: %d files", manifest(".", args.out))
+
+
+def cmd_compare(args) -> None:
+    """Two runs' results side by side, the code commit set aside (a refactor changes no result)."""
+    from .verify import IDENTICAL, SAME_BUT_COMMIT, compare_runs
+
+    for run in (args.first, args.second):
+        if not (Path(run) / paths.RESULTS).is_dir():
+            raise InputError(f"{run}: holds no {paths.RESULTS}/ folder (name a run's working directory)")
+    statuses = compare_runs(args.first, args.second)
+    counts = {status: sum(s == status for s in statuses.values()) for status in dict.fromkeys(statuses.values())}
+    for name, status in statuses.items():
+        if status not in (IDENTICAL, SAME_BUT_COMMIT):
+            print(f"{status}\t{name}")
+    print("; ".join(f"{count} {status}" for status, count in counts.items()) or "no results in either run")
+    if args.out:
+        write_json(args.out, {"first": args.first, "second": args.second, "counts": counts, "files": statuses})
+    if set(statuses.values()) - {IDENTICAL, SAME_BUT_COMMIT} or not statuses:
+        raise JobError(f"the results of {args.first} and {args.second} differ (listed above)")
 
 
 def cmd_paper_pdf(args) -> None:
@@ -840,6 +866,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifest", help="list every result with its sha256 and provenance")
     p.add_argument("--out", default=paths.MANIFEST)
     p.set_defaults(func=cmd_manifest)
+    _outputs(p, files=("out",))
+
+    p = sub.add_parser("compare", help="compare two runs' results file by file, the code commit set aside")
+    p.add_argument("first", help="a run's working directory (holding results/)")
+    p.add_argument("second", help="another run's working directory")
+    p.add_argument("--out", default=None, help="also write every file's status here (JSON)")
+    p.set_defaults(func=cmd_compare)
     _outputs(p, files=("out",))
 
     p = sub.add_parser("paper-pdf", help="compile the LaTeX paper to PDF (needs pdflatex)")

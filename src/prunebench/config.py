@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .grid import calibration_sets, evaluated_models, study_method
 from .io import InputError
 from .taskfiles import MIRRORED_TASKS, check_task_name, hub_task_refusal
 
@@ -262,7 +263,6 @@ def _check_references(config: dict, source: str) -> None:
                              f"config.evaluation.benchmarks")
     adaptive = config["self_generation"]["adaptive_tau"]
     if adaptive is not None:
-        from .tables import calibration_sets
 
         definitions = config["calibration"]["recipe_definitions"]
         for recipe in dict.fromkeys(r for _, r in calibration_sets(config)):
@@ -346,11 +346,6 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def scaled(count: int, scale: float) -> int:
-    """A problem count multiplied by the config's `scale`, never below one."""
-    return max(1, round(count * scale))
-
-
 def model_entry(config: dict, name: str) -> dict[str, Any]:
     try:
         return config["models"][name]
@@ -400,18 +395,6 @@ def recovery_settings(config: dict, name: str, model: str, source: str = "config
         raise InputError(f"{source}: config.recovery.{name}.by_model.{model}.recipe: a recovery has one recipe; "
                          "name another recovery for other data")
     return validate_definition("recovery", {**entry, **override}, source, f"recovery.{name}.by_model.{model}")
-
-
-def study_method(method: str, ratio: float) -> str:
-    """The method name of a study cell: `shortgpt` at 0.2 is shortgpt-0.2 (the one spelling paths use)."""
-    from .pruning.spec import PruneSpec
-
-    return PruneSpec(method, float(ratio)).name
-
-
-def evaluated_models(config: dict) -> list[str]:
-    """The models that are pruned and evaluated: every model but generator-only ones."""
-    return [name for name, entry in config["models"].items() if not entry.get("generator_only")]
 
 
 # Keys of `pruning` that say what to run and keep rather than how a method prunes.

@@ -15,10 +15,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import paths  # noqa: E402
+from .grid import table_benchmarks  # noqa: E402
 from .io import atomic_path, write_json  # noqa: E402
 from .provenance import provenance  # noqa: E402
 from .tables import (BENCHMARK_LABELS, FIGURES, assemble, caption, method_label, model_label,  # noqa: E402
-                     read_inputs, recipe_label, table_benchmarks)
+                     read_inputs, recipe_label)
 
 plt.rcParams.update({"svg.hashsalt": "prunebench", "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False})

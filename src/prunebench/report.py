@@ -19,11 +19,11 @@ import yaml
 
 from . import paths, study, suite
 from .grading import FILTER_REASONS
+from .grid import ALL_FIGURES, ALL_TABLES, benchmarks, calibration_sets
 from .io import iter_jsonl, read_json, write_text
 from .lmeval.tasks.mirror import SEALED_TASKS
 from .provenance import code_commit, package_versions
-from .tables import (ALL_FIGURES, ALL_TABLES, BENCHMARK_LABELS, benchmarks, fmt, method_label, model_label,
-                     recipe_label, calibration_sets, run_notes)
+from .tables import BENCHMARK_LABELS, fmt, method_label, model_label, recipe_label, run_notes
 
 MAX_EXCERPT = 600
 RESPONSE_LENGTH_TABLE = 2  # the rows whose response lengths the report tabulates beside Figure 5

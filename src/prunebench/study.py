@@ -235,7 +235,7 @@ def inputs(name: str) -> list[str]:
 
 def _records(config: dict, root) -> list[dict]:
     from .io import read_json
-    from .suite import study_rows
+    from .grid import study_rows
 
     table = read_json(root / paths.lrm_table("tasks", "json"))
     wanted = {(r.model, r.method, r.recipe) for r in study_rows(config)}
@@ -244,7 +244,7 @@ def _records(config: dict, root) -> list[dict]:
 
 
 def built(config: dict) -> bool:
-    from .suite import study_rows
+    from .grid import study_rows
 
     return bool(study_rows(config))
 

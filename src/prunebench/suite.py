@@ -14,10 +14,10 @@ import math
 from pathlib import Path
 
 from . import paths
-from .config import evaluated_models, scaled, study_method
+from .grid import scaled, speed_rows, study_rows, suite_rows
 from .io import read_json, write_json, write_text
 from .provenance import provenance
-from .tables import BENCHMARK_LABELS, Row, method_label, model_label
+from .tables import BENCHMARK_LABELS, method_label, model_label
 
 CATEGORIES = ("classification", "generation", "reasoning")
 TABLE, FIGURE = "tasks", "categories"  # results/tables/lrm_tasks.*, results/figures/lrm_categories.*
@@ -28,57 +28,8 @@ TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "hellaswag": "HellaSwag", "wino
                **{b: label for b, label in BENCHMARK_LABELS.items()}}
 
 
-def study_rows(config: dict) -> list[Row]:
-    """The study's cells (config.study): each model, method, ratio and recipe, in that order; a
-    recovered cell (config.study.recovery) follows the aligned-recipe cell it starts from; then the
-    calibration-source and calibration-size cells not already there."""
-    study = config["study"]
-    if not study["methods"]:
-        return []
-    recovered, sources, samples = study["recovery"], study["calibration_sources"], study["calibration_samples"]
-    out = []
-    for model in study["models"] or evaluated_models(config):
-        for method in study["methods"]:
-            for ratio in study["ratios"]:
-                name = study_method(method, ratio)
-                out.extend(Row(model, name, recipe) for recipe in study["recipes"])
-                if method in recovered["methods"] and ratio in (recovered["ratios"] or study["ratios"]):
-                    out.extend(Row(model, f"{name}+{recovery}", study["recipes"][0])
-                               for recovery in recovered["recoveries"])
-        out.extend(Row(model, study_method(m, sources["ratio"]), r) for m in sources["methods"] for r in sources["recipes"])
-        if samples["method"] is not None:
-            out.extend(Row(model, study_method(samples["method"], samples["ratio"]), r) for r in samples["recipes"])
-    return list(dict.fromkeys(out))
-
-
-def rows(config: dict) -> list[Row]:
-    """Per model: the dense model, every suite method with every suite recipe, then the study's cells."""
-    suite = config["task_suite"]
-    if not suite["tasks"] and not suite["reasoning"]:
-        return []
-    suite_models = suite["models"] or evaluated_models(config)
-    study = study_rows(config)
-    out = []
-    for model in dict.fromkeys([*suite_models, *(r.model for r in study)]):
-        out.append(Row(model, paths.DENSE, paths.NO_RECIPE))
-        if model in suite_models:
-            out.extend(Row(model, m, r) for m in suite["methods"] for r in suite["recipes"])
-        out.extend(r for r in study if r.model == model)
-    return list(dict.fromkeys(out))
-
-
-def speed_rows(config: dict) -> list[Row]:
-    """Rows of the speed table: each study model's dense row, then its study cells."""
-    study = study_rows(config)
-    out = []
-    for model in dict.fromkeys(r.model for r in study):
-        out.append(Row(model, paths.DENSE, paths.NO_RECIPE))
-        out.extend(r for r in study if r.model == model)
-    return out
-
-
 def status(config: dict) -> str:
-    return "built" if rows(config) else "not in this run"
+    return "built" if suite_rows(config) else "not in this run"
 
 
 def columns(config: dict) -> list[tuple[str, str, str]]:
@@ -113,7 +64,7 @@ def table_config(config: dict) -> dict:
 def required_inputs(config: dict) -> list[str]:
     """What the table needs built: each row's task-suite job, and its reasoning benchmarks' evaluation."""
     needed = []
-    for row in rows(config):
+    for row in suite_rows(config):
         if config["task_suite"]["tasks"]:
             needed.append(paths.tasks_dir(row.model, row.method, row.recipe))
         if config["task_suite"]["reasoning"]:
@@ -124,7 +75,7 @@ def required_inputs(config: dict) -> list[str]:
 def read_inputs(config: dict) -> list[str]:
     """The files the table reads (its provenance)."""
     files = []
-    for row in rows(config):
+    for row in suite_rows(config):
         for name, _, source in columns(config):
             files.append(paths.task_result(row.model, row.method, row.recipe, name) if source == "task" else
                          paths.eval_metrics(row.model, row.method, row.recipe, name))
@@ -141,7 +92,7 @@ def assemble(config: dict, root: str | Path = ".") -> "pd.DataFrame":  # noqa: F
 
     cols = columns(config)
     records = []
-    for row in rows(config):
+    for row in suite_rows(config):
         record = {"model": row.model, "method": row.method, "recipe": row.recipe}
         notes = []
         for name, _, source in cols:
@@ -165,7 +116,7 @@ def assemble(config: dict, root: str | Path = ".") -> "pd.DataFrame":  # noqa: F
 
 def caption(config: dict) -> str:
     """What this run's task table holds: models, methods, tasks with their document counts."""
-    table_rows = rows(config)
+    table_rows = suite_rows(config)
     if not table_rows:
         return "Tasks of the second paper by category: not part of this run."
     models = ", ".join(model_label(config, m) for m in dict.fromkeys(r.model for r in table_rows))
@@ -203,7 +154,7 @@ def write_figure(config: dict, out_svg: str | Path, out_pdf: str | Path, out_jso
     (which family keeps which kind of ability)."""
     from .figures import COLORS, drawable, plt, save_figure
 
-    table_rows = rows(config)
+    table_rows = suite_rows(config)
     models = list(dict.fromkeys(r.model for r in table_rows))
     present = [c for c in CATEGORIES if any(col[1] == c for col in columns(config))]
     if not table_rows:
@@ -250,7 +201,7 @@ def speed_inputs(config: dict) -> list[str]:
         needed.append(paths.speed(row.model, row.method, row.recipe))
         if row.method != paths.DENSE:
             needed.append(paths.sparsity_record(row.model, row.method, row.recipe))
-    if rows(config):
+    if suite_rows(config):
         needed.append(paths.lrm_table(TABLE, "json"))
     return needed
 
@@ -262,7 +213,7 @@ def assemble_speed(config: dict, root: str | Path = ".") -> "pd.DataFrame":  # n
 
     root = Path(root)
     accuracy = {}
-    if rows(config):
+    if suite_rows(config):
         for record in read_json(root / paths.lrm_table(TABLE, "json"))["rows"]:
             accuracy[(record["model"], record["method"], record["recipe"])] = record
     records, dense = [], {}
@@ -312,7 +263,7 @@ def write_speed_table(config: dict, out_csv: str | Path, out_json: str | Path, r
         "table": paths.LRM + paths.SPEED_TABLE,
         "status": "built" if frame is not None else "not in this run",
         "caption": speed_caption(config),
-        "categories": [c for c in CATEGORIES if rows(config) and any(col[1] == c for col in columns(config))],
+        "categories": [c for c in CATEGORIES if suite_rows(config) and any(col[1] == c for col in columns(config))],
         "rows": [] if frame is None else json.loads(frame.to_json(orient="records")),
         "provenance": prov,
     })

@@ -13,17 +13,16 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
 
 from . import paths
-from .config import evaluated_models, scaled
+from .grid import BENCHMARK_ORDER, SHOWN, Row, evaluated_models, required_rows, scaled, table_benchmarks
 from .io import iter_jsonl, read_json, write_json, write_text
 from .provenance import provenance
 
-BENCHMARK_ORDER = ["wordproblems", "gsm8k", "math500", "aime", "olympiadbench", "gpqa_diamond"]
 BENCHMARK_LABELS = {"wordproblems": "WordProblems", "gsm8k": "GSM8K", "math500": "MATH500", "aime": "AIME",
                     "olympiadbench": "Olympiad", "gpqa_diamond": "GPQA"}
 RECIPE_LABELS = {"c4": "C4", "wikitext2": "WikiText-2", "mathr": "MathR", "sgr": "SGR", "ssgr": "SSGR",
@@ -34,21 +33,6 @@ RECIPE_LABELS = {"c4": "C4", "wikitext2": "WikiText-2", "mathr": "MathR", "sgr":
                  "ssgr_from_qwen3": "SSGR by Qwen3-14B", "ssgr_by_smollm2": "SSGR by SmolLM2-135M",
                  "ssgr_160": "SSGR, 160 tokens", "ssgr_512": "SSGR, 0.5k tokens", "ssgr_1k": "SSGR, 1k tokens",
                  "ssgr_2k": "SSGR, 2k tokens", "ssgr_4k": "SSGR, 4k tokens", "ssgr_8k": "SSGR, 8k tokens"}
-ALL_TABLES = range(1, 9)
-ALL_FIGURES = range(1, 6)
-
-
-@dataclass(frozen=True)
-class Row:
-    model: str
-    method: str
-    recipe: str
-
-
-def benchmarks(config: dict) -> list[str]:
-    configured = list(config["evaluation"]["benchmarks"])
-    return sorted(configured, key=lambda b: (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else 99, b))
-
 
 METHOD_LABELS = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude", "shortgpt": "ShortGPT",
                  "sleb": "SLEB", "shortened_ppl": "Shortened-LLaMA PPL", "shortened_taylor": "Shortened-LLaMA Taylor+",
@@ -92,75 +76,44 @@ def table_config(config: dict) -> dict:
     }
 
 
-def _grid(config: dict, methods: list[str], recipes: list[str]) -> list[Row]:
-    """For every evaluated model: the dense model, then every method with every recipe."""
-    rows = []
-    for model in evaluated_models(config):
-        rows.append(Row(model, paths.DENSE, paths.NO_RECIPE))
-        rows.extend(Row(model, m, r) for m in methods for r in recipes)
-    return rows
-
-
-def _main_grid(config: dict) -> list[Row]:
-    """Table 2: every configured method with every configured recipe."""
-    return _grid(config, config["pruning"]["methods"], config["calibration"]["recipes"])
-
-
-def _figure4_grid(config: dict) -> list[Row]:
-    """Figure 4: the dense model, then SparseGPT at further sparsities and patterns on each recipe."""
-    grid = config["experiments"]["figure4"]
-    return _grid(config, grid["methods"], grid["recipes"])
-
-
-def _experiment_grid(key: str) -> Callable[[dict], list[Row]]:
-    """An ablation of the paper (`experiments.<key>`): one method on each of its recipes, for its
-    models (all by default). No recipes means the experiment is not part of this run."""
-
-    def rows(config: dict) -> list[Row]:
-        experiment = config["experiments"][key]
-        if not experiment["recipes"]:
-            return []
-        models = experiment["models"] or evaluated_models(config)
-        return [row for row in _grid(config, [experiment["method"]], experiment["recipes"]) if row.model in models]
-
-    return rows
-
-
 @dataclass(frozen=True)
 class Spec:
-    """A table or figure: the rows it needs from the config, and what it compares (its caption's start)."""
+    """A table or figure of the first paper: which it is, and what it compares (its caption's
+    start). Its cells and benchmarks are the grid's (prunebench.grid.SHOWN)."""
 
+    kind: str
     number: int
-    rows: Callable[[dict], list[Row]]
     subject: str
-    experiment: str | None = None  # the experiments key that configures it, if any
+
+    @property
+    def experiment(self) -> str | None:
+        """The experiments key that configures it, if any."""
+        return SHOWN[(self.kind, self.number)].experiment
+
+    def rows(self, config: dict) -> list[Row]:
+        return required_rows(config, self.number, self.kind)
 
     def status(self, config: dict) -> str:
         return "built" if self.rows(config) else "not in this run"
 
 
-TABLES: dict[int, Spec] = {
-    1: Spec(1, _experiment_grid("table1"), "Correctness and reasoning length of the calibration responses", "table1"),
-    2: Spec(2, _main_grid, "Calibration data compared under each pruning method"),
-    3: Spec(3, _experiment_grid("table3"), "Kinds of calibration data", "table3"),
-    4: Spec(4, _experiment_grid("table4"), "Calibration data of varying difficulty (mean sequence length in tokens)",
-            "table4"),
-    5: Spec(5, _experiment_grid("table5"), "Kinds of calibration data on a further model", "table5"),
-    6: Spec(6, _experiment_grid("table6"), "Calibration sequence lengths", "table6"),
-    7: Spec(7, _experiment_grid("table7"), "SSGR difficulty thresholds \N{GREEK SMALL LETTER TAU}", "table7"),
-    8: Spec(8, _experiment_grid("table8"), "Generation sources of the calibration responses", "table8"),
-}
-FIGURES: dict[int, Spec] = {
-    1: Spec(1, _main_grid, "pass@1 per benchmark with C4, MathR and SSGR calibration"),
-    2: Spec(2, _main_grid, "Three kinds of calibration data (pre-training: the best per benchmark)"),
-    3: Spec(3, _experiment_grid("table4"), "Calibration data of varying difficulty (Table 4), per benchmark", "table4"),
-    4: Spec(4, _figure4_grid, "Average pass@1 at further pruning settings with different calibration data", "figure4"),
-    5: Spec(5, _main_grid, "Mean response length per benchmark (a response cut at the limit counts there)"),
-}
-
-
-def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
-    return (FIGURES if kind == "figure" else TABLES)[number].rows(config)
+TABLES: dict[int, Spec] = {n: Spec("table", n, subject) for n, subject in {
+    1: "Correctness and reasoning length of the calibration responses",
+    2: "Calibration data compared under each pruning method",
+    3: "Kinds of calibration data",
+    4: "Calibration data of varying difficulty (mean sequence length in tokens)",
+    5: "Kinds of calibration data on a further model",
+    6: "Calibration sequence lengths",
+    7: "SSGR difficulty thresholds \N{GREEK SMALL LETTER TAU}",
+    8: "Generation sources of the calibration responses",
+}.items()}
+FIGURES: dict[int, Spec] = {n: Spec("figure", n, subject) for n, subject in {
+    1: "pass@1 per benchmark with C4, MathR and SSGR calibration",
+    2: "Three kinds of calibration data (pre-training: the best per benchmark)",
+    3: "Calibration data of varying difficulty (Table 4), per benchmark",
+    4: "Average pass@1 at further pruning settings with different calibration data",
+    5: "Mean response length per benchmark (a response cut at the limit counts there)",
+}.items()}
 
 
 def run_notes(config: dict) -> list[str]:
@@ -206,55 +159,6 @@ def caption(config: dict, number: int, kind: str = "table") -> str:
                        for b in table_benchmarks(config, number, kind))
     return (f"{spec.subject}: {models}, {methods}. {evaluation['samples']} sample(s) per problem; "
             f"problems per benchmark: {counts}.")
-
-
-def calibration_sets(config: dict) -> list[tuple[str, str]]:
-    """Every (model, recipe) calibration set some table or figure of this run prunes with, plus
-    Table 2's recipes for every model, in first-use order."""
-    from . import suite  # the second paper's table; it imports this module
-
-    sets = dict.fromkeys((m, r) for m in evaluated_models(config) for r in config["calibration"]["recipes"])
-    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
-        for number in numbers:
-            sets.update(dict.fromkeys((row.model, row.recipe) for row in required_rows(config, number, kind)
-                                      if row.recipe != paths.NO_RECIPE))
-    sets.update(dict.fromkeys((row.model, row.recipe) for row in suite.rows(config) if row.recipe != paths.NO_RECIPE))
-    return list(sets)
-
-
-def table_benchmarks(config: dict, number: int, kind: str = "table") -> list[str]:
-    """The benchmarks of a table's columns: its experiment's `benchmarks`, else every benchmark."""
-    spec = (FIGURES if kind == "figure" else TABLES)[number]
-    chosen = config["experiments"][spec.experiment].get("benchmarks") if spec.experiment else None
-    return [b for b in benchmarks(config) if chosen is None or b in chosen]
-
-
-def _drawn_rows(config: dict):
-    """(kind, number, row) for each row of each of the first paper's tables and figures."""
-    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
-        for number in numbers:
-            for row in required_rows(config, number, kind):
-                yield kind, number, row
-
-
-def first_paper_rows(config: dict) -> set[Row]:
-    """The cells the first paper's tables and figures show."""
-    return {row for _, _, row in _drawn_rows(config)}
-
-
-def cell_benchmarks(config: dict) -> dict[Row, list[str]]:
-    """Each evaluated cell and the benchmarks it is evaluated on: those of every table and figure
-    that shows it (a cell only ablations show runs only their benchmarks), and the task suite's
-    reasoning benchmarks for a cell of the second paper's table."""
-    from . import suite  # the second paper's table; it imports this module
-
-    cells: dict[Row, set[str]] = {}
-    for kind, number, row in _drawn_rows(config):
-        cells.setdefault(row, set()).update(table_benchmarks(config, number, kind))
-    if config["task_suite"]["reasoning"]:  # its reasoning category: prunebench's own benchmarks
-        for row in suite.rows(config):
-            cells.setdefault(row, set()).update(config["task_suite"]["reasoning"])
-    return {row: [b for b in benchmarks(config) if b in benches] for row, benches in cells.items()}
 
 
 def required_metrics(config: dict, number: int, kind: str = "table") -> list[str]:

@@ -27,7 +27,7 @@ from typing import Iterable
 import yaml
 
 from . import paths
-from .config import evaluated_models
+from .grid import evaluated_models
 from .io import InputError, JobError, is_temporary, iter_jsonl, mark_output_dir, read_json, write_json
 from .provenance import MEASURED_FIELDS, sha256_file
 
@@ -314,18 +314,76 @@ def manifest(root: str | Path = ".", out: str | Path = paths.MANIFEST) -> int:
     runs of the same inputs write the same manifest.
     """
     root = Path(root)
-    results = root / paths.RESULTS
     out = Path(out).resolve()
-    skipped = [root / folder for folder in paths.UNHASHED]
     beside = functools.cache(lambda record: read_json(record).get("provenance"))  # one read per checkpoint
     entries = []
-    for path in sorted(p for p in results.rglob("*") if p.is_file()):
-        if path.resolve() == out or is_temporary(path.relative_to(results)) \
-                or any(path.is_relative_to(s) for s in skipped):
-            continue
+    for path in result_files(root, leave_out=out):
         prov = _provenance_of(path, beside) or {}
         entries.append({"path": str(path.relative_to(root)), "bytes": path.stat().st_size,
                         "sha256": sha256_file(path), "code_commit": prov.get("code_commit"),
                         "inputs": prov.get("inputs", {})})
     write_json(out, {"files": entries})
     return len(entries)
+
+
+def result_files(root: str | Path, leave_out: Path | None = None) -> list[Path]:
+    """The results of the run in `root` that the manifest lists, sorted: no work in progress
+    (temporaries, `.parts` folders), nothing that describes the run rather than the results
+    (paths.UNHASHED), not `leave_out`."""
+    root = Path(root)
+    results = root / paths.RESULTS
+    skipped = [root / folder for folder in paths.UNHASHED]
+    return [path for path in sorted(p for p in results.rglob("*") if p.is_file())
+            if path.resolve() != leave_out and not is_temporary(path.relative_to(results))
+            and not any(path.is_relative_to(s) for s in skipped)]
+
+
+SAME_BUT_COMMIT = "identical but the code commit"
+COMMIT_MARK = "<code commit>"
+
+
+def _commits(root: Path, files: list[Path]) -> set[str]:
+    """Every code commit the run's results record (with and without -dirty)."""
+    beside = functools.cache(lambda record: read_json(record).get("provenance"))
+    found = {(_provenance_of(path, beside) or {}).get("code_commit") for path in files}
+    return {commit for commit in found if commit and commit != "unknown"}
+
+
+def _without_commits(path: Path, commits: list[str]) -> bytes | None:
+    """A text file's bytes with every recorded commit replaced by one mark (None for binary files)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for commit in commits:  # longest first: a -dirty commit before the commit it extends
+        text = text.replace(commit, COMMIT_MARK)
+    return text.encode("utf-8")
+
+
+def compare_runs(first: str | Path, second: str | Path) -> dict[str, str]:
+    """Every result of two runs (working directories), as the manifest lists them, compared with the
+    code commit each records set aside: {relative path: status}. A refactor changes no result, so
+    between the runs of two commits of the code every status is IDENTICAL or SAME_BUT_COMMIT.
+
+    Bytes first; then text with every commit either run records (in provenance blocks, table
+    headers, the manifest, the report's pages) replaced by one mark. A PDF, whose text is
+    compressed, counts as the same where the LaTeX source beside it does."""
+    first, second = Path(first), Path(second)
+    listed = {root: {str(p.relative_to(root)): p for p in result_files(root)} for root in (first, second)}
+    commits = sorted(_commits(first, list(listed[first].values())) | _commits(second, list(listed[second].values())),
+                     key=len, reverse=True)
+    statuses: dict[str, str] = {}
+    for name in sorted(set(listed[first]) | set(listed[second])):
+        a, b = listed[first].get(name), listed[second].get(name)
+        if a is None or b is None:
+            statuses[name] = MISSING
+        elif a.read_bytes() == b.read_bytes():
+            statuses[name] = IDENTICAL
+        else:
+            plain_a, plain_b = _without_commits(a, commits), _without_commits(b, commits)
+            statuses[name] = SAME_BUT_COMMIT if plain_a is not None and plain_a == plain_b else DIFFERS
+    for name, status in list(statuses.items()):
+        source = str(Path(name).with_suffix(".tex"))
+        if status == DIFFERS and name.endswith(".pdf") and statuses.get(source) in (IDENTICAL, SAME_BUT_COMMIT):
+            statuses[name] = SAME_BUT_COMMIT
+    return statuses
