@@ -12,7 +12,7 @@ import torch
 
 from prunebench.pruning import depth
 
-from .conftest import reload_and_generate
+from .conftest import load_fp32, random_sequences, reload_and_generate
 
 LAYERS = "model.layers"
 
@@ -24,15 +24,6 @@ def deep_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("deep") / "model", layers=5)
 
 
-def _load(path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
-def _calibration(seed=0, count=3, length=24, vocab=300):
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, vocab, (length,), generator=generator) for _ in range(count)]
 
 
 @contextlib.contextmanager
@@ -59,11 +50,11 @@ def _perplexity_reference(model, calibration, skipped):
 
 
 def test_a_model_with_blocks_removed_computes_the_dense_model_with_them_skipped(deep_model):
-    dense, pruned = _load(deep_model), _load(deep_model)
+    dense, pruned = load_fp32(deep_model), load_fp32(deep_model)
     depth.remove_blocks(pruned, [1, 3], LAYERS)
     assert pruned.config.num_hidden_layers == 3 and len(pruned.config.layer_types) == 3
     assert [layer.self_attn.layer_idx for layer in pruned.model.layers] == [0, 1, 2]
-    ids = _calibration(count=1)[0][None]
+    ids = random_sequences(1, 24, 0)[0][None]
     with _as_identity(dense, [1, 3]), torch.no_grad():
         expected = dense(ids).logits
         expected_tokens = dense.generate(ids, max_new_tokens=8, do_sample=False)
@@ -76,7 +67,7 @@ def test_a_model_with_blocks_removed_computes_the_dense_model_with_them_skipped(
 
 
 def test_removing_every_block_or_an_unknown_one_is_refused(deep_model):
-    model = _load(deep_model)
+    model = load_fp32(deep_model)
     for removed in ([0, 1, 2, 3, 4], [7]):
         with pytest.raises(ValueError, match="cannot remove"):
             depth.remove_blocks(model, removed, LAYERS)
@@ -90,8 +81,8 @@ def test_influence_on_hand_built_hidden_states():
 
 
 def test_shortgpt_scores_equal_the_cosine_over_the_models_hidden_states(deep_model):
-    model = _load(deep_model)
-    calibration = _calibration()
+    model = load_fp32(deep_model)
+    calibration = random_sequences(3, 24, 0)
     scores = depth.block_influence(model, calibration, LAYERS)
     sums, tokens = [0.0] * 5, 0
     captured = {}
@@ -114,8 +105,8 @@ def test_shortgpt_scores_equal_the_cosine_over_the_models_hidden_states(deep_mod
 
 
 def test_sleb_first_choice_is_the_brute_force_lowest_perplexity(deep_model):
-    model = _load(deep_model)
-    calibration = _calibration(seed=1)
+    model = load_fp32(deep_model)
+    calibration = random_sequences(3, 24, 1)
     brute = {i: _perplexity_reference(model, calibration, [i]) for i in range(5)}
     chosen, record = depth.choose_blocks("sleb", model, calibration, 2, LAYERS, log=lambda *_: None)
     assert chosen[0] == min(brute, key=brute.get)
@@ -131,7 +122,7 @@ def test_sleb_first_choice_is_the_brute_force_lowest_perplexity(deep_model):
 def test_a_killed_sleb_search_resumes_after_its_last_finished_round(deep_model, tmp_path):
     from prunebench.pruning.driver import RunCheckpoints
 
-    model, calibration = _load(deep_model), _calibration(seed=1)
+    model, calibration = load_fp32(deep_model), random_sequences(3, 24, 1)
     store = RunCheckpoints(tmp_path / "parts", "key", log=lambda *_: None)
     whole, record = depth.choose_blocks("sleb", model, calibration, 3, LAYERS, lambda *_: None, store)
     for leftover in sorted((tmp_path / "parts").glob("sleb-round-*.json"))[1:]:
@@ -159,10 +150,10 @@ def test_a_killed_sleb_search_resumes_after_its_last_finished_round(deep_model, 
 
 
 def test_taylor_importance_sums_gradient_times_weight_per_block(deep_model):
-    model = _load(deep_model)
-    calibration = _calibration(seed=2)
+    model = load_fp32(deep_model)
+    calibration = random_sequences(3, 24, 2)
     scores = depth.taylor_importance(model, calibration, LAYERS)
-    reference = _load(deep_model)
+    reference = load_fp32(deep_model)
     tokens = sum(len(ids) - 1 for ids in calibration)
     loss = sum(torch.nn.functional.cross_entropy(reference(ids[None]).logits[0, :-1], ids[1:], reduction="sum")
                for ids in calibration) / tokens
@@ -178,7 +169,7 @@ def test_ratios_count_blocks():
 
 
 def test_a_depth_pruned_checkpoint_reloads_in_a_fresh_process_and_generates(deep_model, tmp_path):
-    model = _load(deep_model)
+    model = load_fp32(deep_model)
     depth.remove_blocks(model, [0, 2], LAYERS)
     model.save_pretrained(tmp_path / "pruned")
     assert reload_and_generate(model, tmp_path / "pruned", [[5, 6, 7]], new_tokens=4) == "Qwen2ForCausalLM"
@@ -198,9 +189,9 @@ def test_prune_cli_writes_a_smaller_standard_checkpoint(deep_model, tmp_path, mo
     assert record["family"] == "depth" and len(record["removed_blocks"]) == 2 == 5 - record["blocks"]["after"]
     assert record["overall_sparsity"] == pytest.approx(0.4)
     assert "wall_seconds" not in record and read_json(tmp_path / "measured.json")["wall_seconds"] > 0
-    pruned = _load(tmp_path / "pruned")
+    pruned = load_fp32(tmp_path / "pruned")
     assert pruned.config.num_hidden_layers == 3
-    dense = _load(deep_model).to(torch.bfloat16).float()  # the CLI prunes in the entry's dtype, bfloat16
+    dense = load_fp32(deep_model).to(torch.bfloat16).float()  # the CLI prunes in the entry's dtype, bfloat16
     ids = torch.tensor([[3, 4, 5, 6]])
     with _as_identity(dense, record["removed_blocks"]), torch.no_grad():
         assert torch.allclose(pruned(ids).logits, dense(ids).logits, atol=1e-6)

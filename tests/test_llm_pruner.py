@@ -12,18 +12,9 @@ import torch
 from prunebench.architectures import layer_widths
 from prunebench.pruning import llm_pruner
 from prunebench.pruning.spec import parse_method
-from .conftest import reload_and_generate
+from .conftest import load_fp32, random_sequences, reload_and_generate
 
 
-def _load(path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
-def _calibration(seed=0, count=3, length=24, vocab=300):
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, vocab, (length,), generator=generator) for _ in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +43,8 @@ def _zeroed(model, removed, head_dim):
 
 
 def test_pruned_model_equals_the_dense_model_with_removed_structures_zeroed(deep_model):
-    pruned = _load(deep_model)
-    record = llm_pruner.prune(pruned, _calibration(), parse_method("llm_pruner-0.3"), layers_path="model.layers",
+    pruned = load_fp32(deep_model)
+    record = llm_pruner.prune(pruned, random_sequences(), parse_method("llm_pruner-0.3"), layers_path="model.layers",
                               log=lambda *_: None)
     assert record["kept_dense_layers"] == [0, 7]
     assert sorted(record["removed"]) == [str(i) for i in range(1, 7)]
@@ -64,22 +55,22 @@ def test_pruned_model_equals_the_dense_model_with_removed_structures_zeroed(deep
     assert layer.self_attn.q_proj.weight.shape == (32, 64) and layer.self_attn.k_proj.weight.shape == (32, 64)
     assert layer.mlp.down_proj.weight.shape[1] == 128 - len(record["removed"]["3"]["channels"])
     assert pruned.model.layers[0].mlp.gate_proj.weight.shape == (128, 64)
-    dense = sum(p.numel() for p in _load(deep_model).model.layers.parameters())
+    dense = sum(p.numel() for p in load_fp32(deep_model).model.layers.parameters())
     kept = sum(p.numel() for p in pruned.model.layers.parameters())
     assert record["overall_sparsity"] == pytest.approx(1 - kept / dense)
     assert record["parameters"] == {"before": dense, "after": kept}
-    zeroed = _zeroed(_load(deep_model), record["removed"], head_dim=16)
-    ids = _calibration(seed=9, count=1)[0][None]
+    zeroed = _zeroed(load_fp32(deep_model), record["removed"], head_dim=16)
+    ids = random_sequences(1, 24, 9)[0][None]
     with torch.no_grad():
         assert torch.allclose(pruned(ids).logits, zeroed(ids).logits, atol=1e-5, rtol=1e-5)
-        assert not torch.allclose(pruned(ids).logits, _load(deep_model)(ids).logits, atol=1e-3)
+        assert not torch.allclose(pruned(ids).logits, load_fp32(deep_model)(ids).logits, atol=1e-3)
 
 
 def test_importance_is_weight_times_gradient_summed_per_structure(deep_model):
     from prunebench.pruning.depth import loss_gradients
 
-    model = _load(deep_model)
-    loss_gradients(model, _calibration())
+    model = load_fp32(deep_model)
+    loss_gradients(model, random_sequences(3, 24, 0))
     layer = model.model.layers[2]
     heads, channels = llm_pruner.importance(layer, head_dim=16, grouped=True)
 
@@ -103,7 +94,7 @@ def test_without_gqa_heads_go_with_their_keys_and_values():
                                   num_attention_heads=4, num_key_value_heads=4)  # one KV head per query head
     model = AutoModelForCausalLM.from_config(config)
     model.eval()
-    record = llm_pruner.prune(model, _calibration(), parse_method("llm_pruner-0.2"), layers_path="model.layers",
+    record = llm_pruner.prune(model, random_sequences(), parse_method("llm_pruner-0.2"), layers_path="model.layers",
                               log=lambda *_: None)
     for index, gone in record["removed"].items():
         attention = model.model.layers[int(index)].self_attn
@@ -113,7 +104,7 @@ def test_without_gqa_heads_go_with_their_keys_and_values():
 
 
 def test_layer_fraction_comes_nearest_the_ratio_counting_kept_layers(deep_model):
-    layers = _load(deep_model).model.layers
+    layers = load_fp32(deep_model).model.layers
     shapes = [None] + [llm_pruner.Shape(layer, 16) for layer in layers[1:7]] + [None]
     dense = sum(p.numel() for p in layers.parameters())
     fraction = llm_pruner.layer_fraction(shapes, dense, 0.2)
@@ -125,8 +116,8 @@ def test_layer_fraction_comes_nearest_the_ratio_counting_kept_layers(deep_model)
 
 
 def test_saved_model_reloads_in_a_fresh_process_and_generates(deep_model, tmp_path):
-    pruned = _load(deep_model)
-    llm_pruner.prune(pruned, _calibration(), parse_method("llm_pruner-0.4"), layers_path="model.layers",
+    pruned = load_fp32(deep_model)
+    llm_pruner.prune(pruned, random_sequences(3, 24, 0), parse_method("llm_pruner-0.4"), layers_path="model.layers",
                      log=lambda *_: None)
     pruned.save_pretrained(tmp_path / "pruned")
     assert reload_and_generate(pruned, tmp_path / "pruned", [[5, 6, 7, 8]]) == "LayerWidthsQwen2ForCausalLM"
@@ -152,6 +143,6 @@ def test_prune_cli_records_what_went_and_the_model_loads(deep_model, tmp_path, m
     model = load_model(tmp_path / "pruned", "float32")
     assert type(model).__name__ == "LayerWidthsQwen2ForCausalLM"
     assert [layer_widths.widths(layer, 16) for layer in model.model.layers] == record["layer_widths"]
-    dense = sum(p.numel() for p in _load(deep_model).model.layers.parameters())
+    dense = sum(p.numel() for p in load_fp32(deep_model).model.layers.parameters())
     assert 1 - sum(p.numel() for p in model.model.layers.parameters()) / dense == pytest.approx(record["overall_sparsity"])
     assert abs(record["overall_sparsity"] - 0.2) < 0.05

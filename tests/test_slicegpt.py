@@ -7,18 +7,9 @@ import pytest
 import torch
 
 from prunebench.pruning import slicegpt
-from .conftest import reload_and_generate
+from .conftest import load_fp32, random_sequences, reload_and_generate
 
 
-def _load(path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
-def _calibration(seed=0, count=4, length=32, vocab=300):
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, vocab, (length,), generator=generator) for _ in range(count)]
 
 
 def _with_norm_scales(model, seed=1):
@@ -32,10 +23,10 @@ def _with_norm_scales(model, seed=1):
 
 
 def test_rotation_without_slicing_computes_the_dense_model(tiny_model):
-    dense, rotated = _with_norm_scales(_load(tiny_model)), _with_norm_scales(_load(tiny_model))
-    record = slicegpt.rotate_and_slice(rotated, _calibration(), kept=64, log=lambda *_: None)
+    dense, rotated = _with_norm_scales(load_fp32(tiny_model)), _with_norm_scales(load_fp32(tiny_model))
+    record = slicegpt.rotate_and_slice(rotated, random_sequences(4, 32, 0), kept=64, log=lambda *_: None)
     assert record["hidden_size"] == {"before": 64, "after": 64}
-    ids = _calibration(seed=5, count=1)[0][None]
+    ids = random_sequences(1, 32, 5)[0][None]
     with torch.no_grad():
         expected, got = dense(ids).logits, rotated(ids).logits
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
@@ -45,15 +36,15 @@ def test_rotation_without_slicing_computes_the_dense_model(tiny_model):
 
 
 def test_slicing_shrinks_every_residual_width(tiny_model):
-    dense, sliced = _load(tiny_model), _load(tiny_model)
-    slicegpt.rotate_and_slice(sliced, _calibration(), kept=48, log=lambda *_: None)
+    dense, sliced = load_fp32(tiny_model), load_fp32(tiny_model)
+    slicegpt.rotate_and_slice(sliced, random_sequences(4, 32, 0), kept=48, log=lambda *_: None)
     layer = sliced.model.layers[0]
     assert sliced.config.hidden_size == 48 and sliced.model.embed_tokens.weight.shape[1] == 48
     assert layer.self_attn.q_proj.weight.shape[1] == 48 and layer.self_attn.o_proj.weight.shape[0] == 48
     assert layer.mlp.up_proj.weight.shape[1] == 48 and layer.mlp.down_proj.weight.shape[0] == 48
     assert layer.attn_shortcut.shape == layer.mlp_shortcut.shape == (48, 48)
     assert sliced.lm_head.weight.shape == (dense.lm_head.weight.shape[0], 48)
-    ids = _calibration(seed=5, count=1)[0][None]
+    ids = random_sequences(1, 32, 5)[0][None]
     with torch.no_grad():
         out = sliced(ids).logits
     assert out.shape == dense(ids).logits.shape and torch.isfinite(out).all()
@@ -70,8 +61,8 @@ def test_principal_basis_orders_directions_by_energy():
 def test_a_sliced_checkpoint_reloads_in_a_fresh_process_and_generates(tiny_model, tmp_path):
     from prunebench.architectures import SlicedConfig
 
-    sliced = _load(tiny_model)
-    slicegpt.rotate_and_slice(sliced, _calibration(), kept=40, log=lambda *_: None)
+    sliced = load_fp32(tiny_model)
+    slicegpt.rotate_and_slice(sliced, random_sequences(4, 32, 0), kept=40, log=lambda *_: None)
     sliced.config = SlicedConfig.from_base(sliced.config)
     sliced.save_pretrained(tmp_path / "sliced")
     assert reload_and_generate(sliced, tmp_path / "sliced", [[5, 6, 7, 8]]) == "SlicedQwen2ForCausalLM"
@@ -99,7 +90,7 @@ def test_prune_cli_slices_to_a_ratio_of_decoder_parameters(tiny_model, tmp_path,
     assert record["family"] == "width" and record["hidden_size"]["before"] == 64
     # A tiny model's widths (multiples of 8 of 64) reach only a few ratios, shortcuts included: the
     # recorded one is the nearest of them to 0.2, counted from a dense block's own parameters.
-    dense_layers = _load(tiny_model).model.layers
+    dense_layers = load_fp32(tiny_model).model.layers
     dense_block = sum(p.numel() for p in dense_layers[0].parameters())
     per_block = {w: slicegpt.block_parameters(dense_layers[0], w, True) for w in range(8, 65, 8)}
     assert slicegpt.block_parameters(dense_layers[0], 64, False) == dense_block
@@ -109,5 +100,5 @@ def test_prune_cli_slices_to_a_ratio_of_decoder_parameters(tiny_model, tmp_path,
     assert abs(reachable[after] - 0.2) == pytest.approx(min(abs(r - 0.2) for r in reachable.values()))
     model = load_model(tmp_path / "sliced", "float32")
     assert type(model).__name__ == "SlicedQwen2ForCausalLM" and model.config.hidden_size == record["hidden_size"]["after"]
-    dense = sum(p.numel() for p in _load(tiny_model).model.layers.parameters())
+    dense = sum(p.numel() for p in load_fp32(tiny_model).model.layers.parameters())
     assert 1 - sum(p.numel() for p in model.model.layers.parameters()) / dense == pytest.approx(record["overall_sparsity"])
