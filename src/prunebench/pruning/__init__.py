@@ -8,7 +8,7 @@ from importlib import import_module
 
 from .spec import METHOD_NAMES, PruneSpec, parse_method
 
-_LAZY = {"METHODS": "methods", "Method": "methods", "InputStatistic": "driver", "capture_inputs": "driver",
+_LAZY = {"METHODS": "methods", "Method": "methods", "InputStatistic": "driver", "capture_inputs": "passes",
          "prune_model": "driver", "check_model": "driver"}
 
 __all__ = ["METHODS", "METHOD_NAMES", "InputStatistic", "Method", "PruneSpec", "capture_inputs", "check_model",

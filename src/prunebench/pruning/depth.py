@@ -19,30 +19,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import resource
 import time
 
 import torch
 from torch import nn
 
-from ..architectures.layout import LLAMA_PARTS, decoder_layers, submodule
+from ..architectures.layout import decoder_layers
 from ..io import InputError
-
-
-def require_llama_layers(model: nn.Module, layers_path: str, spec) -> nn.ModuleList:
-    """The decoder layers, refused (one line naming what is missing) unless they are Llama-family
-    layers with RMSNorm; GPT-2, OPT and other layouts are not rewritten by these methods."""
-    layers = decoder_layers(model, layers_path)
-    for part in LLAMA_PARTS:
-        try:
-            found = submodule(layers[0], part)
-        except AttributeError:
-            raise InputError(f"{spec.name} needs Llama-family decoder layers (RMSNorm, q/k/v/o projections, a "
-                             f"gated MLP); {type(model).__name__}'s layers have no {part}") from None
-        if part.endswith("layernorm") and not hasattr(found, "variance_epsilon"):
-            raise InputError(f"{spec.name} needs RMSNorm decoder layers; {type(model).__name__}'s {part} is "
-                             f"{type(found).__name__}")
-    return layers
+from .passes import begin_pass, loss_gradients, pass_fields
 
 
 def check(model: nn.Module, spec, layers_path: str) -> None:
@@ -51,27 +35,6 @@ def check(model: nn.Module, spec, layers_path: str) -> None:
     blocks = len(decoder_layers(model, layers_path))
     if blocks < 2:
         raise InputError(f"{spec.name} removes whole decoder blocks and keeps at least one; this model has {blocks}")
-
-
-def begin_pass(model: nn.Module, calibration, spec, device=None, min_tokens: int = 2) -> list[torch.Tensor]:
-    """What every whole-model (depth or width) pass does first: the model on its device in eval
-    mode, and the calibration as 1-D token tensors, refused unless each has `min_tokens`."""
-    if device is not None:
-        model.to(device)
-    model.eval()
-    calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
-    if not calibration or any(len(ids) < min_tokens for ids in calibration):
-        raise InputError(f"{spec.name} needs calibration sequences of at least {min_tokens} tokens")
-    return calibration
-
-
-def pass_fields(model: nn.Module, calibration: list[torch.Tensor], start: float) -> dict:
-    """The record fields every whole-model pass ends with: calibration size, wall time, peak memory."""
-    run_device = next(model.parameters()).device
-    peak = (torch.cuda.max_memory_allocated(run_device) if run_device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))},
-            "wall_seconds": time.perf_counter() - start, "peak_memory_bytes": int(peak), "resumed_layers": 0}
 
 
 def block_count(blocks: int, ratio: float) -> int:
@@ -235,18 +198,6 @@ def removal_perplexities(model, calibration, layers_path: str, removed: frozense
         if position + 1 < len(kept):
             before = block_outputs(model, calibration, head() + [layers[index]], layers_path)
     return scores
-
-
-def loss_gradients(model: nn.Module, calibration: list[torch.Tensor]) -> None:
-    """Leave in every parameter's .grad the gradient of L, the mean next-token loss over every
-    predicted calibration token (one sequence at a time); the caller reads and clears them."""
-    model.zero_grad(set_to_none=True)
-    tokens = sum(len(ids) - 1 for ids in calibration)
-    with torch.enable_grad():
-        for ids in calibration:
-            ids = ids.reshape(1, -1).to(model.device)
-            logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
-            (nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum") / tokens).backward()
 
 
 def taylor_importance(model: nn.Module, calibration: list[torch.Tensor], layers_path: str) -> list[float]:

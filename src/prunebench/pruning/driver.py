@@ -9,8 +9,6 @@ no padding token ever enters a statistic.
 from __future__ import annotations
 
 import functools
-import inspect
-import itertools
 import json
 import math
 import resource
@@ -18,7 +16,6 @@ import shutil
 import time
 import weakref
 from collections.abc import Sequence
-from importlib import import_module
 from pathlib import Path
 
 import torch
@@ -31,6 +28,7 @@ from ..provenance import MEASURED_FIELDS  # noqa: F401  (the report's fields tha
 
 from .magnitude import satisfies_nm
 from .methods import METHODS, PruneSpec
+from .passes import capture_inputs, device_of, input_device, move_outside, restore, run_layer
 
 
 DEFAULTS = pruning_defaults()
@@ -153,162 +151,15 @@ def linear_weight(module: nn.Module) -> torch.Tensor:
     return module.weight.data if isinstance(module, nn.Linear) else module.weight.data.T
 
 
-class _Stop(Exception):
-    """Raised by the capture hook to end the model's forward once the layers' inputs are known."""
-
-
-def _move(obj, device):
-    """Tensors inside tuples, lists and dicts moved to ``device``; anything else unchanged."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_move(item, device) for item in obj)
-    if isinstance(obj, dict):
-        return {key: _move(value, device) for key, value in obj.items()}
-    return obj
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _input_device(model, fallback) -> torch.device:
-    """Where the token ids must go: the input embedding's device."""
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    return _device_of(embeddings) if embeddings is not None else fallback
-
-
-def _outside_tensors(model: nn.Module, layers: nn.Module):
-    """(module, kind, name, tensor) for every parameter and buffer not inside ``layers``."""
-    inside = {id(t) for t in (*layers.parameters(), *layers.buffers())}
-    for module in model.modules():
-        for kind in ("_parameters", "_buffers"):
-            for name, tensor in getattr(module, kind).items():
-                if tensor is not None and id(tensor) not in inside:
-                    yield module, kind, name, tensor
-
-
-def _move_outside(model, layers, device) -> list:
-    """Move the model except its decoder layers (embeddings, rotary, norm, head) to ``device``."""
-    moved = []
-    for module, kind, name, tensor in list(_outside_tensors(model, layers)):
-        moved.append((module, kind, name, tensor.device))
-        if kind == "_parameters":
-            tensor.data = tensor.data.to(device)          # keeps tied parameters tied
-        else:
-            module._buffers[name] = tensor.to(device)
-    return moved
-
-
-def _restore(moved) -> None:
-    for module, kind, name, device in moved:
-        if kind == "_parameters":
-            module._parameters[name].data = module._parameters[name].data.to(device)
-        else:
-            module._buffers[name] = module._buffers[name].to(device)
-
-
-def _layer_call(layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    """The captured call (after the hidden states) with the cache switched off, where the layer
-    accepts those. Positional arguments are passed by name where the signature names them: GPT-2's
-    model hands its blocks the cache positionally, and a keyword on top would give it twice."""
-    kwargs = dict(kwargs)
-    kwargs.pop("hidden_states", None)
-    params = inspect.signature(layer.forward).parameters
-    names = [name for name, p in params.items()
-             if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)][1:]
-    rest = []
-    for index, value in enumerate(args):
-        if index < len(names) and params[names[index]].kind is not inspect.Parameter.POSITIONAL_ONLY \
-                and names[index] not in kwargs:
-            kwargs[names[index]] = value
-        else:
-            rest.append(value)
-    open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key, value in (("use_cache", False), ("past_key_values", None), ("layer_past", None)):
-        if key in kwargs or key in params or (open_kwargs and key != "layer_past"):
-            kwargs[key] = value
-    return tuple(rest), kwargs
-
-
-def capture_inputs(model: nn.Module, layers, calibration: list[torch.Tensor], device, *, store_device=None,
-                   pin_memory: bool = False):
-    """Run the model on each sequence and record each decoder layer's call (hidden states, kwargs).
-
-    Returns (hidden, calls): ``hidden[j]`` is layer 0's input on sequence j, a view into one buffer
-    that holds every sequence's activations (on ``store_device``, pinned if asked) and that the
-    driver overwrites layer after layer; ``calls[j][i]`` is (extra positional args, kwargs) of layer
-    i on sequence j. Keyword arguments are recorded per layer because models may give layers
-    different masks or rotary tables (Gemma 3's local and global layers). The layers do not run:
-    each is a pass-through during the capture, and the last one's pre-hook stops the forward, so the
-    capture costs the embeddings and nothing else.
-    """
-    hidden, calls = [], []
-    current: list = []
-    lengths = [len(ids) for ids in calibration]
-    offsets = [0, *itertools.accumulate(lengths)]
-    buffer: list[torch.Tensor] = []
-
-    def hook(index, module, args, kwargs):
-        if index == 0:
-            x = args[0] if args else kwargs["hidden_states"]
-            if not buffer:
-                target = torch.device(store_device) if store_device is not None else x.device
-                buffer.append(torch.empty((offsets[-1], x.shape[-1]), dtype=x.dtype, device=target,
-                                          pin_memory=pin_memory and target.type == "cpu"))
-            j = len(hidden)
-            view = buffer[0][offsets[j]:offsets[j] + lengths[j]]
-            view.copy_(x.reshape(lengths[j], -1))
-            hidden.append(view.view(x.shape))
-        current.append((tuple(args[1:]), {k: v for k, v in kwargs.items() if k != "hidden_states"}))
-        if index == len(layers) - 1:
-            raise _Stop
-
-    def passthrough(*args, **kwargs):
-        return args[0] if args else kwargs["hidden_states"]  # same shape, used as is or as [0]
-
-    handles, saved = [], []
-    try:
-        for index, layer in enumerate(layers):
-            handles.append(layer.register_forward_pre_hook(functools.partial(hook, index), with_kwargs=True))
-            saved.append(layer.__dict__.get("forward"))
-            layer.forward = passthrough
-        for ids in calibration:
-            current = []
-            try:
-                model(input_ids=ids.reshape(1, -1).to(device), use_cache=False)
-            except _Stop:
-                pass
-            else:
-                raise InputError("the model returned without calling its last decoder layer; check layers_path")
-            calls.append(current)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for layer, forward in zip(layers, saved):
-            del layer.forward
-            if forward is not None:
-                layer.forward = forward
-    return hidden, calls
-
-
-def _run_layer(layer, hidden, call, device):
-    args, kwargs = _layer_call(layer, *call)
-    out = layer(hidden.to(device, non_blocking=True), *_move(args, device), **_move(kwargs, device))
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
 def _replay(layer, hidden, calls, index, device, collector=None):
     """Run ``layer`` on every sequence. Without a collector its outputs overwrite ``hidden`` in
     place, one sequence at a time, so only one copy of the activations is ever held."""
     for j, call in enumerate(calls):
         if collector is not None:
             collector.new_pass()
-            _run_layer(layer, hidden[j], call[index], device)
+            run_layer(layer, hidden[j], call[index], device)
         else:
-            hidden[j].copy_(_run_layer(layer, hidden[j], call[index], device))
+            hidden[j].copy_(run_layer(layer, hidden[j], call[index], device))
     return hidden
 
 
@@ -393,14 +244,14 @@ class RunCheckpoints:
 def check_model(model, spec: PruneSpec, layers_path: str):
     """Refuse, before any work, a model `spec` cannot prune; return its decoder layers. `model` may
     sit on the meta device (built from its config alone), so the prune command checks before it
-    loads any weight. Whole-model methods add their own check (module.check)."""
+    loads any weight. Whole-model methods add their own check (WholeModelMethod.check)."""
     try:
         layers = functools.reduce(getattr, layers_path.split("."), model)
     except AttributeError:
         raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
-    module = METHODS[spec.method].module
-    if module is not None:
-        import_module(f".{module}", __package__).check(model, spec, layers_path)
+    whole = METHODS[spec.method].whole
+    if whole is not None:
+        whole.check(model, spec, layers_path)
     return layers
 
 
@@ -425,9 +276,8 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     method = METHODS[spec.method]
     layers = check_model(model, spec, layers_path)
     checkpoints = RunCheckpoints(checkpoint_dir, checkpoint_key, log)
-    if method.module is not None:  # blocks removed or the model narrowed: the method's own whole-model pass
-        whole = import_module(f".{method.module}", __package__)
-        return whole.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log,
+    if method.whole is not None:  # blocks removed or the model narrowed: the method's own whole-model pass
+        return method.whole.prune(model, calibration, spec, layers_path=layers_path, device=device, log=log,
                            checkpoints=checkpoints, **method_options)
     start = time.perf_counter()
     calibration = [torch.as_tensor(ids).reshape(-1) for ids in calibration]
@@ -435,7 +285,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
         raise InputError(f"{spec.name} needs calibration sequences, got none")
     if any(len(ids) == 0 for ids in calibration):
         raise InputError("calibration sequences must not be empty")
-    home = _device_of(layers[0])
+    home = device_of(layers[0])
     run_device = torch.device(device) if device is not None else home
     if run_device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(run_device)
@@ -445,18 +295,18 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
     skipped, resumed = [], 0
 
     with torch.no_grad():
-        moved = _move_outside(model, layers, run_device) if device is not None else []
+        moved = move_outside(model, layers, run_device) if device is not None else []
         try:
-            hidden, calls = (capture_inputs(model, layers, calibration, _input_device(model, run_device),
+            hidden, calls = (capture_inputs(model, layers, calibration, input_device(model, run_device),
                                             store_device="cpu" if offload_activations else None,
                                             pin_memory=offload_activations and torch.cuda.is_available())
                              if method.needs is not None else ([], []))
         finally:
-            _restore(moved)
+            restore(moved)
         for index, layer in enumerate(layers):
             layer_start = time.perf_counter()
             prefix = f"{layers_path}.{index}."
-            layer_device = run_device if device is not None else _device_of(layer)
+            layer_device = run_device if device is not None else device_of(layer)
             if device is not None:
                 layer.to(run_device)
             linears = {name: module for name, module in layer.named_modules() if is_linear(module)

@@ -34,8 +34,9 @@ import time
 import torch
 from torch import nn
 
+from ..architectures.layout import decoder_layers
 from ..architectures.routed import ROUTINGS, attach_routers, routed_modules, routing_counts
-from .depth import begin_pass, decoder_layers, pass_fields, require_llama_layers
+from .passes import begin_pass, pass_fields, require_llama_layers
 
 
 def train_routers(model: nn.Module, calibration: list[torch.Tensor], kind: str, sparsity: float, *,

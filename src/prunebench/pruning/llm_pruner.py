@@ -30,9 +30,10 @@ import torch
 from torch import nn
 
 from ..architectures.layer_widths import DOWN, GATE, K, O, Q, UP, V, narrow_layer, widths
+from ..architectures.layout import decoder_layers
 from ..architectures.layout import submodule as _get
 from ..io import InputError
-from .depth import begin_pass, decoder_layers, loss_gradients, pass_fields, require_llama_layers
+from .passes import begin_pass, loss_gradients, pass_fields, require_llama_layers
 
 
 def _taylor(linear: nn.Linear, dim: int, size: int) -> torch.Tensor:

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Literal, Protocol
 
 import torch
+from torch import nn
 
-from . import magnitude, sparsegpt, wanda
+from . import depth, dynamic, llm_pruner, magnitude, slicegpt, sparsegpt, wanda
 from .spec import FAMILIES, METHOD_NAMES, PruneSpec, parse_method
 
-__all__ = ["METHODS", "Method", "PruneSpec", "parse_method"]
+__all__ = ["METHODS", "Method", "PruneSpec", "WholeModelMethod", "parse_method"]
+
+
+class WholeModelMethod(Protocol):
+    """A method that rewrites the whole model rather than one matrix at a time (depth, width,
+    dynamic). A module with these two functions is one (pruning/depth.py, slicegpt.py, ...).
+
+    ``check`` refuses, before any work, a model the method cannot prune; the model may sit on the
+    meta device (built from its config alone). ``prune`` rewrites the model in place and returns
+    its JSON-able record; ``checkpoints`` (a RunCheckpoints) keeps what a killed run resumes from,
+    and ``options`` are the schema's pruning options (each method reads its own)."""
+
+    def check(self, model: nn.Module, spec: PruneSpec, layers_path: str) -> None: ...
+
+    def prune(self, model: nn.Module, calibration: list[torch.Tensor], spec: PruneSpec, *, layers_path: str,
+              device=None, log=print, checkpoints=None, **options) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -28,7 +44,7 @@ class Method:
     removes them (pruning/depth.py); a width method (``"width"``) narrows the model (SliceGPT,
     pruning/slicegpt.py; LLM-Pruner, pruning/llm_pruner.py); a dynamic method (``"dynamic"``) trains
     routers that skip blocks per token (pruning/dynamic.py). None of these prunes a single matrix in
-    place, so ``prune`` is None.
+    place, so ``prune`` is None and ``whole`` is its WholeModelMethod.
     """
 
     name: str
@@ -36,18 +52,18 @@ class Method:
     prune: Callable[..., torch.Tensor] | None
     prepare: Callable[..., dict] | None = None
     family: str = "unstructured"
-    module: str | None = None  # depth, width, dynamic: the module whose prune(model, ...) does the whole pass
+    whole: WholeModelMethod | None = None  # depth, width, dynamic: the whole-model pass
 
 
 METHODS: dict[str, Method] = {
     "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare),
     "wanda": Method("wanda", "norms", wanda.prune),
     "magnitude": Method("magnitude", None, magnitude.prune),
-    **{name: Method(name, "sequences", None, family="depth", module="depth")
+    **{name: Method(name, "sequences", None, family="depth", whole=depth)
        for name in ("shortgpt", "sleb", "shortened_ppl", "shortened_taylor")},
-    "slicegpt": Method("slicegpt", "sequences", None, family="width", module="slicegpt"),
-    "llm_pruner": Method("llm_pruner", "sequences", None, family="width", module="llm_pruner"),
-    **{name: Method(name, "sequences", None, family="dynamic", module="dynamic") for name in ("mod", "dllm", "skipgpt")},
+    "slicegpt": Method("slicegpt", "sequences", None, family="width", whole=slicegpt),
+    "llm_pruner": Method("llm_pruner", "sequences", None, family="width", whole=llm_pruner),
+    **{name: Method(name, "sequences", None, family="dynamic", whole=dynamic) for name in ("mod", "dllm", "skipgpt")},
 }
 assert tuple(METHODS) == METHOD_NAMES, "spec.METHOD_NAMES must list the registry's methods"
 assert all(m.family == FAMILIES[n] for n, m in METHODS.items()), "spec.FAMILIES must match the registry"

@@ -32,7 +32,7 @@ from ..architectures.layout import ATTENTION_IN, ATTENTION_OUT, MLP_IN, MLP_OUT,
 from ..architectures.layout import submodule as _get
 from ..architectures.sliced import make_sliced
 from ..io import InputError
-from .driver import _run_layer, capture_inputs
+from .passes import begin_pass, capture_inputs, pass_fields, require_llama_layers, run_layer
 
 
 def _fold(norm: nn.Module, readers: list[nn.Linear]) -> None:
@@ -115,7 +115,7 @@ def rotate_and_slice(model: nn.Module, calibration: list[torch.Tensor], kept: in
         make_sliced(layer, basis.T, identity)
         mid = []
         handle = layer.post_attention_layernorm.register_forward_pre_hook(lambda m, args: mid.append(args[0].clone()))
-        outputs = [_run_layer(layer, h, call[index], device) for h, call in zip(hidden, calls)]
+        outputs = [run_layer(layer, h, call[index], device) for h, call in zip(hidden, calls)]
         handle.remove()
         mid_basis = principal_basis(mid)[1][:, :kept].to(device)
         _rotate_out(_get(layer, ATTENTION_OUT), mid_basis)
@@ -123,7 +123,7 @@ def rotate_and_slice(model: nn.Module, calibration: list[torch.Tensor], kept: in
             _rotate_in(_get(layer, path), mid_basis)
         _resize_norm(layer.post_attention_layernorm, original, kept, eps)
         make_sliced(layer, basis.T @ mid_basis, mid_basis.T)
-        outputs = [_run_layer(layer, h, call[index], device) for h, call in zip(hidden, calls)]
+        outputs = [run_layer(layer, h, call[index], device) for h, call in zip(hidden, calls)]
         out_basis = principal_basis(outputs)[1][:, :kept].to(device)
         _rotate_out(_get(layer, MLP_OUT), out_basis)
         make_sliced(layer, basis.T @ mid_basis, mid_basis.T @ out_basis)
@@ -166,8 +166,6 @@ def kept_for_ratio(layers, hidden: int, ratio: float, multiple: int = 8) -> int:
 def check(model: nn.Module, spec, layers_path: str) -> None:
     """Refuse a model SliceGPT cannot rotate (RMSNorm Llama-family layers only; the model may sit on
     the meta device)."""
-    from .depth import require_llama_layers
-
     require_llama_layers(model, layers_path, spec)
     if getattr(model.config, "rms_norm_eps", None) is None:
         raise InputError(f"{spec.name} needs a config with rms_norm_eps (Llama-family RMSNorm)")
@@ -180,8 +178,6 @@ def prune(model: nn.Module, calibration: list[torch.Tensor], spec, *, layers_pat
     import time
 
     from ..architectures import SlicedConfig
-    from .depth import begin_pass, pass_fields
-
     start = time.perf_counter()
     calibration = begin_pass(model, calibration, spec, device, min_tokens=1)
     layers = _get(model, layers_path)
