@@ -175,13 +175,20 @@ def test_compare_runs_sets_the_code_commit_aside(tmp_path):
         (results / "eval" / "m.json").write_text(json.dumps({"pass@1": 50.0, "provenance": prov}))
         (results / "eval" / "moved.json").write_text(json.dumps({"pass@1": 50.0 if run == "a" else 51.0,
                                                                  "provenance": prov}))
-        (results / "report" / "paper.tex").write_text(f"built from {commit}")
+        (results / "report" / "paper.tex").write_text(f"Code commit {commit[:12]}")  # the report shows it short
         (results / "report" / "paper.pdf").write_bytes(commit.encode()[::-1])  # compressed: the commit unreadable
+        (results / "figure.svg").write_text(f"<svg><!-- {commit} --></svg>")
+        (results / "figure.pdf").write_bytes(commit.encode()[::-1])
+        # an input that records the commit hashes differently in each run
+        upstream = {"code_commit": commit, "inputs": {"results/eval/m.json": str(hash(commit) % 10 ** 6) * 10}}
+        (results / "downstream.json").write_text(json.dumps({"value": 1, "provenance": upstream}))
     (tmp_path / "a" / "results" / "only-a.txt").write_text("x")
     statuses = compare_runs(tmp_path / "a", tmp_path / "b")
     assert statuses == {"results/same.txt": IDENTICAL, "results/eval/m.json": SAME_BUT_COMMIT,
                         "results/eval/moved.json": DIFFERS, "results/report/paper.tex": SAME_BUT_COMMIT,
-                        "results/report/paper.pdf": SAME_BUT_COMMIT, "results/only-a.txt": MISSING}
+                        "results/report/paper.pdf": SAME_BUT_COMMIT, "results/only-a.txt": MISSING,
+                        "results/figure.svg": SAME_BUT_COMMIT, "results/figure.pdf": SAME_BUT_COMMIT,
+                        "results/downstream.json": SAME_BUT_COMMIT}
 
 
 def test_prunebench_compare_exits_nonzero_where_results_differ(tmp_path, capsys):

@@ -346,17 +346,30 @@ def _commits(root: Path, files: list[Path]) -> set[str]:
     """Every code commit the run's results record (with and without -dirty)."""
     beside = functools.cache(lambda record: read_json(record).get("provenance"))
     found = {(_provenance_of(path, beside) or {}).get("code_commit") for path in files}
-    return {commit for commit in found if commit and commit != "unknown"}
+    full = {commit for commit in found if commit and commit != "unknown"}
+    return full | {commit[:length] for commit in full for length in (12, 7)}  # the report shows it short
+
+
+# A provenance block's input hashes, and a manifest entry's file hash: set aside with the commit,
+# since a file that records the commit hashes differently in each run, and so does every file that
+# names it as an input. Each input is itself one of the files compared.
+_INPUT_HASHES = re.compile(r'("inputs": \{)[^{}]*(\})')
+_FILE_HASH = re.compile(r'("sha256": ")[0-9a-f]{64}(")')
+_FILE_SIZE = re.compile(r'("bytes": )[0-9]+()')
 
 
 def _without_commits(path: Path, commits: list[str]) -> bytes | None:
-    """A text file's bytes with every recorded commit replaced by one mark (None for binary files)."""
+    """A text file's bytes with every recorded commit replaced by one mark, and the hashes that
+    follow from it set aside (None for binary files)."""
     try:
         text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     for commit in commits:  # longest first: a -dirty commit before the commit it extends
         text = text.replace(commit, COMMIT_MARK)
+    text = _INPUT_HASHES.sub(r"\1" + COMMIT_MARK + r"\2", text)
+    if path.name == Path(paths.MANIFEST).name:  # a PDF's size too: its compressed text holds the commit
+        text = _FILE_SIZE.sub(r"\1" + COMMIT_MARK + r"\2", _FILE_HASH.sub(r"\1" + COMMIT_MARK + r"\2", text))
     return text.encode("utf-8")
 
 
@@ -366,8 +379,11 @@ def compare_runs(first: str | Path, second: str | Path) -> dict[str, str]:
     between the runs of two commits of the code every status is IDENTICAL or SAME_BUT_COMMIT.
 
     Bytes first; then text with every commit either run records (in provenance blocks, table
-    headers, the manifest, the report's pages) replaced by one mark. A PDF, whose text is
-    compressed, counts as the same where the LaTeX source beside it does."""
+    headers, the manifest, the report's pages) replaced by one mark, and with the hashes that follow
+    from it set aside: the input hashes of provenance blocks (an input that records the commit
+    hashes differently, and each input is compared in its own right) and the manifest's file
+    hashes and sizes. A PDF, whose text is compressed, counts as the same where its source beside
+    it does (the LaTeX of the paper, the SVG of a figure drawn with it)."""
     first, second = Path(first), Path(second)
     listed = {root: {str(p.relative_to(root)): p for p in result_files(root)} for root in (first, second)}
     commits = sorted(_commits(first, list(listed[first].values())) | _commits(second, list(listed[second].values())),
@@ -383,7 +399,7 @@ def compare_runs(first: str | Path, second: str | Path) -> dict[str, str]:
             plain_a, plain_b = _without_commits(a, commits), _without_commits(b, commits)
             statuses[name] = SAME_BUT_COMMIT if plain_a is not None and plain_a == plain_b else DIFFERS
     for name, status in list(statuses.items()):
-        source = str(Path(name).with_suffix(".tex"))
-        if status == DIFFERS and name.endswith(".pdf") and statuses.get(source) in (IDENTICAL, SAME_BUT_COMMIT):
+        sources = [statuses.get(str(Path(name).with_suffix(suffix))) for suffix in (".tex", ".svg")]
+        if status == DIFFERS and name.endswith(".pdf") and any(s in (IDENTICAL, SAME_BUT_COMMIT) for s in sources):
             statuses[name] = SAME_BUT_COMMIT
     return statuses
