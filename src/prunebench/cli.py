@@ -290,7 +290,9 @@ def cmd_prune(args) -> None:
     info = model_info(args.model)
     entry = info["entry"]
     dtype, layers = args.dtype or entry["dtype"], args.layers or entry["layers"]
-    layout = empty_model(args.model)
+    # A whole-model method's check needs the model's layout: built without weights, before any
+    # work (an unstructured method's needs only the layers path, which the driver checks at once).
+    layout = empty_model(args.model) if METHODS[spec.method].whole is not None else None
     if layout is not None:
         check_model(layout, spec, layers)
     calibration = read_calibration(args.calibration, load_tokenizer(args.model), *model_limits(args.model),
