@@ -19,6 +19,7 @@ from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
 from prunebench.pruning.spec import CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, parse_method, vllm_servable
+from prunebench.runtime import RuntimeSetting
 
 try:
     pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
@@ -77,18 +78,6 @@ def model_output_entry(wildcards):
     """What a model's outputs depend on (so runtime settings such as batch size rerun nothing)."""
     entry = config["models"][wildcards.model]
     return json.dumps({"source": entry["source"], **{k: entry[k] for k in OUTPUT_FIELDS}}, sort_keys=True)
-
-
-class RuntimeSetting:
-    """A param that changes how a job runs, not what it writes (a batch size, a worker count, the
-    config a nested run reads). Snakemake's params trigger skips values it cannot represent, and
-    this is one: changing it reruns nothing, while the shell command still reads it as text."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def __str__(self):
-        return str(self.value)
 
 
 GRADING_WORKERS = RuntimeSetting(config["grading"]["workers"])

@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     # foundations: paths, records, text, registries of names, the sandbox
     {"prunebench", "paths", "provenance", "io", "latex", "prompts", "wordproblems", "taskfiles", "scheduling",
-     "sandbox", "pruning.spec", "datasets", "evaluation"},
+     "runtime", "sandbox", "pruning.spec", "datasets", "evaluation"},
     {"grid"},                                          # what a run builds: cells, calibration sets, priorities
     {"config"},                                        # the workflow's configuration and its checks
     {"grading", "calibration", "training", "recovery", "architectures"},   # data, training, model types

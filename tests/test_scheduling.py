@@ -60,3 +60,28 @@ def test_a_rate_limited_workflow_runs_to_its_end_and_exits(tmp_path):
                            "all"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i}.txt" for i in range(jobs)]
+
+
+def test_a_runtime_setting_reruns_nothing_and_an_ordinary_param_does(tmp_path):
+    """What the workflow relies on in Snakemake's params rerun trigger (prunebench.runtime): a
+    RuntimeSetting param changed reruns nothing, while the same change to a plain param reruns the
+    job. Fails if an upgrade starts comparing such values, or stops comparing params at all."""
+    (tmp_path / "Snakefile").write_text(
+        "from prunebench.runtime import RuntimeSetting\n"
+        "rule all:\n    input: 'out.txt'\n"
+        "rule write:\n    output: 'out.txt'\n"
+        "    params: runtime=RuntimeSetting(config['runtime']), plain=config['plain']\n"
+        "    shell: 'echo {params.runtime} {params.plain} > {output}'\n")
+
+    def run(runtime: str, plain: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--config", f"runtime={runtime}",
+                               f"plain={plain}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout + done.stderr
+
+    run("1", "a")
+    assert (tmp_path / "out.txt").read_text() == "1 a\n"
+    assert "Nothing to be done" in run("2", "a")            # a runtime setting changed: nothing reruns
+    assert (tmp_path / "out.txt").read_text() == "1 a\n"
+    assert "Nothing to be done" not in run("2", "b")        # a plain param changed: the job reruns
+    assert (tmp_path / "out.txt").read_text() == "2 b\n"
