@@ -108,11 +108,10 @@ def model_backend(wildcards):
     return backend
 
 
-# The pruning options of every prune job, as flags of `prunebench prune` (the schema names them).
 def pruning_flags(wildcards):
-    """The pruning options that shape this method's output (its family's), as flags of `prunebench prune`."""
-    family = parse_method(wildcards.method).family
-    return pb_config.option_flags({k: config["pruning"][k] for k in pb_config.pruning_options(family)})
+    """The pruning options this method reads (the schema's x-methods), as flags of `prunebench prune`."""
+    method = parse_method(wildcards.method).method
+    return pb_config.option_flags({k: config["pruning"][k] for k in pb_config.pruning_options(method)})
 
 
 def recovery_data(wildcards):

@@ -230,3 +230,15 @@ def test_a_number_that_is_not_finite_is_refused_by_its_own_key():
     _refused({**BASE, "study": {"methods": ["shortgpt"], "ratios": [float("nan")]}},
              r"config\.study\.ratios\[0\]: nan is not a finite number")
     _refused({**BASE, "evaluation": {"temperature": float("inf")}}, r"config\.evaluation\.temperature: inf is not")
+
+
+def test_a_pruning_option_belongs_to_the_methods_that_read_it():
+    """A job's params hold only its own method's options: SparseGPT's blocksize reruns no Wanda,
+    ShortGPT or SliceGPT prune, and router settings reach only dynamic methods."""
+    options = {method: set(pb_config.pruning_options(method)) for method in
+               ("sparsegpt", "wanda", "magnitude", "shortgpt", "slicegpt", "skipgpt")}
+    assert options["sparsegpt"] == {"blocksize", "percdamp", "mask_selection", "true_sequential"}
+    assert options["wanda"] == {"true_sequential"}
+    assert options["magnitude"] == options["shortgpt"] == options["slicegpt"] == set()
+    assert {"router_steps", "router_temperature"} <= options["skipgpt"] and "blocksize" not in options["skipgpt"]
+    assert set(pb_config.pruning_options()) == set().union(*options.values())  # every option has its methods

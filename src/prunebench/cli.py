@@ -285,7 +285,7 @@ def cmd_prune(args) -> None:
     from .pruning import METHODS, check_model, prune_model
 
     spec = _prune_spec(args)
-    options = {name: getattr(args, name) for name in pruning_options(spec.family)}
+    options = {name: getattr(args, name) for name in pruning_options(spec.method)}
     check_pruning_options(options)
     info = model_info(args.model)
     entry = info["entry"]

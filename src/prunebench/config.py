@@ -401,12 +401,13 @@ def recovery_settings(config: dict, name: str, model: str, source: str = "config
 PRUNING_RUN_KEYS = ("methods", "keep_checkpoints")
 
 
-def pruning_options(family: str | None = None) -> dict[str, dict]:
+def pruning_options(method: str | None = None) -> dict[str, dict]:
     """Options of a pruning run (name -> schema), each a flag of `prunebench prune` of the same name;
-    with a family, only those that apply to it (an option's `x-family`, where given, names the one
-    family it shapes), so a job's parameters hold only what shapes its output."""
+    with a method (its registry name, `sparsegpt`), only those it reads: an option's `x-methods`
+    names the methods that read it (absent: every method), so that a job's parameters hold only
+    what shapes its output, and changing SparseGPT's blocksize reruns no other method's prune."""
     return {k: v for k, v in schema_property("pruning")["properties"].items() if k not in PRUNING_RUN_KEYS
-            and (family is None or v.get("x-family", family) == family)}
+            and (method is None or method in v.get("x-methods", [method]))}
 
 
 def pruning_defaults() -> dict:
