@@ -469,7 +469,7 @@ def cmd_tasks(args) -> None:
     """lm-eval tasks on one model, each written as soon as it is scored (a rerun resumes)."""
     from . import lmeval
     from .config import validate_definition
-    from .taskfiles import CODE_TASKS, MIRRORED_TASKS, SHIPPED_TASKS, check_task_name, hub_task_refusal
+    from .taskfiles import CODE_TASKS, SHIPPED_TASKS, check_task
 
     entries = _json_arg(args.suite_json, "--suite-json") if args.suite_json else {}
     if not isinstance(entries, dict):
@@ -478,8 +478,10 @@ def cmd_tasks(args) -> None:
         entries.setdefault(name, {})
     if not entries:
         raise InputError("name at least one task (--task NAME, or --suite-json)")
-    for name in entries:
-        check_task_name(name, "--task" if name in (args.task or []) else "--suite-json")
+    for name in entries:  # every name must be a name; only the tasks that run need the hub allowed
+        runs = not args.task or name in args.task
+        check_task(name, args.allow_hub or not runs, where="--task" if name in (args.task or []) else "--suite-json",
+                   entry=name, how="--allow-hub")
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit: documents per task, at least 1 (leave it out for all); got {args.limit}")
     # The entries as the config's schema reads them (defaults filled, a bad value named).
@@ -488,10 +490,6 @@ def cmd_tasks(args) -> None:
         suite = {n: {**s, "limit": args.limit} for n, s in suite.items()}
     if args.task:
         suite = {n: suite[n] for n in args.task}
-    if not args.allow_hub:
-        for name in suite:
-            if name not in MIRRORED_TASKS:
-                raise InputError(f"{name}: {hub_task_refusal(name, '--allow-hub')}")
     foreign = [name for name in suite if name not in SHIPPED_TASKS]
     if foreign:
         known = lmeval.task_manager(args.data_dir, builtin=True).all_tasks
@@ -885,18 +883,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _input_paths(args) -> list[str]:
-    """Every path the command reads, from its declared input arguments (NAME=PATH items included),
-    and the directory behind --model."""
-    found = []
+def _declared_inputs(args):
+    """(flag name, path) of every value of the command's declared input arguments; a NAME=PATH item
+    gives its PATH (where the whole value is not itself a path)."""
     for name in getattr(args, "input_args", ()):
         values = getattr(args, name, None)
         for value in values if isinstance(values, list) else [values]:
-            if value is None:
-                continue
-            if not Path(value).exists() and "=" in value:
-                value = value.partition("=")[2]
-            found.append(value)
+            if value is not None:
+                yield name, value.partition("=")[2] if not Path(value).exists() and "=" in value else value
+
+
+def _input_paths(args) -> list[str]:
+    """Every path the command reads, from its declared input arguments (NAME=PATH items included),
+    the directory behind --model and the data mirror."""
+    found = [path for _, path in _declared_inputs(args)]
     if getattr(args, "model", None) and "model" in getattr(args, "input_args", ()):
         from .models import model_dir
 
@@ -908,16 +908,9 @@ def _input_paths(args) -> list[str]:
 
 def check_inputs(args) -> None:
     """Refuse, before any work and naming the flag, a declared input file that does not exist."""
-    for name in getattr(args, "input_args", ()):
-        if name == "model":
-            continue  # models.model_dir says what a --model must be
-        values = getattr(args, name, None)
-        for value in values if isinstance(values, list) else [values]:
-            if value is None or Path(value).exists():
-                continue
-            if "=" in value and Path(value.partition("=")[2]).exists():
-                continue
-            raise InputError(f"--{name.replace('_', '-')} {value}: no such file or directory")
+    for name, path in _declared_inputs(args):
+        if name != "model" and not Path(path).exists():  # models.model_dir says what a --model must be
+            raise InputError(f"--{name.replace('_', '-')} {path}: no such file or directory")
 
 
 def check_outputs(args) -> None:

@@ -15,7 +15,7 @@ import yaml
 
 from .grid import calibration_sets, evaluated_models, study_method
 from .io import InputError
-from .taskfiles import MIRRORED_TASKS, check_task_name, hub_task_refusal
+from .taskfiles import check_task
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
@@ -251,9 +251,8 @@ def _check_references(config: dict, source: str) -> None:
                                  f"config.evaluation.benchmarks")
     suite = config["task_suite"]
     for name, spec in suite["tasks"].items():
-        check_task_name(name, f"{source}: config.task_suite.tasks")
-        if name not in MIRRORED_TASKS and not config["allow_hub"]:
-            raise InputError(f"{source}: config.task_suite.tasks.{name}: {hub_task_refusal(name, 'allow_hub: true')}")
+        check_task(name, config["allow_hub"], where=f"{source}: config.task_suite.tasks",
+                   entry=f"{source}: config.task_suite.tasks.{name}", how="allow_hub: true")
         if spec["category"] is None:
             raise InputError(f"{source}: config.task_suite.tasks.{name}.category: missing (classification, "
                              f"generation or reasoning: the table's column group)")

@@ -136,9 +136,9 @@ def check_answer(gold: str, predicted: str, kind: str, timeout: float) -> bool:
     multiple-answer choice, math-verify otherwise (gold first).
 
     A trailing period is dropped first. An answer that assigns to one variable (``x = ...``) is
-    also compared by its right side where the gold answer holds no equation. A percent sign is read as math-verify reads it; where that
-    fails and either side ends in one, the two are compared without it (math-verify takes
-    ``10\\%`` for 10 but not ``-10\\%`` for -10).
+    also compared by its right side where the gold answer holds no equation. A percent sign is read
+    as math-verify reads it; where that fails and either side ends in one, the two are compared
+    without it (math-verify takes ``10\\%`` for 10 but not ``-10\\%`` for -10).
     """
     if kind == "choice":
         return choice_letter(predicted) == gold.strip().upper()

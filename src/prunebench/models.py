@@ -241,7 +241,7 @@ def load_model(model: str | os.PathLike, dtype: str = "bfloat16", device: str | 
 
 def empty_model(model: str | os.PathLike):
     """The model's modules without its weights (on the meta device, built from its config alone):
-    what a check of its layout needs, in a fraction of a second. None where the config cannot be
+    what a check of its layout needs, in a second or so. None where the config cannot be
     built so (the check then runs on the loaded model)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .io import InputError
+
 TASK_DIR = Path(__file__).resolve().parent / "lmeval" / "tasks"
 # A task name is a file name in an out-dir (`{task}.json`): never a path.
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -21,17 +23,16 @@ MIRRORED_TASKS = _tagged("prunebench_mirror")
 CODE_TASKS = _tagged("prunebench_code")
 
 
-def check_task_name(name: str, where: str) -> None:
-    """Refuse a task name that could not be a file name of its own (a path, '..', empty)."""
-    from .io import InputError
-
+def check_task(name: str, allow_hub: bool, *, where: str, entry: str, how: str) -> None:
+    """Refuse a task that cannot run: a name that could not be a file name of its own (a path, '..',
+    empty; said of `where`), or one that reads the hub where the hub is not allowed (said of
+    `entry`; `how` says how to allow it)."""
     if not isinstance(name, str) or not TASK_NAME.match(name):
         raise InputError(f"{where}: {name!r} is not a task name (letters, digits, '_', '.', '-'; no path)")
-
-
-def hub_task_refusal(name: str, how: str) -> str:
-    """Why a task that reads the hub is not run where the hub is not allowed, and how to allow it."""
+    if allow_hub or name in MIRRORED_TASKS:
+        return
     if name in SHIPPED_TASKS:
-        return f"reads the hub, which is not allowed ({how}; a copy of its files in the data mirror is read instead)"
-    return (f"not a task prunebench ships ({', '.join(SHIPPED_TASKS)}), so lm-eval's own, which reads the hub "
-            f"({how}); a misspelt name?")
+        raise InputError(f"{entry}: reads the hub, which is not allowed ({how}; a copy of its files in the "
+                         f"data mirror is read instead)")
+    raise InputError(f"{entry}: not a task prunebench ships ({', '.join(SHIPPED_TASKS)}), so lm-eval's own, "
+                     f"which reads the hub ({how}); a misspelt name?")

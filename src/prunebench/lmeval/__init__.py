@@ -25,8 +25,7 @@ from pathlib import Path
 
 from ..io import write_json, write_jsonl
 from .. import sandbox
-from ..sandbox import isolation
-from ..taskfiles import CODE_TASKS, MIRRORED_TASKS, SHIPPED_TASKS, TASK_DIR  # noqa: F401 - re-exported
+from ..taskfiles import CODE_TASKS, MIRRORED_TASKS, SHIPPED_TASKS, TASK_DIR
 from .tasks.code import PASS_AT_K
 from .tasks.mirror import SEALED_TASKS
 
@@ -142,7 +141,7 @@ def run_task(lm, manager, name: str, spec: dict, *, seed: int, system_prompt: st
         "of_documents": len(task.eval_docs),
         "documents_sha256": _docs_digest(task, indices),
         "sealed": name in SEALED_TASKS,
-        **({"sandbox": isolation()} if runs_code else {}),  # how model-written code ran (the report says)
+        **({"sandbox": sandbox.isolation()} if runs_code else {}),  # how model-written code ran (the report says)
         # lm-eval's own record of the task (its results shape), without clock times.
         "lm_eval": json.loads(json.dumps({
             "results": {name: results},

@@ -104,8 +104,8 @@ def _site_folders(prefix: str) -> list[str]:
     """Every package folder of the system and of the interpreter's installation (covered: a
     package there, HumanEval's own for one, may hold answers)."""
     roots = [Path(prefix), Path("/usr"), Path("/usr/local")]
-    found = {str(p) for root in roots for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages",
-                                                      "lib/python3/dist-packages") for p in root.glob(pattern)}
+    found = {str(p) for root in roots for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages")
+             for p in root.glob(pattern)}
     return sorted(found)
 
 
@@ -220,7 +220,7 @@ def run(files: Mapping[str, str | bytes], entry: str, stdin: bytes = b"", limits
 def run_tests(program: str, tests: str, limits: Limits = Limits(), hide: Iterable[str | os.PathLike] = ()) -> bool:
     """Whether `tests` (Python that raises unless the candidate is right) ran to their end against
     `program`, with the candidate in a process of its own (driver.py)."""
-    files = {name: (HERE / name).read_text(encoding="utf-8") for name in DRIVER_FILES}
+    files = _driver_files()
     job = json.dumps({"program": program, "tests": tests}).encode()
     outcome = run(files, "driver.py", job, limits, hide)
     lines = outcome.stdout.splitlines()
@@ -228,6 +228,12 @@ def run_tests(program: str, tests: str, limits: Limits = Limits(), hide: Iterabl
         return bool(lines) and json.loads(lines[-1]).get("verdict") == "passed"
     except (ValueError, AttributeError):
         return False
+
+
+@functools.cache
+def _driver_files() -> dict[str, str]:
+    """The test driver's programs, read once (every HumanEval candidate's run carries them)."""
+    return {name: (HERE / name).read_text(encoding="utf-8") for name in DRIVER_FILES}
 
 
 def _execute(files: Mapping[str, str | bytes], entry: str, stdin: bytes, limits: Limits, hide) -> Outcome:
