@@ -29,7 +29,6 @@ wildcard_constraints:
     bench=r"[a-z0-9_]+",
     recipe=r"[A-Za-z0-9_]+",
     method=f"{paths.DENSE}|{CELL_PATTERN}",
-    n=r"[0-9]+",
 
 
 include: "rules/data.smk"

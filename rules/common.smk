@@ -12,9 +12,8 @@ from prunebench import grid as pb_grid
 from prunebench import paths
 from prunebench import latex as pb_latex
 from prunebench import scheduling as pb_scheduling
-from prunebench import study as pb_study
+from prunebench import outputs as pb_outputs
 from prunebench import suite as pb_suite
-from prunebench import tables as pb_tables
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
@@ -199,7 +198,15 @@ def evaluated_model(wildcards):
 # The config as the verify job's nested run needs it, so that editing a title or a worker count
 # does not rerun a verified prune.
 CONFIG_JSON = RuntimeSetting(json.dumps(config, sort_keys=True))
-# What tables and figures read, and what the report shows: their params.
-TABLE_CONFIG_JSON = json.dumps(pb_tables.table_config(config), sort_keys=True)
-SUITE_CONFIG_JSON = json.dumps(pb_suite.table_config(config), sort_keys=True)
+# Every table and figure of both papers (prunebench.outputs), and the part of the config each reads:
+# its rule's params, so that nothing else reruns it.
+OUTPUTS = pb_outputs.OUTPUTS
+_READS = {reads: json.dumps(reads(config), sort_keys=True) for reads in {o.reads for o in OUTPUTS.values()}}
+OUTPUT_CONFIG_JSON = {name: _READS[o.reads] for name, o in OUTPUTS.items()}
+def output_paper(kind):
+    """The paper an output belongs to: its subcategory in Snakemake's report."""
+    return lambda wildcards: OUTPUTS[wildcards[kind]].paper
+def output_label(kind):
+    return lambda wildcards: {kind: OUTPUTS[wildcards[kind]].label}
+# What the report shows of the config.
 REPORT_CONFIG_JSON = json.dumps(pb_config.outcome_config(config), sort_keys=True)

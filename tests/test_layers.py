@@ -24,7 +24,7 @@ LAYERS = [
     {"models"},                                        # loading any checkpoint: no pruning code
     {"pruning"},                                       # methods and the driver
     {"generation", "speed", "lmeval", "verify"},       # running models
-    {"tables", "figures", "suite", "study", "report"},  # presentation
+    {"tables", "figures", "suite", "study", "outputs", "report"},  # presentation; outputs: the registry of them
     {"cli", "__main__"},
 ]
 

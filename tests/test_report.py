@@ -10,7 +10,7 @@ from prunebench.config import validate
 from prunebench.figures import write_figure
 from prunebench.io import write_json, write_jsonl
 from prunebench.grid import ALL_FIGURES, ALL_TABLES
-from prunebench.tables import write_table
+from prunebench.outputs import OUTPUTS
 
 from .conftest import ROOT
 
@@ -18,22 +18,12 @@ HOSTILE = ("<script>alert(1)</script> \\input{/etc/passwd} \\def\\x{ {{{ unbalan
            "</pre></details> {{ config }} ((( title ))) 解题 τ→∞ 😀 ł é " + "A" * 1_000_000)
 
 
-def _write_suite_outputs(config: dict) -> None:
-    """The second paper's task table and figure, from the task results already written."""
-    from prunebench import suite
+def _write_outputs(config: dict) -> None:
+    """Every table and figure of the registry, in its order (the study's read the task table)."""
+    from prunebench.outputs import OUTPUTS
 
-    suite.write_table(config, paths.lrm_table(suite.TABLE, "csv"), paths.lrm_table(suite.TABLE, "json"))
-    suite.write_figure(config, paths.lrm_figure(suite.FIGURE, "svg"), paths.lrm_figure(suite.FIGURE, "pdf"),
-                       paths.lrm_figure(suite.FIGURE, "json"))
-    suite.write_speed_table(config, paths.lrm_table(paths.SPEED_TABLE, "csv"),
-                            paths.lrm_table(paths.SPEED_TABLE, "json"))
-    from prunebench import study
-
-    for name in study.TABLES:
-        study.write_table(name, config, paths.lrm_table(name, "csv"), paths.lrm_table(name, "json"))
-    for name in study.FIGURES:
-        study.write_figure(name, config, paths.lrm_figure(name, "svg"), paths.lrm_figure(name, "pdf"),
-                           paths.lrm_figure(name, "json"))
+    for output in OUTPUTS.values():
+        output.write(config, output.files(), Path("."))
 
 
 @pytest.fixture
@@ -62,11 +52,7 @@ def results(tmp_path, monkeypatch):
         write_json(paths.task_result("m", method, recipe, "boolq"),
                    {"task": "boolq", "metric": "acc", "score": None, "stderr": None, "error": HOSTILE[:2000],
                     "sandbox": "a sandbox <b>"})
-    _write_suite_outputs(config)
-    for n in ALL_TABLES:
-        write_table(config, n, paths.table(n, "csv"), paths.table(n, "json"))
-    for n in ALL_FIGURES:
-        write_figure(config, n, paths.figure(n, "svg"), paths.figure(n, "pdf"), paths.figure(n, "json"))
+    _write_outputs(config)
     write_jsonl(paths.calibration("m", "sgr"), [{"index": 0, "source": "wordproblems_train",
                                                  "problem_id": "p<1>", "sample": 0, "tokens": 3,
                                                  "why": "first correct </summary>", "meta": {},
@@ -122,10 +108,10 @@ def test_report_lists_every_table_and_figure(results):
         assert f'id="table{n}"' in html
     for n in ALL_FIGURES:
         assert f'id="figure{n}"' in html
-    meta = json.loads((results / paths.table(2, "json")).read_text())
+    meta = json.loads((results / paths.table("table2", "json")).read_text())
     assert meta["status"] == "built" and len(meta["rows"]) == 2
-    assert json.loads((results / paths.table(3, "json")).read_text())["status"] == "not in this run"
-    assert json.loads((results / paths.table(8, "json")).read_text())["status"] == "not in this run"
+    assert json.loads((results / paths.table("table3", "json")).read_text())["status"] == "not in this run"
+    assert json.loads((results / paths.table("table8", "json")).read_text())["status"] == "not in this run"
     assert "list its calibration recipes under <code>experiments.table3</code>" in html
     lrm = html.split('id="lrm_tasks"', 1)[1].split("</table>", 1)[0]
     for href in ("../tasks/m/dense/none/boolq.json", "../tasks/m/wanda-0.5/sgr/boolq.json",
@@ -234,8 +220,9 @@ def test_figure5_draws_mean_response_lengths(tmp_path, monkeypatch):
     heights = sorted(round(bar.get_height()) for bar in ax.patches)
     plt.close(fig)
     assert heights == sorted(round(v) for values in lengths.values() for v in values)
-    write_figure(config, 5, paths.figure(5, "svg"), paths.figure(5, "pdf"), paths.figure(5, "json"))
-    assert json.loads((tmp_path / paths.figure(5, "json")).read_text())["status"] == "built"
+    write_figure(config, 5, paths.figure("figure5", "svg"), paths.figure("figure5", "pdf"),
+                 paths.figure("figure5", "json"))
+    assert json.loads((tmp_path / paths.figure("figure5", "json")).read_text())["status"] == "built"
 
 
 def _tool(name: str) -> str:
@@ -281,9 +268,9 @@ def test_chromium_finds_every_table_and_figure(results):
     for n in ALL_TABLES:  # a table with rows, or its "not in this run" note
         assert (f"table{n}", "table", None) in parser.found or (f"table{n}", "p", "pending") in parser.found, n
     for n in ALL_FIGURES:  # a drawn figure, or its "not in this run" note
-        built = json.loads((results / paths.figure(n, "json")).read_text())["status"] == "built"
+        built = json.loads((results / paths.figure(f"figure{n}", "json")).read_text())["status"] == "built"
         assert (f"figure{n}", "svg" if built else "p", None if built else "pending") in parser.found, n
-    assert sum(json.loads((results / paths.figure(n, "json")).read_text())["status"] == "built"
+    assert sum(json.loads((results / paths.figure(f"figure{n}", "json")).read_text())["status"] == "built"
                for n in ALL_FIGURES) == 4
 
 
@@ -375,11 +362,7 @@ def default_report(tmp_path, monkeypatch):
         if row.method != "dense":
             write_json(paths.sparsity_record(row.model, row.method, row.recipe),
                        {"family": "depth", "overall_sparsity": rng.uniform(0.15, 0.25)})
-    _write_suite_outputs(config)
-    for n in ALL_TABLES:
-        write_table(config, n, paths.table(n, "csv"), paths.table(n, "json"))
-    for n in ALL_FIGURES:
-        write_figure(config, n, paths.figure(n, "svg"), paths.figure(n, "pdf"), paths.figure(n, "json"))
+    _write_outputs(config)
     report.render(config, ".", ROOT / "report" / "templates", ROOT / "report" / "paper.yaml",
                   paths.report("index.html"), paths.report("paper.tex"))
     _tool("pdflatex")
@@ -435,7 +418,7 @@ def test_figure_legends_sit_outside_the_data(default_report, monkeypatch):
     closed = []
     monkeypatch.setattr(figures.plt, "close", lambda fig: closed.append(fig))
     for n in ALL_FIGURES:
-        write_figure(default_report["config"], n, paths.figure(n, "svg"), paths.figure(n, "pdf"), paths.figure(n, "json"))
+        write_figure(default_report["config"], n, paths.figure(n, "svg"), paths.figure(n, "pdf"), paths.figure(f"figure{n}", "json"))
     for n, fig in zip(ALL_FIGURES, closed):
         renderer = fig.canvas.get_renderer()
         assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes), n
@@ -454,8 +437,8 @@ def test_a_label_with_dollars_draws(tmp_path, monkeypatch):
     for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):
         write_json(paths.eval_metrics("m", method, recipe, "wordproblems"),
                    {"pass@1": 50.0, "stderr": 1.0, "mean_tokens": 10.0, "truncation_rate": 0.0})
-    write_figure(config, 1, paths.figure(1, "svg"), paths.figure(1, "pdf"), paths.figure(1, "json"))
-    assert "Cost $x^{ and 50% of $" in (tmp_path / paths.figure(1, "svg")).read_text()
+    OUTPUTS["figure1"].write(config, OUTPUTS["figure1"].files(), tmp_path)
+    assert "Cost $x^{ and 50% of $" in (tmp_path / paths.figure("figure1", "svg")).read_text()
 
 
 def test_the_report_states_how_the_default_fits_its_budget(default_report):

@@ -48,7 +48,7 @@ def test_study_cells_join_the_task_table_after_the_suites_rows():
     params = json.loads(json.dumps(suite.table_config(config)))  # what the table rules read
     assert grid.suite_rows(params) == grid.suite_rows(config) and suite.speed_inputs(params) == suite.speed_inputs(config)
     no_study = validate(_config(tasks={"boolq": {"category": "classification"}}))
-    assert grid.speed_rows(no_study) == [] and suite.speed_inputs(no_study) == [paths.lrm_table(suite.TABLE, "json")]
+    assert grid.speed_rows(no_study) == [] and suite.speed_inputs(no_study) == [paths.table(suite.TABLE, "json")]
 
 
 def test_dynamic_and_recovered_cells_are_rows_of_the_grid():
@@ -94,7 +94,7 @@ def test_speed_table_divides_by_the_dense_model_and_shows_category_averages(tmp_
     _speed(tmp_path, "slicegpt-0.2", "sgr", 850, 180.0, 0.0, 3400, 7e9)
     write_json(tmp_path / paths.sparsity_record("m", "shortgpt-0.2", "sgr"), {"family": "depth", "overall_sparsity": 0.2083})
     write_json(tmp_path / paths.sparsity_record("m", "slicegpt-0.2", "sgr"), {"family": "width", "overall_sparsity": 0.19})
-    write_json(tmp_path / paths.lrm_table(suite.TABLE, "json"), {"rows": [
+    write_json(tmp_path / paths.table(suite.TABLE, "json"), {"rows": [
         {"model": "m", "method": "dense", "recipe": "none", "classification": 61.0},
         {"model": "m", "method": "shortgpt-0.2", "recipe": "sgr", "classification": 55.5},
         {"model": "m", "method": "slicegpt-0.2", "recipe": "sgr", "classification": None}]})
@@ -120,7 +120,7 @@ def test_speed_table_not_in_this_run_without_a_study(tmp_path):
 
 
 def test_speed_measurements_stay_out_of_the_manifest():
-    for path in (paths.speed("m", "dense", "none"), paths.lrm_table(paths.SPEED_TABLE, "csv"),
+    for path in (paths.speed("m", "dense", "none"), paths.table(paths.SPEED_TABLE, "csv"),
                  paths.report(paths.SPEED_PAGE)):
         assert any(path == u or path.startswith(u + "/") for u in paths.UNHASHED), path
     assert paths.report("index.html") not in paths.UNHASHED
@@ -208,11 +208,11 @@ def test_study_targets_are_written_from_the_task_and_speed_tables(tmp_path):
             ("shortgpt-0.2", "c4", (69, 29, 19), 2.0), ("shortgpt-0.2+aligned", "sgr", (72, 33, 21), 2.0),
             ("shortgpt-0.2+generic", "sgr", (71, 31, 20), 2.0), ("slicegpt-0.2", "sgr", (60, 50, 21), 2.0),
             ("skipgpt-0.2", "sgr", (75, 55, 20.5), 2.0)]
-    write_json(tmp_path / paths.lrm_table("tasks", "json"), _task_table(rows))
-    write_json(tmp_path / paths.lrm_table(paths.SPEED_TABLE, "json"), {"rows": [
+    write_json(tmp_path / paths.table(suite.TABLE, "json"), _task_table(rows))
+    write_json(tmp_path / paths.table(paths.SPEED_TABLE, "json"), {"rows": [
         {"method": "dense", "family": "dense", "decode_tokens_per_second_vs_dense": 1.0, "classification": 80},
         {"method": "shortgpt-0.2", "family": "depth", "decode_tokens_per_second_vs_dense": 1.3, "classification": 70}]})
-    for name in study.TABLES:
+    for name in ("main", "calibration", "recovery", "findings"):
         study.write_table(name, config, tmp_path / f"{name}.csv", tmp_path / f"{name}.json", root=tmp_path)
     main = read_json(tmp_path / "main.json")
     assert main["status"] == "built" and [r["method"] for r in main["rows"]] == [
@@ -224,7 +224,7 @@ def test_study_targets_are_written_from_the_task_and_speed_tables(tmp_path):
     assert read_json(tmp_path / "calibration.json")["status"] == "not in this run"   # no calibration_sources
     assert len(read_json(tmp_path / "findings.json")["rows"]) == 5
     assert (tmp_path / "findings.csv").read_text().startswith("# ")
-    for name in study.FIGURES:
+    for name in ("ratios", "samples", "tradeoff"):
         study.write_figure(name, config, tmp_path / f"{name}.svg", tmp_path / f"{name}.pdf", tmp_path / f"{name}.json",
                            root=tmp_path)
         assert (tmp_path / f"{name}.svg").stat().st_size > 0

@@ -549,40 +549,12 @@ def cmd_speed(args) -> None:
              result["peak_memory_bytes"] / 1e9)
 
 
-def cmd_table(args) -> None:
-    from .tables import write_table
+def cmd_output(args) -> None:
+    """`prunebench table` and `prunebench figure`: one output of the registry, by name."""
+    from .outputs import OUTPUTS
 
-    write_table(_json_arg(args.config_json, "--config-json"), args.number, args.out_csv, args.out_json)
-
-
-def cmd_figure(args) -> None:
-    from .figures import write_figure
-
-    write_figure(_json_arg(args.config_json, "--config-json"), args.number, args.out_svg, args.out_pdf,
-                 args.out_json)
-
-
-def cmd_lrm_table(args) -> None:
-    from . import study
-    from .suite import write_speed_table, write_table
-
-    config = _json_arg(args.config_json, "--config-json")
-    if args.table in study.TABLES:
-        study.write_table(args.table, config, args.out_csv, args.out_json)
-        return
-    write = {"tasks": write_table, "speed": write_speed_table}[args.table]
-    write(config, args.out_csv, args.out_json)
-
-
-def cmd_lrm_figure(args) -> None:
-    from . import study
-    from .suite import write_figure
-
-    config = _json_arg(args.config_json, "--config-json")
-    if args.figure in study.FIGURES:
-        study.write_figure(args.figure, config, args.out_svg, args.out_pdf, args.out_json)
-        return
-    write_figure(config, args.out_svg, args.out_pdf, args.out_json)
+    files = {ext: getattr(args, f"out_{ext}") for ext in ("csv", "svg", "pdf", "json") if hasattr(args, f"out_{ext}")}
+    OUTPUTS[args.name].write(_json_arg(args.config_json, "--config-json"), files, Path("."))
 
 
 def cmd_report(args) -> None:
@@ -814,31 +786,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_speed)
     _outputs(p, files=("out",), inputs=("model",))
 
-    for name, func, outs in (("table", cmd_table, ("--out-csv", "--out-json")),
-                             ("figure", cmd_figure, ("--out-svg", "--out-pdf", "--out-json"))):
-        p = sub.add_parser(name, help=f"assemble a {name} of the paper from results")
-        p.add_argument("--number", type=int, required=True)
-        p.add_argument("--config-json", required=True)
-        for out in outs:
-            p.add_argument(out, required=True)
-        p.set_defaults(func=func)
-        _outputs(p, files=tuple(o[2:].replace("-", "_") for o in outs))
+    from .outputs import EXTENSIONS, names
 
-    for name, func, outs in (("lrm-table", cmd_lrm_table, ("--out-csv", "--out-json")),
-                             ("lrm-figure", cmd_lrm_figure, ("--out-svg", "--out-pdf", "--out-json"))):
-        p = sub.add_parser(name, help=f"assemble a {name[4:]} of the second paper from results")
-        p.add_argument("--config-json", required=True)
-        if name == "lrm-table":
-            p.add_argument("--table", choices=("tasks", "speed", "main", "calibration", "recovery", "findings"),
-                           default="tasks", help="tasks: every task's score by category; speed: size and throughput "
-                           "against dense; main, calibration, recovery, findings: the study's (prunebench.study)")
-        else:
-            p.add_argument("--figure", choices=("categories", "ratios", "samples", "tradeoff"), default="categories",
-                           help="categories: category averages per row; ratios, samples, tradeoff: the study's")
-        for out in outs:
-            p.add_argument(out, required=True)
-        p.set_defaults(func=func)
-        _outputs(p, files=tuple(o[2:].replace("-", "_") for o in outs))
+    for kind, what in (("table", "a table (CSV and JSON)"), ("figure", "a figure (SVG, PDF and JSON)")):
+        p = sub.add_parser(kind, help=f"assemble {what} of either paper from results, by its name")
+        p.add_argument("--name", required=True, choices=names(kind),
+                       help="the output's name in the registry (prunebench.outputs): its target and file stem")
+        p.add_argument("--config-json", required=True, help="the part of the config it reads (its rule's params)")
+        for ext in EXTENSIONS[kind]:
+            p.add_argument(f"--out-{ext}", required=True)
+        p.set_defaults(func=cmd_output)
+        _outputs(p, files=tuple(f"out_{ext}" for ext in EXTENSIONS[kind]))
 
     p = sub.add_parser("report", help="render the HTML page and the LaTeX paper")
     p.add_argument("--config-json", required=True)

@@ -91,24 +91,17 @@ def speed(model: str, method: str, recipe: str) -> str:
     return f"{RESULTS}/speed/{model}/{method}/{recipe}.json"
 
 
-# The second paper's tables and figures carry its prefix; table1..table8 and figure1..figure5 are the first paper's.
-LRM = "lrm_"
+def table(name: str, ext: str = "csv") -> str:
+    """A table's file by its name in the output registry (prunebench.outputs): table2, lrm_tasks."""
+    return f"{RESULTS}/tables/{name}.{ext}"
 
 
-def lrm_table(name: str, ext: str = "csv") -> str:
-    return f"{RESULTS}/tables/{LRM}{name}.{ext}"
+def figure(name: str, ext: str = "svg") -> str:
+    """A figure's file by its name in the output registry: figure1, lrm_categories."""
+    return f"{RESULTS}/figures/{name}.{ext}"
 
 
-def lrm_figure(name: str, ext: str = "svg") -> str:
-    return f"{RESULTS}/figures/{LRM}{name}.{ext}"
-
-
-def table(number: int | str, ext: str = "csv") -> str:
-    return f"{RESULTS}/tables/table{number}.{ext}"
-
-
-def figure(number: int | str, ext: str = "svg") -> str:
-    return f"{RESULTS}/figures/figure{number}.{ext}"
+LRM = "lrm_"  # the second paper's outputs carry its prefix; table1..table8 and figure1..figure5 are the first paper's
 
 
 def report(name: str) -> str:
@@ -122,8 +115,9 @@ def verify(name: str) -> str:
 MANIFEST = f"{RESULTS}/manifest.json"
 # What describes the run and the machine rather than the results (folders, and the speed table that
 # holds only measurements): the manifest does not list them.
-SPEED_TABLE, SPEED_PAGE = "speed", "speed.html"  # results/tables/lrm_speed.*, results/report/speed.html
-TRADEOFF_FIGURE = "tradeoff"  # results/figures/lrm_tradeoff.*: accuracy against measured speed
+SPEED_TABLE, SPEED_PAGE = f"{LRM}speed", "speed.html"  # results/tables/lrm_speed.*, results/report/speed.html
+TRADEOFF_FIGURE = f"{LRM}tradeoff"  # results/figures/lrm_tradeoff.*: accuracy against measured speed
+MEASURED_OUTPUTS = (SPEED_TABLE, TRADEOFF_FIGURE)  # outputs that hold measurements of the machine
 UNHASHED = (f"{RESULTS}/logs", f"{RESULTS}/verify", f"{RESULTS}/measurements", f"{RESULTS}/speed",
-            lrm_table(SPEED_TABLE, "csv"), lrm_table(SPEED_TABLE, "json"), report(SPEED_PAGE),
-            *(lrm_figure(TRADEOFF_FIGURE, ext) for ext in ("svg", "pdf", "json")))
+            table(SPEED_TABLE, "csv"), table(SPEED_TABLE, "json"), report(SPEED_PAGE),
+            *(figure(TRADEOFF_FIGURE, ext) for ext in ("svg", "pdf", "json")))

@@ -17,16 +17,20 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from . import paths, study, suite
+from . import paths
 from .grading import FILTER_REASONS
-from .grid import ALL_FIGURES, ALL_TABLES, benchmarks, calibration_sets
+from .grid import benchmarks, calibration_sets
 from .io import iter_jsonl, read_json, write_text
 from .lmeval.tasks.mirror import SEALED_TASKS
+from .outputs import FIRST, OUTPUTS, Output
 from .provenance import code_commit, package_versions
+from .suite import TABLE as TASK_TABLE
 from .tables import BENCHMARK_LABELS, fmt, method_label, model_label, recipe_label, run_notes
 
 MAX_EXCERPT = 600
-RESPONSE_LENGTH_TABLE = 2  # the rows whose response lengths the report tabulates beside Figure 5
+RESPONSE_LENGTH_TABLE = "table2"  # the rows whose response lengths the report tabulates beside Figure 5
+# The second paper's full title, as its report section names it.
+SECOND_TITLE = "From LLMs to LRMs: Rethinking Pruning for Reasoning-Centric Models"
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "%": r"\%", "#": r"\#",
@@ -96,11 +100,13 @@ def number(value, digits: int = 1, scale: float = 1.0) -> str:
 
 
 def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
+    # A template part renders exactly as its text would where it is included, its last newline too.
     loader = jinja2.FileSystemLoader(str(templates))
     html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     tex = jinja2.Environment(
         loader=loader, autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True,
         block_start_string="((*", block_end_string="*))", variable_start_string="(((",
         variable_end_string=")))", comment_start_string="((=", comment_end_string="=))",
         finalize=latex_escape,
@@ -288,77 +294,83 @@ def _read_if_exists(path: Path) -> dict | None:
     return read_json(path) if path.exists() else None
 
 
-def _lrm_section(config: dict, root: Path, report_dir: str) -> dict:
-    """The second paper's task table and figure, each cell linked to the result behind it, and its
-    speed table."""
-    table = read_json(root / paths.lrm_table(suite.TABLE, "json"))
-    for row in table["rows"]:
-        row["model_label"] = model_label(config, row["model"])
+PAGES = {"index": "html", "paper": "tex", "speed": "html"}  # each page and the kind of its template parts
+
+
+def _parts(templates: Path) -> dict[str, set[str]]:
+    """Per page, the template parts it has (report/templates/parts/<page>/<part>.<ext>.j2): an
+    output whose part a page lacks is not shown there."""
+    return {page: {p.name.removesuffix(f".{ext}.j2") for p in (templates / "parts" / page).glob(f"*.{ext}.j2")}
+            for page, ext in PAGES.items()}
+
+
+def _output_entry(config: dict, root: Path, report_dir: str, output: Output) -> dict:
+    """An output's JSON, with the links to its files and, for a figure, its SVG to inline; each row
+    that names a model gets the model's label."""
+    files = output.files()
+    entry = {**read_json(root / files["json"]), "name": output.name, "label": output.label, "paper": output.paper,
+             "part": output.part, "section": output.section}
+    for ext, path in files.items():
+        entry[ext] = _rel(str(root / path), report_dir)
+    if output.kind == "figure":
+        svg = (root / files["svg"]).read_text(encoding="utf-8")
+        entry["svg"] = svg[svg.find("<svg"):]  # without the XML prolog and doctype, for inline use
+        entry["pdf_from_tex"] = _rel(files["pdf"], paths.report(""))
+    for row in entry.get("rows", []):
+        if "model" in row:
+            row["model_label"] = model_label(config, row["model"])
+    return entry
+
+
+def _first_paper_table(config: dict, root: Path, report_dir: str, entry: dict, published: dict,
+                       paper_dense: dict) -> None:
+    """A first-paper table's rows linked to the files behind them, beside the paper's numbers."""
+    for row in entry["rows"]:
+        row["links"], row["files"] = _row_files(root, row, entry["benchmarks"], report_dir)
+    beside = _beside_paper(config, entry["rows"], published, paper_dense) if entry["status"] == "built" else None
+    if published:  # the paper's caption goes with the paper's numbers; ours says what this run holds
+        published = {**published, "rows": [{"label": _published_label(r), "values": r["values"]}
+                                           for r in published["rows"]]}
+    entry.update(published=published, beside=beside,
+                 benchmark_labels=[BENCHMARK_LABELS.get(b, b) for b in entry["benchmarks"]])
+
+
+def _task_table(config: dict, root: Path, report_dir: str, entry: dict) -> None:
+    """The task table's cells linked to the result behind each, the sealed tasks, and how the code
+    tasks ran model-written code."""
+    for row in entry["rows"]:
         row["links"] = {c["name"]: _rel(str(root / (paths.task_result(row["model"], row["method"], row["recipe"], c["name"])
                                                     if c["source"] == "task" else
                                                     paths.eval_metrics(row["model"], row["method"], row["recipe"], c["name"]))),
-                                        report_dir) for c in table["columns"]}
-    figure = read_json(root / paths.lrm_figure(suite.FIGURE, "json"))
-    svg = (root / paths.lrm_figure(suite.FIGURE, "svg")).read_text(encoding="utf-8")
-    sealed = [name for name in config["task_suite"]["tasks"] if name in SEALED_TASKS]
-    code_runs = sorted({(c["name"], result["sandbox"]) for row in table["rows"] for c in table["columns"]
-                        if c["source"] == "task"
-                        for result in [_read_if_exists(root / paths.task_result(row["model"], row["method"],
-                                                                                 row["recipe"], c["name"]))]
-                        if result and result.get("sandbox")})
-    speed = read_json(root / paths.lrm_table(paths.SPEED_TABLE, "json"))
-    for row in speed["rows"]:
-        row["model_label"] = model_label(config, row["model"])
-    study_tables = {}
-    for name in study.TABLES:
-        meta = read_json(root / paths.lrm_table(name, "json"))
-        for row in meta["rows"]:
-            if "model" in row:
-                row["model_label"] = model_label(config, row["model"])
-        study_tables[name] = {**meta, "csv": _rel(str(root / paths.lrm_table(name, "csv")), report_dir)}
-    study_figures = {}
-    for name in study.FIGURES:
-        svg_text = (root / paths.lrm_figure(name, "svg")).read_text(encoding="utf-8")
-        study_figures[name] = {**read_json(root / paths.lrm_figure(name, "json")), "svg": svg_text[svg_text.find("<svg"):],
-                               "pdf": _rel(str(root / paths.lrm_figure(name, "pdf")), report_dir)}
-    return {"table": {**table, "csv": _rel(str(root / paths.lrm_table(suite.TABLE, "csv")), report_dir)},
-            "study": {"tables": study_tables, "figures": study_figures},
-            "speed": {**speed, "csv": _rel(str(root / paths.lrm_table(paths.SPEED_TABLE, "csv")), report_dir)},
-            "figure": {**figure, "svg": svg[svg.find("<svg"):],
-                       "pdf": _rel(str(root / paths.lrm_figure(suite.FIGURE, "pdf")), report_dir),
-                       "pdf_from_tex": _rel(paths.lrm_figure(suite.FIGURE, "pdf"), paths.report(""))},
-            "sealed": sealed, "code_runs": code_runs, "paper": "From LLMs to LRMs: Rethinking Pruning for Reasoning-Centric Models"}
+                                        report_dir) for c in entry["columns"]}
+    entry["sealed"] = [name for name in config["task_suite"]["tasks"] if name in SEALED_TASKS]
+    entry["code_runs"] = sorted({(c["name"], result["sandbox"]) for row in entry["rows"] for c in entry["columns"]
+                                 if c["source"] == "task"
+                                 for result in [_read_if_exists(root / paths.task_result(row["model"], row["method"],
+                                                                                          row["recipe"], c["name"]))]
+                                 if result and result.get("sandbox")})
 
 
-def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
+def context(config: dict, root: str | Path, paper_numbers: dict, parts: dict[str, set[str]] | None = None) -> dict:
+    """What the templates render: the run's settings and, in report order, every output of the
+    registry (`outputs`, each with the pages whose parts show it; `output` by name)."""
     root = Path(root)
     report_dir = str(root / paths.report(""))
-    tables = []
     paper_dense = _paper_dense(paper_numbers)
-    for n in ALL_TABLES:
-        meta = read_json(root / paths.table(n, "json"))
-        for row in meta["rows"]:
-            row["links"], row["files"] = _row_files(root, row, meta["benchmarks"], report_dir)
-            row["model_label"] = model_label(config, row["model"])
-        published = paper_numbers["tables"].get(n, {})
-        beside = _beside_paper(config, meta["rows"], published, paper_dense) if meta["status"] == "built" else None
-        if published:  # the paper's caption goes with the paper's numbers; ours says what this run holds
-            published = {**published, "rows": [{"label": _published_label(r), "values": r["values"]}
-                                               for r in published["rows"]]}
-        tables.append({**meta, "published": published, "beside": beside,
-                       "benchmark_labels": [BENCHMARK_LABELS.get(b, b) for b in meta["benchmarks"]],
-                       "csv": _rel(str(root / paths.table(n, "csv")), report_dir)})
-    figures = []
-    for n in ALL_FIGURES:
-        meta = read_json(root / paths.figure(n, "json"))
-        svg = (root / paths.figure(n, "svg")).read_text(encoding="utf-8")
-        svg = svg[svg.find("<svg"):]  # drop the XML prolog and doctype for inline use
-        figures.append({**meta, "paper_caption": paper_numbers["figures"].get(n, ""), "svg": svg,
-                        "pdf": _rel(str(root / paths.figure(n, "pdf")), report_dir),
-                        "pdf_from_tex": _rel(paths.figure(n, "pdf"), paths.report(""))})
-    lrm = _lrm_section(config, root, report_dir)
+    outputs = []
+    for output in OUTPUTS.values():
+        entry = _output_entry(config, root, report_dir, output)
+        if output.part == "first_table":
+            _first_paper_table(config, root, report_dir, entry, paper_numbers["tables"].get(entry["table"], {}),
+                               paper_dense)
+        elif output.part == "first_figure":
+            entry["paper_caption"] = paper_numbers["figures"].get(entry["figure"], "")
+        elif output.name == TASK_TABLE:
+            _task_table(config, root, report_dir, entry)
+        entry["shown"] = {page: output.part in (parts or {}).get(page, ()) for page in PAGES}
+        outputs.append(entry)
+    by_name = {entry["name"]: entry for entry in outputs}
     benches = benchmarks(config)
-    main_table = next((t for t in tables if t["table"] == RESPONSE_LENGTH_TABLE), {"rows": []})
     return {
         "config": config,
         "title": config["title"],
@@ -368,10 +380,11 @@ def context(config: dict, root: str | Path, paper_numbers: dict) -> dict:
                     "source_lines": source_lines(e["source"]),
                     "role": "generator only" if e.get("generator_only") else "pruned and evaluated"}
                    for m, e in config["models"].items()],
-        "tables": tables,
-        "figures": figures,
-        "lrm": lrm,
-        "lengths": main_table["rows"],
+        "outputs": outputs,
+        "output": by_name,
+        "first_paper": FIRST,
+        "second_paper": SECOND_TITLE,
+        "lengths": by_name[RESPONSE_LENGTH_TABLE]["rows"],
         "filters": _filter_counts(config, root),
         "run_notes": run_notes(config),
         "reproducibility": _reproducibility(root, report_dir),
@@ -388,7 +401,7 @@ def render(config: dict, root: str | Path, templates: str | Path, paper_yaml: st
     """The HTML page and the LaTeX paper (results: the same inputs give the same bytes) and, where
     asked, the speed page (measurements of the machine, which the manifest does not hash)."""
     paper_numbers = yaml.safe_load(Path(paper_yaml).read_text(encoding="utf-8"))
-    ctx = context(config, root, paper_numbers)
+    ctx = context(config, root, paper_numbers, _parts(Path(templates)))
     html_env, tex_env = _environments(Path(templates))
     write_text(out_html, html_env.get_template("index.html.j2").render(**ctx))
     write_text(out_tex, tex_env.get_template("paper.tex.j2").render(**ctx))

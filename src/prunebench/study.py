@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from . import paths
 from .pruning.spec import FAMILIES, parse_method, split_recovery
+from .suite import TABLE as TASK_TABLE
 
 CATEGORIES = ("classification", "generation", "reasoning")
 STATIC = ("depth", "width")
@@ -223,21 +224,17 @@ def generic_recipes(config: dict) -> list[str]:
 
 # ------------------------------------------------------------------------------------------ targets
 
-TABLES = ("main", "calibration", "recovery", "findings")      # results/tables/lrm_{name}.*
-FIGURES = ("ratios", "samples", "tradeoff")                   # results/figures/lrm_{name}.*
-
-
 def inputs(name: str) -> list[str]:
     """What a study target reads: the task table, and for the trade-off the speed table too."""
-    tables = [paths.lrm_table("tasks", "json")]
-    return tables + [paths.lrm_table(paths.SPEED_TABLE, "json")] if name == paths.TRADEOFF_FIGURE else tables
+    tables = [paths.table(TASK_TABLE, "json")]
+    return tables + [paths.table(paths.SPEED_TABLE, "json")] if paths.LRM + name == paths.TRADEOFF_FIGURE else tables
 
 
 def _records(config: dict, root) -> list[dict]:
     from .io import read_json
     from .grid import study_rows
 
-    table = read_json(root / paths.lrm_table("tasks", "json"))
+    table = read_json(root / paths.table(TASK_TABLE, "json"))
     wanted = {(r.model, r.method, r.recipe) for r in study_rows(config)}
     return [r for r in study_records(table) if r["family"] == "dense" and r["model"] in {m for m, _, _ in wanted}
             or (r["model"], r["method"], r["recipe"]) in wanted]
@@ -379,8 +376,8 @@ def write_figure(name: str, config: dict, out_svg, out_pdf, out_json, root=".") 
         fig.tight_layout()
         caption = (f"{grid['method']} at {grid['ratio']:.0%}: category averages against the number of calibration "
                    f"sequences (recipes {', '.join(grid['recipes'])}), ± standard error.")
-    if name == paths.TRADEOFF_FIGURE and records:
-        speed = read_json(root / paths.lrm_table(paths.SPEED_TABLE, "json")).get("rows", [])
+    if paths.LRM + name == paths.TRADEOFF_FIGURE and records:
+        speed = read_json(root / paths.table(paths.SPEED_TABLE, "json")).get("rows", [])
         pruned = [r for r in speed if r["method"] != paths.DENSE]
         fig, axes = plt.subplots(1, len(CATEGORIES), figsize=(9.6, 3.2), squeeze=False)
         families = list(dict.fromkeys(r["family"] for r in pruned))

@@ -20,7 +20,7 @@ from .provenance import provenance
 from .tables import BENCHMARK_LABELS, method_label, model_label
 
 CATEGORIES = ("classification", "generation", "reasoning")
-TABLE, FIGURE = "tasks", "categories"  # results/tables/lrm_tasks.*, results/figures/lrm_categories.*
+TABLE, FIGURE = f"{paths.LRM}tasks", f"{paths.LRM}categories"  # results/tables/lrm_tasks.*, results/figures/lrm_categories.*
 TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "hellaswag": "HellaSwag", "winogrande": "WinoGrande",
                "arc_easy": "ARC-e", "arc_challenge": "ARC-c", "openbookqa": "OBQA", "ifeval": "IFEval",
                "truthfulqa_mc2": "TruthfulQA", "popqa": "PopQA", "humaneval": "HumanEval",
@@ -135,10 +135,10 @@ def caption(config: dict) -> str:
 def write_table(config: dict, out_csv: str | Path, out_json: str | Path, root: str | Path = ".") -> None:
     frame = assemble(config, root)
     prov = provenance([Path(root) / p for p in read_inputs(config)])
-    header = "# " + json.dumps({"table": paths.LRM + TABLE, "provenance": prov}, sort_keys=True) + "\n"
+    header = "# " + json.dumps({"table": TABLE, "provenance": prov}, sort_keys=True) + "\n"
     write_text(out_csv, header + frame.to_csv(index=False, float_format="%.4f"))
     write_json(out_json, {
-        "table": paths.LRM + TABLE,
+        "table": TABLE,
         "status": status(config),
         "caption": caption(config),
         "columns": [{"name": n, "label": TASK_LABELS.get(n, n), "category": c, "source": s} for n, c, s in columns(config)],
@@ -182,8 +182,8 @@ def write_figure(config: dict, out_svg: str | Path, out_pdf: str | Path, out_jso
         fig.legend(handles, names, loc="upper center", ncols=len(names), frameon=False, fontsize=8)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
     prov = provenance([Path(root) / p for p in read_inputs(config)])
-    save_figure(fig, out_svg, out_pdf, json.dumps({"figure": paths.LRM + FIGURE, "provenance": prov}, sort_keys=True))
-    write_json(out_json, {"figure": paths.LRM + FIGURE, "status": status(config),
+    save_figure(fig, out_svg, out_pdf, json.dumps({"figure": FIGURE, "provenance": prov}, sort_keys=True))
+    write_json(out_json, {"figure": FIGURE, "status": status(config),
                           "caption": "Category averages of the second paper's tasks per pruned model "
                                      "(– where a category has no number).",
                           "categories": present, "provenance": prov})
@@ -202,7 +202,7 @@ def speed_inputs(config: dict) -> list[str]:
         if row.method != paths.DENSE:
             needed.append(paths.sparsity_record(row.model, row.method, row.recipe))
     if suite_rows(config):
-        needed.append(paths.lrm_table(TABLE, "json"))
+        needed.append(paths.table(TABLE, "json"))
     return needed
 
 
@@ -214,7 +214,7 @@ def assemble_speed(config: dict, root: str | Path = ".") -> "pd.DataFrame":  # n
     root = Path(root)
     accuracy = {}
     if suite_rows(config):
-        for record in read_json(root / paths.lrm_table(TABLE, "json"))["rows"]:
+        for record in read_json(root / paths.table(TABLE, "json"))["rows"]:
             accuracy[(record["model"], record["method"], record["recipe"])] = record
     records, dense = [], {}
     for row in speed_rows(config):
@@ -257,10 +257,10 @@ def speed_caption(config: dict) -> str:
 def write_speed_table(config: dict, out_csv: str | Path, out_json: str | Path, root: str | Path = ".") -> None:
     frame = assemble_speed(config, root) if study_rows(config) else None
     prov = provenance([Path(root) / p for p in speed_inputs(config)])
-    header = "# " + json.dumps({"table": paths.LRM + paths.SPEED_TABLE, "provenance": prov}, sort_keys=True) + "\n"
+    header = "# " + json.dumps({"table": paths.SPEED_TABLE, "provenance": prov}, sort_keys=True) + "\n"
     write_text(out_csv, header + ("" if frame is None else frame.to_csv(index=False, float_format="%.4f")))
     write_json(out_json, {
-        "table": paths.LRM + paths.SPEED_TABLE,
+        "table": paths.SPEED_TABLE,
         "status": "built" if frame is not None else "not in this run",
         "caption": speed_caption(config),
         "categories": [c for c in CATEGORIES if suite_rows(config) and any(col[1] == c for col in columns(config))],
