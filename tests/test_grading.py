@@ -1,7 +1,5 @@
 """Grading: the answer after the think span, the last box, math-verify equivalence, hostile text."""
 
-import time
-
 import pytest
 
 from prunebench import grading
@@ -74,9 +72,7 @@ def test_hostile_text_neither_crashes_nor_hangs():
         "\\boxed{10^{10^{10^{10^{10}}}}}",  # a power tower sympy must not evaluate
         "\x00\x01\\boxed{\udcff}",
     ]
-    start = time.monotonic()
-    results = [grade(text, "3") for text in nasty]
-    assert time.monotonic() - start < 60
+    results = [grade(text, "3") for text in nasty]  # each within the grader's timeout (their cost: bench/)
     assert results[2]["correct"]  # the answer after a huge line is still found
     assert not any(r["correct"] for i, r in enumerate(results) if i != 2)
 
@@ -134,11 +130,11 @@ def test_more_choice_spellings(text, gold, correct):
     assert grade(text, gold, kind="choice")["correct"] is correct
 
 
-def test_choice_parsing_is_linear_on_hostile_boxes():
-    start = time.monotonic()
-    for answer in (" " * 4000 + "B", "(" * 4000 + "B", "\\text{" * 2000 + "B" + "}" * 2000, "{ " * 4000):
-        grading.choice_letter(answer)
-    assert time.monotonic() - start < 1.0
+def test_choice_parsing_reads_hostile_boxes():
+    """Their cost grows linearly with their length: bench/grading_scaling.py measures it."""
+    answers = (" " * 4000 + "B", "(" * 4000 + "B", "\\text{" * 2000 + "B" + "}" * 2000, "{ " * 4000)
+    # markup and spaces removed, a letter is left; unbalanced parentheses or braces are no option letter
+    assert [grading.choice_letter(answer) for answer in answers] == ["B", None, "B", None]
 
 
 @pytest.mark.parametrize("tail", ["\\boxed", "\\fbox", " and \\boxed{ never closed", "\\boxed 5"])
@@ -147,10 +143,9 @@ def test_a_stray_box_after_the_answer_keeps_the_answer(tail):
     assert result["correct"] and result["extracted"] == "12", result
 
 
-def test_last_box_is_linear_on_many_unclosed_boxes():
-    start = time.monotonic()
+def test_last_box_survives_many_unclosed_boxes():
+    """Linear in the text's length: bench/grading_scaling.py measures it."""
     assert last_boxed("\\boxed{7} " + "\\boxed{" * 40_000) == "7"
-    assert time.monotonic() - start < 2.0
 
 
 def test_a_prompt_too_long_has_its_own_verdict():

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
-import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,6 @@ def snakemake(*args, cwd: Path, timeout: int = 1200) -> subprocess.CompletedProc
 
 @pytest.mark.parametrize("configfile,models", [("config/config.yaml", 1), ("config/paper.yaml", 3)])
 def test_dry_run_plans_every_target(tmp_path, configfile, models):
-    start = time.monotonic()
     targets = ["report", "all", *OUTPUTS]  # every table and figure of both papers is a target
     counts = planned_jobs(ROOT / "Snakefile", tmp_path, targets, configfiles=[ROOT / configfile],
                           config={"data_dir": str(MIRROR)})
@@ -76,7 +76,6 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
     assert counts["evaluate"] == models + len(pruned) + len(recovered)
     assert counts["table"] == len(names("table")) == 14 and counts["figure"] == len(names("figure")) == 9
     assert counts["render_report"] == 1
-    assert time.monotonic() - start < 30
 
 
 def test_paper_dry_run_is_fast_and_offline(tmp_path):
@@ -86,38 +85,31 @@ def test_paper_dry_run_is_fast_and_offline(tmp_path):
     assert not (tmp_path / "results").exists()  # planning wrote nothing and fetched nothing
 
 
-def test_paper_b_plans_every_structured_cell_in_seconds(tmp_path):
+def test_paper_b_plans_every_structured_cell(tmp_path):
     """The second paper's grid: 2 models x 9 methods x 3 ratios, each pruned, recovered twice (aligned
     and generic data), speed measured and run through the task suite, plus the calibration-source
     (2 methods x 4 generic recipes) and calibration-size (5 more sizes) cells; SliceGPT, LLM-Pruner
     and the dynamic methods' jobs fall back to hf."""
-    start = time.monotonic()
-    result = snakemake("report", "-n", "--cores", "1", "--configfile", str(ROOT / "config" / "paper-b.yaml"),
-                       cwd=tmp_path)
-    elapsed = time.monotonic() - start
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    import re
-
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout.split("Job stats:")[1].split("\n\n")[0], re.M))
+    jobs = planned(ROOT / "Snakefile", tmp_path, ["report"], configfiles=[ROOT / "config" / "paper-b.yaml"])
+    counts = Counter(job["rule"] for job in jobs)
     pruned = 2 * (9 * 3 + 2 * 4 + 5)
     recovered = 2 * 9 * 3 * 2
-    assert int(counts["prune"]) == pruned + 2 * 2 and int(counts["recover"]) == recovered
-    assert int(counts["measure_speed"]) == pruned + recovered + 2
-    assert int(counts["evaluate_tasks"]) == pruned + recovered + 2 * 2 + 2
-    assert "results/pruned/r1-distill-llama-8b/llm_pruner-0.6/sgr" in result.stdout
-    assert "results/pruned/r1-distill-llama-8b/skipgpt-0.4+generic/sgr" in result.stdout
-    think = re.search(r"prunebench recover --model results/pruned/r1-distill-llama-8b/\S+ .*?--settings-json '([^']*)'",
-                      result.stdout).group(1)
-    assert json.loads(think)["steps"] == 3000 and json.loads(think)["patience"] == 3   # the think model's
-    backend = {}
-    for job in result.stdout.split("rule evaluate_tasks:")[1:]:
-        wildcards = re.search(r"wildcards: (.*)", job).group(1).strip()
-        backend[wildcards] = re.search(r"--backend (\w+)", job).group(1)
-    assert backend["model=tulu-3-8b-sft, method=slicegpt-0.4, recipe=sgr"] == "hf"
-    assert backend["model=tulu-3-8b-sft, method=shortgpt-0.4, recipe=sgr"] == "vllm"
-    assert backend["model=tulu-3-8b-sft, method=shortgpt-0.4+aligned, recipe=sgr"] == "vllm"
-    assert backend["model=tulu-3-8b-sft, method=mod-0.4, recipe=sgr"] == "hf"
-    assert not (tmp_path / "results").exists() and elapsed < 60
+    assert counts["prune"] == pruned + 2 * 2 and counts["recover"] == recovered
+    assert counts["measure_speed"] == pruned + recovered + 2
+    assert counts["evaluate_tasks"] == pruned + recovered + 2 * 2 + 2
+    products = {p for job in jobs for p in job["products"]}
+    assert "results/pruned/r1-distill-llama-8b/llm_pruner-0.6/sgr" in products
+    assert "results/pruned/r1-distill-llama-8b/skipgpt-0.4+generic/sgr" in products
+    recover = next(job for job in jobs if job["rule"] == "recover" and job["wildcards"]["model"] == "r1-distill-llama-8b")
+    think = json.loads(re.search(r"--settings-json '([^']*)'", recover["shell"]).group(1))
+    assert think["steps"] == 3000 and think["patience"] == 3   # the think model's
+    backend = {(job["wildcards"]["model"], job["wildcards"]["method"]): re.search(r"--backend (\w+)", job["shell"]).group(1)
+               for job in jobs if job["rule"] == "evaluate_tasks"}
+    assert backend["tulu-3-8b-sft", "slicegpt-0.4"] == "hf"
+    assert backend["tulu-3-8b-sft", "shortgpt-0.4"] == "vllm"
+    assert backend["tulu-3-8b-sft", "shortgpt-0.4+aligned"] == "vllm"
+    assert backend["tulu-3-8b-sft", "mod-0.4"] == "hf"
+    assert not (tmp_path / "results").exists()  # planning writes nothing (its speed: bench/plan_speed.py)
 
 
 def test_the_first_papers_jobs_run_before_the_studys(tmp_path):
@@ -250,11 +242,9 @@ def tiny_config(tmp_path_factory):
 def _run_report(work: Path, config: dict) -> dict:
     configfile = work / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    start = time.monotonic()
     result = snakemake("report", "--cores", "2", "--configfile", str(configfile), cwd=work)
-    elapsed = time.monotonic() - start
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    return {"work": work, "config": configfile, "result": result, "elapsed": elapsed}
+    return {"work": work, "config": configfile, "result": result}
 
 
 @pytest.fixture(scope="module")
@@ -471,11 +461,9 @@ def test_e2e_the_same_run_in_another_clone_writes_the_same_manifest(e2e, tiny_co
 
 @pytest.mark.slow
 def test_e2e_second_run_is_a_no_op(e2e):
-    start = time.monotonic()
     result = snakemake("report", "--cores", "2", "--configfile", str(e2e["config"]), cwd=e2e["work"])
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
-    assert time.monotonic() - start < 30
 
 
 @pytest.mark.slow

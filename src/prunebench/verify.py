@@ -234,8 +234,8 @@ def planned(snakefile: str | Path, workdir: str | Path, targets: list[str], *,
             configfiles: list[str | Path] = (), config: dict | None = None,
             rerun_triggers: list[str] | None = None) -> list[dict]:
     """The jobs Snakemake would run for `targets`, each {rule, wildcards, priority, products (its
-    outputs, log and benchmark files)}, from a dry run through its Python API: the job events it
-    logs, not the text it prints."""
+    outputs, log and benchmark files), shell (its command)}, from a dry run through its Python API:
+    the job events it logs, not the text it prints."""
     from snakemake.api import SnakemakeApi
     from snakemake.logging import logger
     from snakemake.settings.enums import Quietness
@@ -249,7 +249,7 @@ def planned(snakefile: str | Path, workdir: str | Path, targets: list[str], *,
             if getattr(record, "event", None) == LogEvent.JOB_INFO:
                 files = [*record.output, *record.log, *([record.benchmark] if record.benchmark else [])]
                 jobs.append({"rule": record.rule_name, "wildcards": dict(record.wildcards or {}),
-                             "priority": record.priority,
+                             "priority": record.priority, "shell": getattr(record, "shellcmd", None),
                              # the paths as Snakemake prints them, less the flags it adds: "x (temporary)"
                              "products": [re.sub(r" \([^()]*\)$", "", str(f)) for f in files]})
 
