@@ -10,7 +10,7 @@ rule calibrate:
     log:
         log_path("calibrate", "{model}", "{recipe}"),
     params:
-        spec=lambda w: json.dumps(RECIPE_DEFS[w.recipe], sort_keys=True),
+        spec=recipe_spec,
         sources=calibration_args,
         sequences=config["calibration"]["sequences"],
         max_length=config["calibration"]["max_length"],

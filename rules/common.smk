@@ -157,6 +157,11 @@ def _calibration_sources(wildcards):
     return data, {d: paths.graded(generator, d) for d in graded}
 
 
+def recipe_spec(wildcards):
+    """The recipe's definition as the calibration reads it: its label names it in tables only."""
+    return json.dumps({k: v for k, v in RECIPE_DEFS[wildcards.recipe].items() if k != "label"}, sort_keys=True)
+
+
 def calibration_inputs(wildcards):
     data, graded = _calibration_sources(wildcards)
     return {

@@ -132,7 +132,7 @@ def _refused(config: dict, pattern: str) -> None:
 
 @pytest.mark.parametrize("recipe,pattern", [
     ({"type": "ssgr", "tua": 0.5}, r"recipe_definitions\.x: Additional properties .*'tua' was unexpected.*allowed: "
-                                   r"type, tau, max_length, sequences, generator"),
+                                   r"type, label, tau, max_length, sequences, generator"),
     ({"type": "ssgr", "max_lenght": 64}, r"'max_lenght' was unexpected"),
     ({"type": "pretraining", "datasets": ["c4"], "generator": "m"}, r"'generator' was unexpected"),
     ({"type": "sgr", "tau": 0.5}, r"'tau' was unexpected"),

@@ -217,10 +217,11 @@ def tiny_config(tmp_path_factory):
                             "temperature": 1.0},
         # tau = 1: a model taught its pool problems solves them all; tau itself is unit-tested
         "calibration": {"sequences": 4, "max_length": 96, "recipes": ["c4", "mathr", "sgr", "ssgr"],
-                        "recipe_definitions": {"c4": {"type": "pretraining", "datasets": ["c4"]},
-                                               "mathr": {"type": "gold", "datasets": ["gsm8k_train", "math_train"]},
-                                               "sgr": {"type": "sgr"}, "ssgr": {"type": "ssgr", "tau": 1.0},
-                                               "true_samples": {"type": "correctness", "correct": True}}},
+                        "recipe_definitions": {
+                            "c4": {"type": "pretraining", "datasets": ["c4"], "label": "C4"},
+                            "mathr": {"type": "gold", "datasets": ["gsm8k_train", "math_train"], "label": "MathR"},
+                            "sgr": {"type": "sgr", "label": "SGR"}, "ssgr": {"type": "ssgr", "tau": 1.0, "label": "SSGR"},
+                            "true_samples": {"type": "correctness", "correct": True, "label": "True samples"}}},
         "pruning": {"methods": ["sparsegpt-0.5", "wanda-0.5"], "router_steps": 3, "router_batch_size": 2},
         "recovery": {"generic": {"recipe": "c4", "steps": 3, "batch_size": 2}},
         "experiments": {"figure4": {"methods": ["sparsegpt-0.6", "sparsegpt-2of4"], "recipes": ["c4", "ssgr"]},

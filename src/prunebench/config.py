@@ -15,7 +15,7 @@ import yaml
 
 from .grid import calibration_sets, evaluated_models, study_method
 from .io import InputError
-from .taskfiles import check_task
+from .taskfiles import TASKS, check_task
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
@@ -138,6 +138,9 @@ def validate(config: dict, source: str = "config", *, coerce: bool = False, chec
         suite["methods"] = list(config["pruning"]["methods"])
     if suite["recipes"] is None:
         suite["recipes"] = list(config["calibration"]["recipes"])
+    for name, task in suite["tasks"].items():  # null means the category the task registry gives it
+        if task["category"] is None and name in TASKS:
+            task["category"] = TASKS[name].category
     _check_references(config, source)
     if check_paths:
         _check_paths(config, source)
@@ -254,8 +257,8 @@ def _check_references(config: dict, source: str) -> None:
         check_task(name, config["allow_hub"], where=f"{source}: config.task_suite.tasks",
                    entry=f"{source}: config.task_suite.tasks.{name}", how="allow_hub: true")
         if spec["category"] is None:
-            raise InputError(f"{source}: config.task_suite.tasks.{name}.category: missing (classification, "
-                             f"generation or reasoning: the table's column group)")
+            raise InputError(f"{source}: config.task_suite.tasks.{name}.category: missing, and prunebench does "
+                             f"not know the task (classification, generation or reasoning: the table's column group)")
     for index, bench in enumerate(suite["reasoning"]):
         if bench not in config["evaluation"]["benchmarks"]:
             raise InputError(f"{source}: config.task_suite.reasoning[{index}]: {bench!r} is not under "

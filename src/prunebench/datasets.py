@@ -47,6 +47,11 @@ class Dataset:
     license: str = ""
     meta: dict = field(default_factory=dict)
     group_by: str | None = None  # a meta field the metrics also break pass@1 down by (e.g. "level")
+    label: str = ""  # how tables and figures name it (a benchmark's column); empty = its name
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
 
 # ---------------------------------------------------------------- raw file reading (mirror and hub)
@@ -315,23 +320,25 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             HubFile("openai/gsm8k", ("main/train-00000-of-00001.parquet",)), license="MIT"),
     Dataset("gsm8k", "math", _gsm8k, ("gsm8k/test.jsonl",),
             HubFile("openai/gsm8k", ("main/test-00000-of-00001.parquet",)), benchmark=True, license="MIT",
-            description="GSM8K test"),
+            description="GSM8K test", label="GSM8K"),
     Dataset("math_train", "math", _math, ("math/train.jsonl",),
             HubFile("EleutherAI/hendrycks_math", tuple(f"{s}/train-00000-of-00001.parquet" for s in _MATH_SUBJECTS)),
             license="MIT"),
     Dataset("math500", "math", _math500, ("math500/test.jsonl",), HubFile("HuggingFaceH4/MATH-500", ("test.jsonl",)),
-            benchmark=True, license="MIT", description="MATH500"),
+            benchmark=True, license="MIT", description="MATH500", label="MATH500"),
     Dataset("aime", "math", _aime, ("aime/aime2024.json", "aime/aime2025.jsonl"),
             HubFile("HuggingFaceH4/aime_2024", ("data/train-00000-of-00001.parquet",)), benchmark=True,
-            license="MIT / Apache-2.0", description="AIME 2024 + 2025 (the hub fallback has 2024 only)"),
+            license="MIT / Apache-2.0", description="AIME 2024 + 2025 (the hub fallback has 2024 only)",
+            label="AIME"),
     Dataset("olympiadbench", "math", _olympiad, ("olympiadbench/olympiadbench.json",),
             HubFile("Hothan/OlympiadBench", ("OE_TO_maths_en_COMP/train-00000-of-00001.parquet",)),
-            benchmark=True, description="OlympiadBench (open-ended, text-only, English math)"),
+            benchmark=True, description="OlympiadBench (open-ended, text-only, English math)", label="Olympiad"),
     Dataset("gpqa_diamond", "choice", _gpqa, ("gpqa_diamond/gpqa_diamond.zip",),
             HubFile("Idavidrein/gpqa", ("gpqa_diamond.csv",)), benchmark=True, sealed=True, license="CC-BY-4.0",
-            description="GPQA Diamond", instruction=GPQA_INSTRUCTION),
+            description="GPQA Diamond", instruction=GPQA_INSTRUCTION, label="GPQA"),
     Dataset("jeebench", "math", _jeebench, ("jeebench/dataset.json",), benchmark=True, license="MIT",
-            group_by="type", description="JEEBench (JEE Advanced 2016-2023: physics, chemistry, mathematics)"),
+            group_by="type", description="JEEBench (JEE Advanced 2016-2023: physics, chemistry, mathematics)",
+            label="JEEBench"),
     Dataset("c4", "corpus", _corpus, ("c4/c4_en_train00000_first1000.jsonl",),
             HubFile("allenai/c4", ("en/c4-train.00000-of-01024.json.gz",)), license="ODC-BY 1.0"),
     Dataset("wikitext2", "corpus", _joined_lines,
@@ -344,7 +351,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             license="CC BY-NC 4.0", description="Alpaca's 52k instructions with their responses, one document"),
     Dataset("wordproblems", "math", lambda rows: rows, benchmark=True,
             generated=_wordproblems("test"), group_by="level",
-            description="prunebench word problems, levels 1-5 (test split, written by prunebench)"),
+            description="prunebench word problems, levels 1-5 (test split, written by prunebench)",
+            label="WordProblems"),
     Dataset("wordproblems_train", "math", lambda rows: rows,
             generated=_wordproblems("train"),
             description="prunebench word problems, levels 1-5 (train split, written by prunebench)"),

@@ -18,7 +18,7 @@ from . import paths  # noqa: E402
 from .grid import table_benchmarks  # noqa: E402
 from .io import atomic_path, write_json  # noqa: E402
 from .provenance import provenance  # noqa: E402
-from .tables import (BENCHMARK_LABELS, FIGURES, assemble, caption, method_label, model_label,  # noqa: E402
+from .tables import (benchmark_label, FIGURES, assemble, caption, method_label, model_label,  # noqa: E402
                      read_inputs, recipe_label)
 
 plt.rcParams.update({"svg.hashsalt": "prunebench", "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
@@ -41,14 +41,15 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]], ylabel:
     ax.set_ylabel(ylabel)
 
 
-def _recipe_series(benches: list[str], dense, rows, recipes, column: str = "") -> dict[str, list[float]]:
+def _recipe_series(config: dict, benches: list[str], dense, rows, recipes,
+                   column: str = "") -> dict[str, list[float]]:
     """Per benchmark: the dense row's value, then each recipe's row (recipes without a row are left
     out). `column` picks pass@1 ("") or another per-benchmark column ("_tokens")."""
     series = {"Dense": [float(dense.iloc[0][b + column]) for b in benches]} if len(dense) else {}
     for recipe in recipes:
         row = rows[rows.recipe == recipe]
         if len(row):
-            series[recipe_label(recipe)] = [float(row.iloc[0][b + column]) for b in benches]
+            series[recipe_label(config, recipe)] = [float(row.iloc[0][b + column]) for b in benches]
     return series
 
 
@@ -62,8 +63,8 @@ def figure1(config: dict, frame, ax, model: str, benches: list[str]) -> str:
     """Dense vs the pruned model calibrated on C4, MathR and SSGR, per benchmark."""
     method = config["pruning"]["methods"][0]
     dense, pruned = _panel_rows(frame, model, method)
-    _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches],
-                  _recipe_series(benches, dense, pruned, FIGURE1_RECIPES), "pass@1 (%)")
+    _grouped_bars(ax, [benchmark_label(b) for b in benches],
+                  _recipe_series(config, benches, dense, pruned, FIGURE1_RECIPES), "pass@1 (%)")
     return method_label(method)
 
 
@@ -78,7 +79,7 @@ def figure2(config: dict, frame, ax, model: str, benches: list[str]) -> str:
         rows = pruned[pruned.recipe.map(lambda r: definitions.get(r, {}).get("type") == kind)]
         if len(rows):
             series[label] = [float(rows[b].max()) for b in benches]
-    _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches], series, "pass@1 (%)")
+    _grouped_bars(ax, [benchmark_label(b) for b in benches], series, "pass@1 (%)")
     return method_label(method)
 
 
@@ -86,8 +87,8 @@ def figure3(config: dict, frame, ax, model: str, benches: list[str]) -> str:
     """Dense vs calibration data of each difficulty band (Table 4's rows), per benchmark."""
     experiment = config["experiments"]["table4"]
     dense, pruned = _panel_rows(frame, model, experiment["method"])
-    _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches],
-                  _recipe_series(benches, dense, pruned, experiment["recipes"]), "pass@1 (%)")
+    _grouped_bars(ax, [benchmark_label(b) for b in benches],
+                  _recipe_series(config, benches, dense, pruned, experiment["recipes"]), "pass@1 (%)")
     return method_label(experiment["method"])
 
 
@@ -102,9 +103,9 @@ def figure4(config: dict, frame, ax, model: str, benches: list[str]) -> str:
         for method in grid["methods"]:
             row = rows[(rows.method == method) & (rows.recipe == recipe)]
             values.append(float(row.iloc[0]["AVG"]) if len(row) else float("nan"))
-        series[recipe_label(recipe)] = values
+        series[recipe_label(config, recipe)] = values
     _grouped_bars(ax, [method_label(m) for m in grid["methods"]], series,
-                  f"average pass@1 (%), {', '.join(BENCHMARK_LABELS.get(b, b) for b in benches)}")
+                  f"average pass@1 (%), {', '.join(benchmark_label(b) for b in benches)}")
     dense = rows[rows.method == paths.DENSE]
     if len(dense):
         ax.axhline(float(dense.iloc[0]["AVG"]), color="#333333", linestyle="--", linewidth=1, label="Dense")
@@ -116,8 +117,8 @@ def figure5(config: dict, frame, ax, model: str, benches: list[str]) -> str:
     response cut at the token limit counts at that limit, so rambling shows as length."""
     method = config["pruning"]["methods"][0]
     dense, pruned = _panel_rows(frame, model, method)
-    _grouped_bars(ax, [BENCHMARK_LABELS.get(b, b) for b in benches],
-                  _recipe_series(benches, dense, pruned, config["calibration"]["recipes"], "_tokens"),
+    _grouped_bars(ax, [benchmark_label(b) for b in benches],
+                  _recipe_series(config, benches, dense, pruned, config["calibration"]["recipes"], "_tokens"),
                   "mean response length (tokens)")
     ax.axhline(config["evaluation"]["max_new_tokens"], color="#333333", linestyle=":", linewidth=1,
                label="token limit")

@@ -25,7 +25,7 @@ from .lmeval.tasks.mirror import SEALED_TASKS
 from .outputs import FIRST, OUTPUTS, Output
 from .provenance import code_commit, package_versions
 from .suite import TABLE as TASK_TABLE
-from .tables import BENCHMARK_LABELS, fmt, method_label, model_label, recipe_label, run_notes
+from .tables import benchmark_label, fmt, method_label, model_label, recipe_label, run_notes
 
 MAX_EXCERPT = 600
 RESPONSE_LENGTH_TABLE = "table2"  # the rows whose response lengths the report tabulates beside Figure 5
@@ -99,7 +99,7 @@ def number(value, digits: int = 1, scale: float = 1.0) -> str:
     return f"{value / scale:,.{digits}f}"
 
 
-def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
+def _environments(templates: Path, config: dict) -> tuple[jinja2.Environment, jinja2.Environment]:
     # A template part renders exactly as its text would where it is included, its last newline too.
     loader = jinja2.FileSystemLoader(str(templates))
     html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
@@ -112,7 +112,8 @@ def _environments(templates: Path) -> tuple[jinja2.Environment, jinja2.Environme
         finalize=latex_escape,
     )
     for env in (html, tex):
-        env.filters.update(fmt=fmt, signed=signed, number=number, method_label=method_label, recipe_label=recipe_label,
+        env.filters.update(fmt=fmt, signed=signed, number=number, method_label=method_label,
+                           recipe_label=lambda recipe: recipe_label(config, recipe),
                            excerpt=excerpt)
     tex.filters["latex"] = Latex
     return html, tex
@@ -181,10 +182,10 @@ def _calibration_summaries(config: dict, root: Path) -> list[dict]:
     return out
 
 
-def _published_label(row: dict, with_model: bool = True) -> str:
+def _published_label(config: dict, row: dict, with_model: bool = True) -> str:
     """A published row's name from whichever of model, group, method, recipe and label it has."""
     parts = [row.get("model") if with_model else None, row.get("group"), method_label(row["method"]) if row.get("method") else None,
-             row.get("label") or (recipe_label(row["recipe"]) if row.get("recipe") else None)]
+             row.get("label") or (recipe_label(config, row["recipe"]) if row.get("recipe") else None)]
     return " · ".join(p for p in parts if p)
 
 
@@ -258,10 +259,10 @@ def _beside_paper(config: dict, rows: list[dict], published: dict, paper_dense: 
             paper = paper_rows[index]["values"][avg]
             ours_change, paper_change = _change(value, dense), _change(paper, paper_dense_avg)
             out.append({"model_label": next(r["model_label"] for r in rows if r["model"] == model),
-                        "method": method, "recipe": recipe, "paper_label": _published_label(paper_rows[index], with_model=False),
+                        "method": method, "recipe": recipe, "paper_label": _published_label(config, paper_rows[index], with_model=False),
                         "ours": value, "ours_change": ours_change, "paper": paper, "paper_change": paper_change,
                         "difference": _change(ours_change, paper_change)})
-    unmatched = [_published_label(r, with_model=False) for i, r in enumerate(paper_rows) if i not in matched]
+    unmatched = [_published_label(config, r, with_model=False) for i, r in enumerate(paper_rows) if i not in matched]
     return {"paper_model": paper_model, "rows": out, "unmatched": unmatched,
             "paper_dense": paper_dense_avg is not None}
 
@@ -329,10 +330,10 @@ def _first_paper_table(config: dict, root: Path, report_dir: str, entry: dict, p
         row["links"], row["files"] = _row_files(root, row, entry["benchmarks"], report_dir)
     beside = _beside_paper(config, entry["rows"], published, paper_dense) if entry["status"] == "built" else None
     if published:  # the paper's caption goes with the paper's numbers; ours says what this run holds
-        published = {**published, "rows": [{"label": _published_label(r), "values": r["values"]}
+        published = {**published, "rows": [{"label": _published_label(config, r), "values": r["values"]}
                                            for r in published["rows"]]}
     entry.update(published=published, beside=beside,
-                 benchmark_labels=[BENCHMARK_LABELS.get(b, b) for b in entry["benchmarks"]])
+                 benchmark_labels=[benchmark_label(b) for b in entry["benchmarks"]])
 
 
 def _task_table(config: dict, root: Path, report_dir: str, entry: dict) -> None:
@@ -375,7 +376,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict, parts: dict[str
         "config": config,
         "title": config["title"],
         "benchmarks": benches,
-        "benchmark_labels": [BENCHMARK_LABELS.get(b, b) for b in benches],
+        "benchmark_labels": [benchmark_label(b) for b in benches],
         "models": [{"name": m, "label": model_label(config, m), "entry": e, "source": source_description(e["source"]),
                     "source_lines": source_lines(e["source"]),
                     "role": "generator only" if e.get("generator_only") else "pruned and evaluated"}
@@ -402,7 +403,7 @@ def render(config: dict, root: str | Path, templates: str | Path, paper_yaml: st
     asked, the speed page (measurements of the machine, which the manifest does not hash)."""
     paper_numbers = yaml.safe_load(Path(paper_yaml).read_text(encoding="utf-8"))
     ctx = context(config, root, paper_numbers, _parts(Path(templates)))
-    html_env, tex_env = _environments(Path(templates))
+    html_env, tex_env = _environments(Path(templates), config)
     write_text(out_html, html_env.get_template("index.html.j2").render(**ctx))
     write_text(out_tex, tex_env.get_template("paper.tex.j2").render(**ctx))
     if out_speed_html is not None:

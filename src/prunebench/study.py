@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from . import paths
 from .pruning.spec import FAMILIES, parse_method, split_recovery
 from .suite import TABLE as TASK_TABLE
+from .taskfiles import CATEGORIES
 
-CATEGORIES = ("classification", "generation", "reasoning")
 STATIC = ("depth", "width")
 Z = 2.0   # |difference| / standard error at which a claim is called
 
@@ -269,20 +269,20 @@ def caption_of(name: str, config: dict) -> str:
     error = ("± standard error: the root of the summed squared errors of a category's tasks, over their number")
     if name == "main":
         return (f"Category averages of every study method at each ratio, calibrated on the aligned recipe "
-                f"({recipe_label(aligned)}), per model, with the dense row; {error}.")
+                f"({recipe_label(config, aligned)}), per model, with the dense row; {error}.")
     if name == "calibration":
         grid = study["calibration_sources"]
         if not grid["methods"]:
             return "Calibration sources: not part of this run (config study.calibration_sources)."
         return (f"Calibration source at {grid['ratio']:.0%}: {', '.join(method_label(m) for m in grid['methods'])} "
-                f"calibrated on {', '.join(recipe_label(r) for r in grid['recipes'])}; category averages, {error}.")
+                f"calibrated on {', '.join(recipe_label(config, r) for r in grid['recipes'])}; category averages, {error}.")
     if name == "recovery":
         return ("Recovery fine-tuning (LoRA): each recovered model's category averages before and after, and the "
                 f"change with its standard error; the recovery's name says its data ({error}).")
     return ("The paper's five claims against this run's numbers: the comparison each makes, the difference (in "
             f"points, positive in the claim's direction) with its standard error, and the verdict: holds or reversed "
             f"where the difference is at least {Z:g} standard errors, otherwise not separable at this scale. Rows "
-            f"are the unrecovered study cells on the aligned recipe ({recipe_label(aligned)}); claim 5 pairs cells "
+            f"are the unrecovered study cells on the aligned recipe ({recipe_label(config, aligned)}); claim 5 pairs cells "
             "on aligned and generic data.")
 
 

@@ -17,15 +17,15 @@ from . import paths
 from .grid import scaled, speed_rows, study_rows, suite_rows
 from .io import read_json, write_json, write_text
 from .provenance import provenance
-from .tables import BENCHMARK_LABELS, method_label, model_label
+from .tables import benchmark_label, method_label, model_label
+from .taskfiles import CATEGORIES, TASKS
 
-CATEGORIES = ("classification", "generation", "reasoning")
 TABLE, FIGURE = f"{paths.LRM}tasks", f"{paths.LRM}categories"  # results/tables/lrm_tasks.*, results/figures/lrm_categories.*
-TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "hellaswag": "HellaSwag", "winogrande": "WinoGrande",
-               "arc_easy": "ARC-e", "arc_challenge": "ARC-c", "openbookqa": "OBQA", "ifeval": "IFEval",
-               "truthfulqa_mc2": "TruthfulQA", "popqa": "PopQA", "humaneval": "HumanEval",
-               "humaneval_plus": "HumanEval+", "jeebench": "JEEBench", "livecodebench": "LiveCodeBench",
-               **{b: label for b, label in BENCHMARK_LABELS.items()}}
+
+
+def column_label(name: str) -> str:
+    """A column's label: the task registry's (taskfiles.TASKS), else the benchmark's."""
+    return TASKS[name].label if name in TASKS else benchmark_label(name)
 
 
 def status(config: dict) -> str:
@@ -123,10 +123,10 @@ def caption(config: dict) -> str:
     methods = ", ".join(method_label(m) for m in dict.fromkeys(r.method for r in table_rows) if m != paths.DENSE)
     counts = []
     for name, spec in task_specs(config).items():
-        counts.append(f"{TASK_LABELS.get(name, name)} {spec['limit'] if spec['limit'] else 'all'}")
+        counts.append(f"{column_label(name)} {spec['limit'] if spec['limit'] else 'all'}")
     for bench in config["task_suite"]["reasoning"]:
-        counts.append(f"{TASK_LABELS.get(bench, bench)} {scaled(config['evaluation']['benchmarks'][bench], config['scale'])}")
-    metrics = ", ".join(f"{TASK_LABELS.get(n, n)} {s['metric']}" for n, s in config["task_suite"]["tasks"].items())
+        counts.append(f"{column_label(bench)} {scaled(config['evaluation']['benchmarks'][bench], config['scale'])}")
+    metrics = ", ".join(f"{column_label(n)} {s['metric']}" for n, s in config["task_suite"]["tasks"].items())
     return (f"Tasks of the second paper by category: {models}; dense{', ' + methods if methods else ''}. "
             f"Documents per task (a seeded subset, the same for every row): {', '.join(counts)}. "
             f"Metrics: {metrics}{'; ' if metrics else ''}reasoning benchmarks pass@1. Scores in %, ± standard error.")
@@ -141,7 +141,7 @@ def write_table(config: dict, out_csv: str | Path, out_json: str | Path, root: s
         "table": TABLE,
         "status": status(config),
         "caption": caption(config),
-        "columns": [{"name": n, "label": TASK_LABELS.get(n, n), "category": c, "source": s} for n, c, s in columns(config)],
+        "columns": [{"name": n, "label": column_label(n), "category": c, "source": s} for n, c, s in columns(config)],
         "categories": list(CATEGORIES),
         "rows": json.loads(frame.to_json(orient="records")),
         "provenance": prov,

@@ -19,24 +19,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from . import paths
+from .datasets import DATASETS
 from .grid import BENCHMARK_ORDER, SHOWN, Row, evaluated_models, required_rows, scaled, table_benchmarks
 from .io import iter_jsonl, read_json, write_json, write_text
 from .provenance import provenance
+from .pruning.spec import DECLARED
 
-BENCHMARK_LABELS = {"wordproblems": "WordProblems", "gsm8k": "GSM8K", "math500": "MATH500", "aime": "AIME",
-                    "olympiadbench": "Olympiad", "gpqa_diamond": "GPQA"}
-RECIPE_LABELS = {"c4": "C4", "wikitext2": "WikiText-2", "mathr": "MathR", "sgr": "SGR", "ssgr": "SSGR",
-                 "sgr_nothink": "SGR w/o thinking", "none": "", "true_samples": "True samples",
-                 "false_samples": "False samples", "length_random": "Random length", "length_short": "Short",
-                 "length_medium": "Medium length", "length_long": "Long", "easy": "Easy", "medium": "Medium",
-                 "hard": "Hard", "ssgr_tau025": "SSGR τ=0.25", "ssgr_tau05": "SSGR τ=0.5", "ssgr_tau1": "SSGR τ=1",
-                 "ssgr_from_qwen3": "SSGR by Qwen3-14B", "ssgr_by_smollm2": "SSGR by SmolLM2-135M",
-                 "ssgr_160": "SSGR, 160 tokens", "ssgr_512": "SSGR, 0.5k tokens", "ssgr_1k": "SSGR, 1k tokens",
-                 "ssgr_2k": "SSGR, 2k tokens", "ssgr_4k": "SSGR, 4k tokens", "ssgr_8k": "SSGR, 8k tokens"}
-
-METHOD_LABELS = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude", "shortgpt": "ShortGPT",
-                 "sleb": "SLEB", "shortened_ppl": "Shortened-LLaMA PPL", "shortened_taylor": "Shortened-LLaMA Taylor+",
-                 "slicegpt": "SliceGPT", "llm_pruner": "LLM-Pruner", "mod": "MoD", "dllm": "D-LLM", "skipgpt": "SkipGPT"}
+def benchmark_label(name: str) -> str:
+    """A benchmark's column label: its dataset registry entry's (datasets.DATASETS)."""
+    return DATASETS[name].shown if name in DATASETS else name
 
 
 def method_label(method: str) -> str:
@@ -48,14 +39,17 @@ def method_label(method: str) -> str:
     if plus:
         return f"{method_label(method)} + {recovery}"
     name, _, setting = method.partition("-")
-    pretty = METHOD_LABELS.get(name, name)
+    pretty = DECLARED[name].label if name in DECLARED else name
     if "of" in setting:
         return f"{pretty} {setting.replace('of', ':')}"
     return f"{pretty} {float(setting) * 100:g}%" if setting else pretty
 
 
-def recipe_label(recipe: str) -> str:
-    return RECIPE_LABELS.get(recipe, recipe)
+def recipe_label(config: dict, recipe: str) -> str:
+    """A recipe's label: its definition's `label`, else its name (the dense rows' recipe: none)."""
+    if recipe == paths.NO_RECIPE:
+        return ""
+    return config["calibration"]["recipe_definitions"].get(recipe, {}).get("label") or recipe
 
 
 def model_label(config: dict, model: str) -> str:
@@ -126,13 +120,13 @@ def run_notes(config: dict) -> list[str]:
     if narrowed:
         benches = sorted({b for e in experiments.values() for b in (e.get("benchmarks") or [])},
                          key=lambda b: (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else 99, b))
-        notes.append(f"{', '.join(narrowed)} show only {', '.join(BENCHMARK_LABELS.get(b, b) for b in benches)}; "
+        notes.append(f"{', '.join(narrowed)} show only {', '.join(benchmark_label(b) for b in benches)}; "
                      f"a cell that only they show is evaluated on those benchmarks alone.")
     if any(definitions[r]["type"] == "sgr" for r in experiments["table1"]["recipes"]):
         notes.append("Table 1's True Sample row is SGR: each problem's first correct response, the same definition.")
     hard = [r for r in experiments["table4"]["recipes"] if definitions[r]["type"] == "ssgr"]
     if hard:
-        notes.append(f"Table 4's Hard band (c ≤ 0.5, each response by eq. 1) is {recipe_label(hard[0])}, the same "
+        notes.append(f"Table 4's Hard band (c ≤ 0.5, each response by eq. 1) is {recipe_label(config, hard[0])}, the same "
                      f"selection (the paper prints the same average for both rows).")
     main = set(evaluated_models(config))
     if experiments["table5"]["recipes"] and set(experiments["table5"]["models"] or main) <= main and len(main) == 1:
@@ -140,7 +134,7 @@ def run_notes(config: dict) -> list[str]:
                      "Table 2's cells.")
     for name, entry in config["models"].items():
         if entry.get("generator_only"):
-            users = [recipe_label(r) for r, d in definitions.items() if d.get("generator") == name]
+            users = [recipe_label(config, r) for r, d in definitions.items() if d.get("generator") == name]
             notes.append(f"{model_label(config, name)} only answers the self-generation pool for another model's "
                          f"recipes ({', '.join(users) or 'none in this run'}); it is not pruned or evaluated.")
     return notes
@@ -155,7 +149,7 @@ def caption(config: dict, number: int, kind: str = "table") -> str:
     models = ", ".join(model_label(config, m) for m in dict.fromkeys(r.model for r in rows))
     methods = ", ".join(method_label(m) for m in dict.fromkeys(r.method for r in rows) if m != paths.DENSE)
     evaluation = config["evaluation"]
-    counts = ", ".join(f"{BENCHMARK_LABELS.get(b, b)} {scaled(evaluation['benchmarks'][b], config['scale'])}"
+    counts = ", ".join(f"{benchmark_label(b)} {scaled(evaluation['benchmarks'][b], config['scale'])}"
                        for b in table_benchmarks(config, number, kind))
     return (f"{spec.subject}: {models}, {methods}. {evaluation['samples']} sample(s) per problem; "
             f"problems per benchmark: {counts}.")

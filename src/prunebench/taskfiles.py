@@ -1,10 +1,12 @@
-"""The task YAMLs prunebench ships for lm-eval, by name: which read the local mirror, which read the
-hub, which run model-written code. Standard library only, so that config checks can name a task
-that does not exist without importing lm-eval."""
+"""The tasks of the second paper's suite by name: their label and category (TASKS), and the task
+YAMLs prunebench ships for lm-eval: which read the local mirror, which read the hub, which run
+model-written code. Standard library only, so that config checks can name a task that does not
+exist without importing lm-eval."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from .io import InputError
@@ -17,6 +19,34 @@ TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def _tagged(tag: str) -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml") if tag in p.read_text(encoding="utf-8")))
 
+
+@dataclass(frozen=True)
+class Task:
+    """A task as the suite's table shows it: its column's label, and the category it averages into
+    (a config's task entry may name another category)."""
+
+    label: str
+    category: str
+
+
+CATEGORIES = ("classification", "generation", "reasoning")
+# The study's 17 tasks: these 13 through lm-eval, and prunebench's own AIME, MATH500, GPQA Diamond
+# and JEEBench (datasets.DATASETS) in the reasoning category.
+TASKS: dict[str, Task] = {
+    "boolq": Task("BoolQ", "classification"),
+    "piqa": Task("PIQA", "classification"),
+    "hellaswag": Task("HellaSwag", "classification"),
+    "winogrande": Task("WinoGrande", "classification"),
+    "arc_easy": Task("ARC-e", "classification"),
+    "arc_challenge": Task("ARC-c", "classification"),
+    "openbookqa": Task("OBQA", "classification"),
+    "ifeval": Task("IFEval", "generation"),
+    "truthfulqa_mc2": Task("TruthfulQA", "generation"),
+    "popqa": Task("PopQA", "generation"),
+    "humaneval": Task("HumanEval", "generation"),
+    "humaneval_plus": Task("HumanEval+", "generation"),
+    "livecodebench": Task("LiveCodeBench", "reasoning"),
+}
 
 SHIPPED_TASKS = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
 MIRRORED_TASKS = _tagged("prunebench_mirror")

@@ -40,7 +40,7 @@ class Method:
     ``prepare(stats, **options)``, where given, is the work that depends on the statistic alone, done
     once for all modules sharing it; its result is passed to ``prune`` as extra keyword arguments.
 
-    A depth method (``family="depth"``) ranks whole blocks on the calibration ``sequences`` and
+    A depth method (family depth, declared in pruning/spec.py) ranks whole blocks on the calibration ``sequences`` and
     removes them (pruning/depth.py); a width method (``"width"``) narrows the model (SliceGPT,
     pruning/slicegpt.py; LLM-Pruner, pruning/llm_pruner.py); a dynamic method (``"dynamic"``) trains
     routers that skip blocks per token (pruning/dynamic.py). None of these prunes a single matrix in
@@ -51,19 +51,24 @@ class Method:
     needs: Literal["hessian", "norms", "sequences"] | None
     prune: Callable[..., torch.Tensor] | None
     prepare: Callable[..., dict] | None = None
-    family: str = "unstructured"
     whole: WholeModelMethod | None = None  # depth, width, dynamic: the whole-model pass
+
+    @property
+    def family(self) -> str:
+        """Declared with its name, torch-free (pruning.spec.DECLARED)."""
+        return FAMILIES[self.name]
 
 
 METHODS: dict[str, Method] = {
     "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare),
     "wanda": Method("wanda", "norms", wanda.prune),
     "magnitude": Method("magnitude", None, magnitude.prune),
-    **{name: Method(name, "sequences", None, family="depth", whole=depth)
+    **{name: Method(name, "sequences", None, whole=depth)
        for name in ("shortgpt", "sleb", "shortened_ppl", "shortened_taylor")},
-    "slicegpt": Method("slicegpt", "sequences", None, family="width", whole=slicegpt),
-    "llm_pruner": Method("llm_pruner", "sequences", None, family="width", whole=llm_pruner),
-    **{name: Method(name, "sequences", None, family="dynamic", whole=dynamic) for name in ("mod", "dllm", "skipgpt")},
+    "slicegpt": Method("slicegpt", "sequences", None, whole=slicegpt),
+    "llm_pruner": Method("llm_pruner", "sequences", None, whole=llm_pruner),
+    **{name: Method(name, "sequences", None, whole=dynamic) for name in ("mod", "dllm", "skipgpt")},
 }
-assert tuple(METHODS) == METHOD_NAMES, "spec.METHOD_NAMES must list the registry's methods"
-assert all(m.family == FAMILIES[n] for n, m in METHODS.items()), "spec.FAMILIES must match the registry"
+assert tuple(METHODS) == METHOD_NAMES, "pruning.spec.DECLARED must declare the registry's methods, in its order"
+assert all((m.whole is None) == (m.family == "unstructured") for m in METHODS.values()), \
+    "a method prunes matrices (unstructured) or the whole model, as its declared family says"

@@ -12,19 +12,45 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-# Each method's family: unstructured methods zero weights in place; depth methods remove blocks;
-# width methods narrow them; dynamic methods train routers that skip blocks per token.
-FAMILIES = {"sparsegpt": "unstructured", "wanda": "unstructured", "magnitude": "unstructured",
-            "shortgpt": "depth", "sleb": "depth", "shortened_ppl": "depth", "shortened_taylor": "depth",
-            "slicegpt": "width", "llm_pruner": "width", "mod": "dynamic", "dllm": "dynamic", "skipgpt": "dynamic"}
-METHOD_NAMES = tuple(FAMILIES)
-# Methods whose checkpoints are prunebench's own architectures (prunebench.architectures), which
-# vLLM does not serve: their models are evaluated on the hf backend.
-OWN_ARCHITECTURE = ("slicegpt", "llm_pruner", "mod", "dllm", "skipgpt")
-# Depth methods that search: they run the model once per candidate block and round, so they are the
-# longest prunes of a study (SLEB about 13 min on one core in the default, ShortGPT 0.4). The
-# workflow starts them before the study's other prunes, so that a run does not end on one of them.
-SEARCHING = ("sleb", "shortened_ppl")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A method as the workflow, the config's checks and the tables know it, without torch; its
+    algorithm is pruning.methods.METHODS[name].
+
+    `family`: unstructured methods zero weights in place; depth methods remove blocks; width methods
+    narrow them; dynamic methods train routers that skip blocks per token. `label`: its name in
+    tables and figures. `own_architecture`: its checkpoints are prunebench's own model types
+    (prunebench.architectures), which vLLM does not serve, so they are evaluated on the hf backend.
+    `searching`: a depth method that runs the model once per candidate block and round, the longest
+    prunes of a study (SLEB about 13 min on one core in the default, ShortGPT 0.4); the workflow
+    starts them before the study's other prunes, so that a run does not end on one of them."""
+
+    family: str
+    label: str
+    own_architecture: bool = False
+    searching: bool = False
+
+
+DECLARED: dict[str, Declared] = {
+    "sparsegpt": Declared("unstructured", "SparseGPT"),
+    "wanda": Declared("unstructured", "Wanda"),
+    "magnitude": Declared("unstructured", "Magnitude"),
+    "shortgpt": Declared("depth", "ShortGPT"),
+    "sleb": Declared("depth", "SLEB", searching=True),
+    "shortened_ppl": Declared("depth", "Shortened-LLaMA PPL", searching=True),
+    "shortened_taylor": Declared("depth", "Shortened-LLaMA Taylor+"),
+    "slicegpt": Declared("width", "SliceGPT", own_architecture=True),
+    "llm_pruner": Declared("width", "LLM-Pruner", own_architecture=True),
+    "mod": Declared("dynamic", "MoD", own_architecture=True),
+    "dllm": Declared("dynamic", "D-LLM", own_architecture=True),
+    "skipgpt": Declared("dynamic", "SkipGPT", own_architecture=True),
+}
+METHOD_NAMES = tuple(DECLARED)
+FAMILIES = {name: method.family for name, method in DECLARED.items()}
+OWN_ARCHITECTURE = tuple(name for name, method in DECLARED.items() if method.own_architecture)
+SEARCHING = tuple(name for name, method in DECLARED.items() if method.searching)
 # The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
 _METHOD, _SPARSITY = r"[a-z][a-z0-9_]*", r"[0-9]*\.?[0-9]+"
