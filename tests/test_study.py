@@ -132,7 +132,7 @@ def test_the_readmes_study_block_is_a_valid_config():
 
     import yaml
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "pruning.md").read_text(encoding="utf-8")
     block = next(yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL) if b.startswith("study:"))
     config = {**_config(block["study"]), "recovery": block["recovery"]}
     definitions = config["calibration"]["recipe_definitions"]
