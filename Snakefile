@@ -13,6 +13,8 @@ min_version("9.0")
 
 # The embedded default, unless --configfile names another run: a config file describes a whole
 # run, so it replaces the default rather than being merged into it (--config still overrides keys).
+# Snakemake's public --replace-workflow-config would also drop the default where only --config is
+# given; `workflow.overwrite_configfiles` is pinned by tests/test_scheduling.py instead.
 if not workflow.overwrite_configfiles:
 
     configfile: f"{workflow.basedir}/config/config.yaml"

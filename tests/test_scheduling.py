@@ -1,5 +1,8 @@
-"""The scheduler loop's single wake-up timer (prunebench.scheduling): one pending at a time, a
-daemon, re-armed by the pass it starts, and a rate-limited workflow still runs to its end."""
+"""What the workflow relies on in Snakemake beyond its documented interfaces, each pinned so that an
+upgrade that changes it fails here: the scheduler loop's single wake-up timer (prunebench.scheduling:
+one pending at a time, a daemon, re-armed by the pass it starts, and a rate-limited workflow still
+runs to its end), the params rerun trigger skipping RuntimeSetting values, and a --configfile
+replacing the Snakefile's default config."""
 
 from __future__ import annotations
 
@@ -85,3 +88,27 @@ def test_a_runtime_setting_reruns_nothing_and_an_ordinary_param_does(tmp_path):
     assert (tmp_path / "out.txt").read_text() == "1 a\n"
     assert "Nothing to be done" not in run("2", "b")        # a plain param changed: the job reruns
     assert (tmp_path / "out.txt").read_text() == "2 b\n"
+
+
+def test_a_configfile_replaces_the_workflows_default_and_config_overrides_keys(tmp_path):
+    """What the Snakefile relies on in `workflow.overwrite_configfiles` (a property of Snakemake's
+    Workflow, not a documented interface): a --configfile given, the Snakefile's default config
+    file is not read at all; without one it is, and --config overrides its keys. Snakemake's public
+    `--replace-workflow-config` does not do this: it drops the default even where only --config
+    is given. Fails if an upgrade renames the property or changes what it says."""
+    (tmp_path / "default.yaml").write_text("models: {a: 1, b: 2}\nscale: 1\n")
+    (tmp_path / "mine.yaml").write_text("models: {c: 3}\nscale: 1\n")
+    (tmp_path / "Snakefile").write_text(
+        "if not workflow.overwrite_configfiles:\n    configfile: 'default.yaml'\n"
+        "rule all:\n    run:\n        print('CONFIG', sorted(config['models']), config['scale'])\n")
+
+    def seen(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--forceall", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return next(line for line in (done.stdout + done.stderr).splitlines() if line.startswith("CONFIG"))
+
+    assert seen() == "CONFIG ['a', 'b'] 1"
+    assert seen("--config", "scale=4") == "CONFIG ['a', 'b'] 4"
+    assert seen("--configfile", "mine.yaml") == "CONFIG ['c'] 1"  # the default's models are not merged in
+    assert seen("--configfile", "mine.yaml", "--config", "scale=2") == "CONFIG ['c'] 2"
