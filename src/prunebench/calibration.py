@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .io import InputError
+from .io import InputError, iter_jsonl
 from .prompts import build_prompt, conversation, end_of_turn, without_thinking
 
 
@@ -297,6 +297,37 @@ def build(ctx: Context, name: str, spec: dict) -> list[Sequence]:
     if spec["sequences"] is not None:  # the same recipe at another calibration size
         ctx = dataclasses.replace(ctx, sequences=spec["sequences"])
     return RECIPES[spec["type"]](ctx, spec)
+
+
+def read_calibration(path: str, tokenizer, positions: int | None, vocabulary: int, allow_empty: bool = False) -> list:
+    """Token id tensors from a calibration JSONL whose lines hold `input_ids` or `text`.
+
+    Each sequence must fit the model: ids below its embedding's row count (which may exceed the
+    tokenizer's vocabulary), and at most `positions` tokens (refused by line, never cut silently).
+    """
+    import torch
+
+    sequences = []
+    for lineno, record in enumerate(iter_jsonl(path), 1):
+        where = f"{path}: sequence {lineno}"
+        if "input_ids" in record:
+            ids = record["input_ids"]
+            if not isinstance(ids, list) or not ids or not all(
+                    isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids):
+                raise InputError(f"{where}: input_ids must be a non-empty list of token ids (integers >= 0)")
+        elif isinstance(record.get("text"), str) and record["text"]:
+            ids = tokenizer(record["text"])["input_ids"]
+        else:
+            raise InputError(f"{where}: needs 'input_ids' or a non-empty 'text'")
+        if max(ids) >= vocabulary:
+            raise InputError(f"{where}: token id {max(ids)} is outside the model's embedding ({vocabulary} rows)")
+        if positions is not None and len(ids) > positions:
+            raise InputError(f"{where}: {len(ids)} tokens, more than the model's {positions} positions; "
+                             f"cut the calibration set (calibration.max_length)")
+        sequences.append(torch.tensor(ids, dtype=torch.long))
+    if not sequences and not allow_empty:
+        raise InputError(f"{path}: no calibration sequences")
+    return sequences
 
 
 def summary(sequences: list[Sequence], requested: int) -> dict:

@@ -19,10 +19,11 @@ import sys
 from pathlib import Path
 
 from . import datasets, paths
-from .config import check_pruning_options, pruning_options, schema_default
+from .config import check_pruning_options, pruning_options, schema_default, schema_property
 from .io import (InputError, JobError, check_output_dir, check_output_file, iter_jsonl, mark_output_dir,
                  require_fields, write_json, write_jsonl)
 from .provenance import MEASURED_FIELDS, checkpoint_digest, provenance, sha256_file
+from .pruning.spec import METHOD_NAMES
 
 log = logging.getLogger("prunebench")
 
@@ -230,37 +231,6 @@ def cmd_calibrate(args) -> None:
                     "data skips this set, and the tables show its cells as '–' with the reason", args.recipe)
 
 
-def read_calibration(path: str, tokenizer, positions: int | None, vocabulary: int, allow_empty: bool = False) -> list:
-    """Token id tensors from a calibration JSONL whose lines hold `input_ids` or `text`.
-
-    Each sequence must fit the model: ids below its embedding's row count (which may exceed the
-    tokenizer's vocabulary), and at most `positions` tokens (refused by line, never cut silently).
-    """
-    import torch
-
-    sequences = []
-    for lineno, record in enumerate(iter_jsonl(path), 1):
-        where = f"{path}: sequence {lineno}"
-        if "input_ids" in record:
-            ids = record["input_ids"]
-            if not isinstance(ids, list) or not ids or not all(
-                    isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids):
-                raise InputError(f"{where}: input_ids must be a non-empty list of token ids (integers >= 0)")
-        elif isinstance(record.get("text"), str) and record["text"]:
-            ids = tokenizer(record["text"])["input_ids"]
-        else:
-            raise InputError(f"{where}: needs 'input_ids' or a non-empty 'text'")
-        if max(ids) >= vocabulary:
-            raise InputError(f"{where}: token id {max(ids)} is outside the model's embedding ({vocabulary} rows)")
-        if positions is not None and len(ids) > positions:
-            raise InputError(f"{where}: {len(ids)} tokens, more than the model's {positions} positions; "
-                             f"cut the calibration set (calibration.max_length)")
-        sequences.append(torch.tensor(ids, dtype=torch.long))
-    if not sequences and not allow_empty:
-        raise InputError(f"{path}: no calibration sequences")
-    return sequences
-
-
 def _prune_spec(args):
     """The method from --method alone (sparsegpt-0.5), or a bare method with --sparsity or --pattern."""
     from .pruning import PruneSpec, parse_method
@@ -281,6 +251,7 @@ def _prune_spec(args):
 
 
 def cmd_prune(args) -> None:
+    from .calibration import read_calibration
     from .models import empty_model, load_model, load_tokenizer, model_dir, model_identity, model_info, model_limits
     from .pruning import METHODS, check_model, prune_model
 
@@ -387,6 +358,7 @@ def cmd_recover(args) -> None:
     from .config import validate_definition
     from .io import read_json
     from .models import load_model, load_tokenizer, model_dir, model_identity, model_info, model_limits
+    from .calibration import read_calibration
     from .pruning.driver import RunCheckpoints
     from .pruning.spec import RECOVERY_PATTERN
     from .recovery import recover
@@ -625,13 +597,20 @@ def _add_sampling(p: argparse.ArgumentParser, section: str) -> None:
     p.add_argument("--temperature", type=float, default=schema_default(section, "temperature"))
     p.add_argument("--top-p", type=float, default=schema_default(section, "top_p"))
     p.add_argument("--max-new-tokens", type=int, default=schema_default(section, "max_new_tokens"))
-    p.add_argument("--seed", type=int, default=schema_default("seed"))
-    p.add_argument("--backend", default=schema_default("models", "*", "backend"))
-    p.add_argument("--batch-size", type=int, default=schema_default("models", "*", "batch_size"))
-    p.add_argument("--tensor-parallel", type=int, default=schema_default("models", "*", "tensor_parallel"))
-    p.add_argument("--device", default=None)
+    _add_model_runtime(p, "generation backend (registry name)")
     p.add_argument("--label", default=None, help="name shown in progress lines")
     _add_grading(p)
+
+
+def _add_model_runtime(p: argparse.ArgumentParser, backend: str) -> None:
+    """How a command that runs a model runs it: seed, backend, batch, tensor parallelism, device;
+    the defaults are a model entry's."""
+    p.add_argument("--seed", type=int, default=schema_default("seed"))
+    p.add_argument("--backend", choices=schema_property("models", "*", "backend")["enum"],
+                   default=schema_default("models", "*", "backend"), help=backend)
+    p.add_argument("--batch-size", type=int, default=schema_default("models", "*", "batch_size"))
+    p.add_argument("--tensor-parallel", type=int, default=schema_default("models", "*", "tensor_parallel"))
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
 
 
 def _add_pruning_options(p: argparse.ArgumentParser) -> None:
@@ -722,7 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="prune a model layer by layer on calibration data")
     p.add_argument("--model", required=True)
     p.add_argument("--calibration", required=True, help="JSONL with input_ids or text per line")
-    p.add_argument("--method", required=True, help="sparsegpt | wanda | magnitude, or a full name like sparsegpt-0.5")
+    p.add_argument("--method", required=True, help=f"a method ({', '.join(METHOD_NAMES)}) with --sparsity or "
+                   "--pattern, or a full name like sparsegpt-0.5 or shortgpt-0.2")
     p.add_argument("--sparsity", type=float, default=None)
     p.add_argument("--pattern", default=None, help="N:M, e.g. 2:4")
     _checkpoint_job(p, "the pruned checkpoint's directory", "where each layer is pruned")
@@ -756,15 +736,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite-json", default=None, help="task entries as JSON, as the config's task_suite.tasks")
     p.add_argument("--limit", type=int, default=None, help="documents per task, a seeded subset (overrides the entries)")
     _add_data_dir(p)
-    p.add_argument("--seed", type=int, default=schema_default("seed"))
-    p.add_argument("--batch-size", type=int, default=schema_default("models", "*", "batch_size"))
+    _add_model_runtime(p, "lm-eval's model type: hf (CPU or GPU), or vllm (GPUs)")
     p.add_argument("--loglikelihood-batch-size", type=int,
                    default=schema_default("models", "*", "loglikelihood_batch_size"),
                    help="log-likelihood requests scored together by the hf backend (default: --batch-size)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    p.add_argument("--backend", choices=("hf", "vllm"), default=schema_default("models", "*", "backend"),
-                   help="lm-eval's model type: hf (CPU or GPU), or vllm (GPUs)")
-    p.add_argument("--tensor-parallel", type=int, default=schema_default("models", "*", "tensor_parallel"))
     p.add_argument("--measurements", default=None, help="write each task's wall time here (JSON)")
     p.add_argument("--out-dir", required=True, help="receives TASK.json (result) and TASK.jsonl (per document)")
     p.set_defaults(func=cmd_tasks)
@@ -774,10 +749,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a prepared model.json or a (pruned) checkpoint directory")
     p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: the model entry's)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    p.add_argument("--prompt-tokens", type=int, default=128, help="tokens per prompt (prefill)")
-    p.add_argument("--new-tokens", type=int, default=64, help="decode steps after the prompt")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions after a warm-up; the median is kept")
+    p.add_argument("--prompt-tokens", type=int, default=schema_default("study", "speed", "prompt_tokens"),
+                   help="tokens per prompt (prefill)")
+    p.add_argument("--new-tokens", type=int, default=schema_default("study", "speed", "new_tokens"),
+                   help="decode steps after the prompt")
+    p.add_argument("--batch-size", type=int, default=schema_default("study", "speed", "batch_size"))
+    p.add_argument("--repeats", type=int, default=schema_default("study", "speed", "repeats"),
+                   help="timed repetitions after a warm-up; the median is kept")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--semi-structured", action="store_true",
                    help="run 2:4 linears through PyTorch's semi-structured sparse kernels (CUDA, fp16/bf16)")
