@@ -236,9 +236,11 @@ def test_a_pruning_option_belongs_to_the_methods_that_read_it():
     """A job's params hold only its own method's options: SparseGPT's blocksize reruns no Wanda,
     ShortGPT or SliceGPT prune, and router settings reach only dynamic methods."""
     options = {method: set(pb_config.pruning_options(method)) for method in
-               ("sparsegpt", "wanda", "magnitude", "shortgpt", "slicegpt", "skipgpt")}
+               ("sparsegpt", "wanda", "magnitude", "shortgpt", "slicegpt", "skipgpt", "owl_wanda", "owl_sparsegpt")}
     assert options["sparsegpt"] == {"blocksize", "percdamp", "mask_selection", "true_sequential"}
     assert options["wanda"] == {"true_sequential"}
+    assert options["owl_wanda"] == {"true_sequential", "owl_lambda", "owl_m"}
+    assert options["owl_sparsegpt"] == options["sparsegpt"] | {"owl_lambda", "owl_m"}
     assert options["magnitude"] == options["shortgpt"] == options["slicegpt"] == set()
     assert {"router_steps", "router_temperature"} <= options["skipgpt"] and "blocksize" not in options["skipgpt"]
     assert set(pb_config.pruning_options()) == set().union(*options.values())  # every option has its methods

@@ -249,10 +249,48 @@ def check_model(model, spec: PruneSpec, layers_path: str):
         layers = functools.reduce(getattr, layers_path.split("."), model)
     except AttributeError:
         raise InputError(f"layers_path {layers_path!r}: {type(model).__name__} has no such submodule") from None
+    if METHODS[spec.method].allocation is not None and spec.structured:
+        raise InputError(f"{spec.name}: {spec.method} gives each layer its own sparsity; an N:M pattern is the "
+                         "same in every row of every layer (give a sparsity)")
     whole = METHODS[spec.method].whole
     if whole is not None:
         whole.check(model, spec, layers_path)
     return layers
+
+
+def _enter_layer(layer, index: int, layers_path: str, run_device, device, skip) -> tuple[str, object, dict]:
+    """A layer about to be run: its name prefix, the device it runs on (moved there where the run
+    names one) and its linear layers, less those `skip` leaves dense."""
+    prefix = f"{layers_path}.{index}."
+    if device is not None:
+        layer.to(run_device)
+    linears = {name: module for name, module in layer.named_modules() if is_linear(module)
+               and not any((prefix + name).endswith(suffix) for suffix in skip)}
+    return prefix, run_device if device is not None else device_of(layer), linears
+
+
+def _layer_sparsities(allocation, layers, hidden, calls, spec: PruneSpec, run_device, device, home, skip, options,
+                      layers_path: str) -> list[float]:
+    """A method's layer allocation (OWL): every layer's score from the dense model's pass over the
+    calibration data, then one sparsity per layer. Consumes ``hidden`` (the first layer's inputs)."""
+    scores = []
+    for index, layer in enumerate(layers):
+        prefix, layer_device, linears = _enter_layer(layer, index, layers_path, run_device, device, skip)
+        with _Collector(linears, "norms") as collector:
+            _replay(layer, hidden, calls, index, layer_device, collector)
+        seen = {name: (linear_weight(module), collector.statistic(name)) for name, module in linears.items()
+                if collector.statistic(name) is not None}
+        scores.append(allocation.layer_score(seen, **options))
+        del collector, seen
+        hidden = _replay(layer, hidden, calls, index, layer_device)
+        if device is not None:
+            layer.to(home)
+    targets = allocation.sparsities(scores, spec.target, **options)
+    for index, target in enumerate(targets):
+        if not 0.0 < target < 1.0:
+            raise InputError(f"{spec.name}: layer {index}'s sparsity would be {target:.3f}; lower the allocation's "
+                             "spread (owl_lambda)")
+    return targets
 
 
 def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, layers_path: str = "model.layers",
@@ -294,23 +332,30 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
               "calibration": {"sequences": len(calibration), "tokens": int(sum(len(ids) for ids in calibration))}}
     skipped, resumed = [], 0
 
-    with torch.no_grad():
+    def first_inputs():
+        """The first layer's inputs for every calibration sequence, and the calls' other arguments."""
+        if method.needs is None:
+            return [], []
         moved = move_outside(model, layers, run_device) if device is not None else []
         try:
-            hidden, calls = (capture_inputs(model, layers, calibration, input_device(model, run_device),
-                                            store_device="cpu" if offload_activations else None,
-                                            pin_memory=offload_activations and torch.cuda.is_available())
-                             if method.needs is not None else ([], []))
+            return capture_inputs(model, layers, calibration, input_device(model, run_device),
+                                  store_device="cpu" if offload_activations else None,
+                                  pin_memory=offload_activations and torch.cuda.is_available())
         finally:
             restore(moved)
+
+    with torch.no_grad():
+        targets = None
+        if method.allocation is not None:   # a sparsity per layer, from a dense pass of its own
+            targets = _layer_sparsities(method.allocation, layers, *first_inputs(), spec, run_device, device, home,
+                                        skip_modules, options, layers_path)
+            report["layer_sparsity_targets"] = targets
+            log(f"{spec.name}: layer sparsities {', '.join(f'{t:.3f}' for t in targets)}")
+        hidden, calls = first_inputs()
         for index, layer in enumerate(layers):
+            layer_spec = spec if targets is None else PruneSpec(spec.method, targets[index])
             layer_start = time.perf_counter()
-            prefix = f"{layers_path}.{index}."
-            layer_device = run_device if device is not None else device_of(layer)
-            if device is not None:
-                layer.to(run_device)
-            linears = {name: module for name, module in layer.named_modules() if is_linear(module)
-                       and not any((prefix + name).endswith(suffix) for suffix in skip_modules)}
+            prefix, layer_device, linears = _enter_layer(layer, index, layers_path, run_device, device, skip_modules)
             saved = checkpoints.load(index, linears)
             if saved is not None:
                 resumed += 1
@@ -320,7 +365,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
                     hidden = _replay(layer, hidden, calls, index, layer_device)
             elif method.needs is None:
                 for name, module in linears.items():
-                    _prune_module(module, None, spec, method, options, prefix + name, report)
+                    _prune_module(module, None, layer_spec, method, options, prefix + name, report)
             else:
                 with _Collector(linears, method.needs) as collector:
                     _replay(layer, hidden, calls, index, layer_device, collector)
@@ -337,7 +382,7 @@ def prune_model(model, calibration: list[torch.Tensor], spec: PruneSpec, *, laye
                     prepared = (method.prepare(stat, name=prefix + group[0], **options)
                                 if method.prepare is not None else None)
                     for name in group:
-                        _prune_module(linears[name], stat, spec, method, options, prefix + name, report, prepared)
+                        _prune_module(linears[name], stat, layer_spec, method, options, prefix + name, report, prepared)
                     del prepared, stat
                     for name in group:          # free this group's statistic before the next group's
                         collector.stats.pop(collector.leader[name], None)

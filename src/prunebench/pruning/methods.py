@@ -8,10 +8,10 @@ from typing import Callable, Literal, Protocol
 import torch
 from torch import nn
 
-from . import depth, dynamic, llm_pruner, magnitude, slicegpt, sparsegpt, wanda
+from . import depth, dynamic, llm_pruner, magnitude, owl, slicegpt, sparsegpt, wanda
 from .spec import FAMILIES, METHOD_NAMES, PruneSpec, parse_method
 
-__all__ = ["METHODS", "Method", "PruneSpec", "WholeModelMethod", "parse_method"]
+__all__ = ["METHODS", "LayerAllocation", "Method", "PruneSpec", "WholeModelMethod", "parse_method"]
 
 
 class WholeModelMethod(Protocol):
@@ -27,6 +27,18 @@ class WholeModelMethod(Protocol):
 
     def prune(self, model: nn.Module, calibration: list[torch.Tensor], spec: PruneSpec, *, layers_path: str,
               device=None, log=print, checkpoints=None, **options) -> dict: ...
+
+
+class LayerAllocation(Protocol):
+    """How an unstructured method spreads its target over the decoder layers (OWL, pruning/owl.py).
+    The driver first runs the dense model over the calibration data, layer by layer, and gives
+    ``layer_score`` each layer's linears as (weight, its input's per-channel mean square); then
+    ``sparsities`` turns the scores into one sparsity per layer, which the method prunes each layer
+    to. ``options`` are the schema's pruning options, as for ``prune``."""
+
+    def layer_score(self, linears: dict[str, tuple[torch.Tensor, torch.Tensor]], **options) -> float: ...
+
+    def sparsities(self, scores: list[float], target: float, **options) -> list[float]: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class Method:
     prune: Callable[..., torch.Tensor] | None
     prepare: Callable[..., dict] | None = None
     whole: WholeModelMethod | None = None  # depth, width, dynamic: the whole-model pass
+    allocation: LayerAllocation | None = None  # unstructured: a sparsity per layer instead of one for all
 
     @property
     def family(self) -> str:
@@ -63,6 +76,8 @@ METHODS: dict[str, Method] = {
     "sparsegpt": Method("sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare),
     "wanda": Method("wanda", "norms", wanda.prune),
     "magnitude": Method("magnitude", None, magnitude.prune),
+    "owl_wanda": Method("owl_wanda", "norms", wanda.prune, allocation=owl),
+    "owl_sparsegpt": Method("owl_sparsegpt", "hessian", sparsegpt.prune, sparsegpt.prepare, allocation=owl),
     **{name: Method(name, "sequences", None, whole=depth)
        for name in ("shortgpt", "sleb", "shortened_ppl", "shortened_taylor")},
     "slicegpt": Method("slicegpt", "sequences", None, whole=slicegpt),

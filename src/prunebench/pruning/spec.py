@@ -37,6 +37,8 @@ DECLARED: dict[str, Declared] = {
     "sparsegpt": Declared("unstructured", "SparseGPT"),
     "wanda": Declared("unstructured", "Wanda"),
     "magnitude": Declared("unstructured", "Magnitude"),
+    "owl_wanda": Declared("unstructured", "OWL-Wanda"),
+    "owl_sparsegpt": Declared("unstructured", "OWL-SparseGPT"),
     "shortgpt": Declared("depth", "ShortGPT"),
     "sleb": Declared("depth", "SLEB", searching=True),
     "shortened_ppl": Declared("depth", "Shortened-LLaMA PPL", searching=True),
