@@ -1,4 +1,12 @@
-"""Shared fixtures: a tiny randomly initialised chat model built here, and paths to the data mirror."""
+"""Shared fixtures: a tiny randomly initialised chat model built here, and paths to the data mirror;
+and the suite's three kinds of test.
+
+Every test is one of: `unit` (in this process, on crafted inputs or a tiny model: the suite's fast
+part, `pytest -m unit`), `integration` (a real external program or a real run of something larger:
+lm-eval, the sandbox, Snakemake on a small workflow, LaTeX, a browser, a model's speed) or `e2e`
+(the whole workflow, or a cluster run of it). A test marked `integration` or `e2e` is that; any
+other test in a module of INTEGRATION_MODULES is integration, and the rest are unit.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT.parent / "shared" / "data"
+# Modules whose every test runs an external program or a larger real run (see the module docstring).
+INTEGRATION_MODULES = {
+    "test_adaptive", "test_cli", "test_depth", "test_dynamic", "test_faults", "test_generation", "test_livecodebench",
+    "test_llm_pruner", "test_lmeval", "test_recovery", "test_report", "test_sandbox", "test_scheduling",
+    "test_slicegpt", "test_slurm", "test_speed", "test_verify", "test_vllm", "test_workflow",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("integration"):
+            continue
+        module = item.module.__name__.rpartition(".")[2]
+        item.add_marker(pytest.mark.integration if module in INTEGRATION_MODULES else pytest.mark.unit)
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"

@@ -89,7 +89,7 @@ def runs(tmp_path_factory):
     return {"clean": clean, "killed": killed, "config": killed_config}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_killed_generation_job_resumes_from_its_shards(runs):
     work, config = runs["killed"], runs["config"]
     parts = work / (GENERATIONS + ".parts")
@@ -105,7 +105,7 @@ def test_a_killed_generation_job_resumes_from_its_shards(runs):
     assert ours == clean and len({(r["id"], r["sample"]) for r in ours}) == len(ours) == 24
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_killed_pruning_job_resumes_at_its_first_unfinished_layer(runs):
     from safetensors.torch import load_file
 

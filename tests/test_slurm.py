@@ -82,7 +82,7 @@ def slurm_run(cluster, tmp_path_factory):
     return {"work": work, "output": output, "cancelled": cancelled}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_workflow_runs_through_slurm(slurm_run):
     work, output = slurm_run["work"], slurm_run["output"]
     html = (work / "results/report/index.html").read_text()
@@ -100,7 +100,7 @@ def test_the_workflow_runs_through_slurm(slurm_run):
         assert gpu == {rule in MODEL_RULES}, (rule, gpu)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_job_the_scheduler_cancels_runs_again(slurm_run):
     job = slurm_run["cancelled"]
     assert job is not None, "no model job was seen running"

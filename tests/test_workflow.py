@@ -254,7 +254,7 @@ def e2e(tmp_path_factory, tiny_config):
     return _run_report(tmp_path_factory.mktemp("e2e"), tiny_config)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_builds_the_report(e2e):
     work = e2e["work"]
     html = (work / "results/report/index.html").read_text()
@@ -266,7 +266,7 @@ def test_e2e_builds_the_report(e2e):
     assert "<svg" in html and "Table 3 is not part of this run" in html and "not yet built" not in html
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_ablation_tables_have_their_rows(e2e):
     table1 = json.loads((e2e["work"] / "results/tables/table1.json").read_text())
     assert table1["status"] == "built"
@@ -281,7 +281,7 @@ def test_e2e_ablation_tables_have_their_rows(e2e):
     assert all(r["why"] == "first correct response" for r in read_jsonl(calibration))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_table2_has_every_row_with_real_numbers(e2e):
     table = json.loads((e2e["work"] / "results/tables/table2.json").read_text())
     rows = {(r["method"], r["recipe"]) for r in table["rows"]}
@@ -293,7 +293,7 @@ def test_e2e_table2_has_every_row_with_real_numbers(e2e):
     assert table["provenance"]["code_commit"] and table["provenance"]["versions"]["torch"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_pruned_checkpoints_have_exactly_their_sparsity(e2e):
     found = set()
     pruned = e2e["work"] / "results/pruned/tiny"
@@ -319,7 +319,7 @@ def test_e2e_pruned_checkpoints_have_exactly_their_sparsity(e2e):
                      "skipgpt-0.5", "shortgpt-0.5+generic"}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_figure4_compares_calibration_sets_at_each_setting(e2e):
     meta = json.loads((e2e["work"] / "results/figures/figure4.json").read_text())
     assert meta["status"] == "built" and meta["provenance"]["inputs"]
@@ -328,7 +328,7 @@ def test_e2e_figure4_compares_calibration_sets_at_each_setting(e2e):
         assert label in svg
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_self_generated_recipes_selected_responses(e2e):
     from prunebench.io import read_jsonl, read_provenance
 
@@ -340,7 +340,7 @@ def test_e2e_self_generated_recipes_selected_responses(e2e):
         assert read_provenance(path)["params"]["recipe"] == recipe
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_every_result_carries_provenance(e2e):
     from prunebench.io import read_provenance
 
@@ -353,7 +353,7 @@ def test_e2e_every_result_carries_provenance(e2e):
         assert prov["seed"] == 0 and prov["model"]["revision"] and prov["inputs"], path
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_task_table_has_every_row(e2e):
     table = json.loads((e2e["work"] / "results/tables/lrm_tasks.json").read_text())
     assert table["status"] == "built"
@@ -371,7 +371,7 @@ def test_e2e_task_table_has_every_row(e2e):
     assert "tasks by category" in (e2e["work"] / "results/report/index.html").read_text()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_study_rows_are_measured_against_the_dense_model(e2e):
     work = e2e["work"]
     table = json.loads((work / "results/tables/lrm_speed.json").read_text())
@@ -400,7 +400,7 @@ def test_e2e_study_rows_are_measured_against_the_dense_model(e2e):
     assert json.loads((work / "results/pruned/tiny/slicegpt-0.5/c4.json").read_text())["family"] == "width"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_gpqa_and_truthfulqa_questions_stay_out_of_results(e2e):
     import zipfile
 
@@ -418,7 +418,7 @@ def test_e2e_gpqa_and_truthfulqa_questions_stay_out_of_results(e2e):
             assert not any(q in text for q in questions), path
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_verify_reruns_jobs_and_finds_them_identical(e2e):
     """The default slice (the SSGR calibration set, the Wanda/SSGR checkpoint's record, which holds
     every weight's sha256) rerun on CPU is the recorded result, byte for byte; the checkpoint itself
@@ -447,7 +447,7 @@ def test_e2e_verify_reruns_jobs_and_finds_them_identical(e2e):
     assert not (work / "results/verify/scratch/1").exists()  # a matching rerun is not kept
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_the_same_run_in_another_clone_writes_the_same_manifest(e2e, tiny_config, tmp_path_factory):
     """Timing and machine paths stay out of what results hash: the same inputs in a second
     working directory give a manifest equal byte for byte."""
@@ -460,14 +460,14 @@ def test_e2e_the_same_run_in_another_clone_writes_the_same_manifest(e2e, tiny_co
         pytest.fail(f"{len(differing)} entries differ: {differing[:10]}")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_second_run_is_a_no_op(e2e):
     result = snakemake("report", "--cores", "2", "--configfile", str(e2e["config"]), cwd=e2e["work"])
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_a_new_recipe_reruns_only_its_own_jobs(e2e, tmp_path):
     """Adding a recipe (and the table that uses it) to a finished run plans its calibration set,
     its prune and its evaluation, and the report; no pool, no other calibration set."""
@@ -481,7 +481,7 @@ def test_e2e_a_new_recipe_reruns_only_its_own_jobs(e2e, tmp_path):
     assert "generate" not in counts and "grade" not in counts, counts
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_snakemakes_own_report_has_captioned_tables_and_figures(e2e):
     out = e2e["work"] / "snakemake-report.html"
     result = snakemake("--report", str(out), "--configfile", str(e2e["config"]), cwd=e2e["work"])
@@ -492,7 +492,7 @@ def test_e2e_snakemakes_own_report_has_captioned_tables_and_figures(e2e):
         assert name in html
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_e2e_adaptive_sampling_gives_the_fixed_n_selection(e2e, tmp_path):
     """The taught model solves most of its pool every time: adaptive sampling at tau 1/3 stops early
     on those problems and draws a subset of the fixed-n samples with identical text. SGR (first
