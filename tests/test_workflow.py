@@ -458,6 +458,13 @@ def test_e2e_the_same_run_in_another_clone_writes_the_same_manifest(e2e, tiny_co
         b = {f["path"]: f for f in json.loads(theirs)["files"]}
         differing = sorted(p for p in a.keys() | b.keys() if a.get(p) != b.get(p))
         pytest.fail(f"{len(differing)} entries differ: {differing[:10]}")
+    # and `prunebench reproduce` against a reference record of the first run says so, output by output
+    from prunebench import reference
+
+    result = reference.compare(reference.record(e2e["work"]), other["work"])
+    assert set(result["files"].values()) == {reference.IDENTICAL} and not reference.failures(result)
+    assert {v["output"] for v in result["outputs"]} == set(OUTPUTS) - {"lrm_speed", "lrm_tradeoff"}
+    assert {v["verdict"] for v in result["outputs"]} == {reference.IDENTICAL}
 
 
 @pytest.mark.e2e

@@ -550,6 +550,40 @@ def cmd_manifest(args) -> None:
     log.info("manifest: %d files", manifest(".", args.out))
 
 
+def cmd_reference(args) -> None:
+    """The reference record of a finished run (reference/ in the repository holds the default's)."""
+    from .reference import write
+
+    if not (Path(args.run) / paths.RESULTS).is_dir():
+        raise InputError(f"{args.run}: holds no {paths.RESULTS}/ folder (name a run's working directory)")
+    data = write(args.run, args.out)
+    log.info("%s: %d results, %d metrics recorded from %s", args.out, len(data["files"]), len(data["metrics"]),
+             args.run)
+
+
+def cmd_reproduce(args) -> None:
+    """A run against a reference record: what matches, the first divergences, each metric's
+    difference in standard errors, and a verdict per table and figure. Fails if anything differs
+    beyond noise."""
+    from .io import read_json
+    from .reference import compare, failures, summary_lines
+
+    try:
+        reference = read_json(args.reference)
+    except (OSError, ValueError) as err:
+        raise InputError(f"--reference {args.reference}: not a readable JSON record ({err})") from None
+    if not (Path(args.run) / paths.RESULTS).is_dir():
+        raise InputError(f"{args.run}: holds no {paths.RESULTS}/ folder (name a run's working directory)")
+    result = compare(reference, args.run)
+    print("\n".join(summary_lines(result)))
+    if args.out:
+        write_json(args.out, result)
+    failed = failures(result)
+    if failed and not args.report_only:
+        raise JobError(f"{len(failed)} result(s) did not reproduce {args.reference}: {', '.join(failed[:5])} "
+                       "(evidence above)")
+
+
 def cmd_compare(args) -> None:
     """Two runs' results side by side, the code commit set aside (a refactor changes no result)."""
     from .verify import IDENTICAL, SAME_BUT_COMMIT, compare_runs
@@ -810,6 +844,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write every file's status here (JSON)")
     p.set_defaults(func=cmd_compare)
     _outputs(p, files=("out",))
+
+    p = sub.add_parser("reference", help="record a finished run as the reference other machines compare with")
+    p.add_argument("--run", default=".", help="the run's working directory (holding results/)")
+    p.add_argument("--out", required=True, help="the record (JSON), e.g. reference/default.json")
+    p.set_defaults(func=cmd_reference)
+    _outputs(p, files=("out",))
+
+    p = sub.add_parser("reproduce", help="did this run reproduce a reference record? (verdict per table and figure)")
+    p.add_argument("--reference", required=True, help="a reference record (prunebench reference)")
+    p.add_argument("--run", default=".", help="the run's working directory (holding results/)")
+    p.add_argument("--out", default=None, help="also write the whole comparison here (JSON)")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the comparison and exit 0 even where something differs (the workflow's report job)")
+    p.set_defaults(func=cmd_reproduce)
+    _outputs(p, files=("out",), inputs=("reference",))
 
     p = sub.add_parser("paper-pdf", help="compile the LaTeX paper to PDF (needs pdflatex)")
     p.add_argument("--tex", default=paths.report("paper.tex"))

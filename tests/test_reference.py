@@ -1,0 +1,136 @@
+"""The reference record and `prunebench reproduce`: a rebuild judged against a record of another run,
+on a small run written here (data, two evaluated cells, a calibration set, Table 2)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prunebench import paths, reference
+from prunebench.cli import main
+from prunebench.config import validate
+from prunebench.io import write_json, write_jsonl
+from prunebench.outputs import OUTPUTS
+from prunebench.provenance import provenance
+
+CONFIG = {"models": {"m": {"source": {"path": "/x"}}}, "calibration": {"recipes": ["sgr"]},
+          "pruning": {"methods": ["wanda-0.5"]}, "evaluation": {"benchmarks": {"wordproblems": 20}},
+          "experiments": {"figure4": {"methods": ["wanda-0.5"]}}}
+CELLS = (("dense", "none"), ("wanda-0.5", "sgr"))
+
+
+def _evaluate(root: Path, method: str, recipe: str, correct: list[bool]) -> None:
+    """One cell's samples (two per problem) and their metrics, as prunebench evaluate writes them."""
+    data = root / paths.data("wordproblems")
+    samples = [{"id": f"p{i // 2}", "sample": i % 2, "correct": c, "text": "a secret question's answer"}
+               for i, c in enumerate(correct)]
+    per_problem = [sum(correct[i:i + 2]) / 2 for i in range(0, len(correct), 2)]
+    mean = sum(per_problem) / len(per_problem)
+    se = (sum((p - mean) ** 2 for p in per_problem) / (len(per_problem) - 1) / len(per_problem)) ** 0.5
+    prov = provenance([data])
+    write_jsonl(root / paths.eval_samples("m", method, recipe, "wordproblems"), samples, provenance=prov)
+    write_json(root / paths.eval_metrics("m", method, recipe, "wordproblems"),
+               {"benchmark": "wordproblems", "pass@1": 100 * mean, "stderr": 100 * se, "problems": len(per_problem),
+                "samples": len(correct), "mean_tokens": 10.0, "truncation_rate": 0.0, "provenance": prov})
+
+
+def _tables(root: Path) -> None:
+    config = validate(json.loads(json.dumps(CONFIG)))
+    table2 = OUTPUTS["table2"]
+    with contextlib.chdir(root):   # as the workflow runs it: in the run's working directory
+        table2.write(table2.reads(config), table2.files(), Path("."))
+
+
+def _run(root: Path, correct: dict | None = None, calibration_tokens: int = 12) -> Path:
+    """A finished run in `root`: the data, both cells' evaluations, the calibration set, Table 2."""
+    write_jsonl(root / paths.data("wordproblems"), [{"id": f"p{i}", "question": "q", "answer": "1"} for i in range(20)],
+                provenance=provenance([]))
+    write_jsonl(root / paths.calibration("m", "sgr"), [{"index": 0, "tokens": calibration_tokens, "text": "t"}],
+                provenance=provenance([root / paths.data("wordproblems")]))
+    for method, recipe in CELLS:
+        _evaluate(root, method, recipe, (correct or {}).get(method, [i % 3 == 0 for i in range(40)]))
+    _tables(root)
+    return root
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path / "reference")
+    return reference.record(run), tmp_path
+
+
+def _statuses(result: dict) -> set[str]:
+    return set(result["files"].values())
+
+
+def test_the_same_run_is_identical_and_another_commit_is_identical_but_the_commit(recorded):
+    record, tmp = recorded
+    same = reference.compare(record, tmp / "reference")
+    assert _statuses(same) == {reference.IDENTICAL} and not reference.failures(same)
+    other = tmp / "other-commit"
+    shutil.copytree(tmp / "reference", other)
+    commit = record["commit"]
+    for path in (other / paths.RESULTS).rglob("*"):
+        if path.is_file():
+            path.write_text(path.read_text().replace(commit, "f" * 40))
+    result = reference.compare(record, other)
+    assert _statuses(result) == {reference.SAME_BUT_COMMIT} and not reference.failures(result)
+    assert {v["verdict"] for v in result["outputs"]} == {reference.IDENTICAL}
+
+
+def test_a_small_change_is_within_noise_and_named_where_it_starts(recorded):
+    record, tmp = recorded
+    correct = [i % 3 == 0 for i in range(40)]
+    correct[0] = not correct[0]          # one sample of one problem
+    rebuild = _run(tmp / "rebuild", {"wanda-0.5": correct})
+    result = reference.compare(record, rebuild)
+    metrics = "results/eval/m/wanda-0.5/sgr/wordproblems.json"
+    assert [d["path"] for d in result["first_divergences"]] == [metrics, metrics + "l"]
+    (change,) = result["metrics"]
+    assert change["metric"] == metrics and change["difference"] == pytest.approx(-2.5)
+    assert change["se"] == pytest.approx(2.5) and change["how"] == "paired over 20 shared problems"
+    assert change["status"] == reference.WITHIN_NOISE
+    table2 = next(v for v in result["outputs"] if v["output"] == "table2")
+    assert table2["verdict"] == reference.WITHIN_NOISE and metrics in table2["evidence"][0]
+    assert not reference.failures(result)
+
+
+def test_a_large_change_is_different_and_the_command_fails(recorded, capsys):
+    record, tmp = recorded
+    rebuild = _run(tmp / "rebuild", {"wanda-0.5": [True] * 40})
+    result = reference.compare(record, rebuild)
+    table2 = next(v for v in result["outputs"] if v["output"] == "table2")
+    assert table2["verdict"] == reference.DIFFERENT and "wanda-0.5/sgr/wordproblems.json" in table2["evidence"][0]
+    write_json(tmp / "record.json", record)
+    assert main(["reproduce", "--reference", str(tmp / "record.json"), "--run", str(rebuild)]) == 2
+    printed = capsys.readouterr()
+    assert "table2: different" in printed.out and "first divergence: results/eval/m/wanda-0.5/sgr/wordproblems" in printed.out
+    assert "did not reproduce" in printed.err
+
+
+def test_a_changed_calibration_set_is_a_difference_without_a_standard_error(recorded):
+    record, tmp = recorded
+    rebuild = _run(tmp / "rebuild", calibration_tokens=13)
+    result = reference.compare(record, rebuild)
+    assert [d["path"] for d in result["first_divergences"]] == ["results/calibration/m/sgr.jsonl"]
+    table2 = next(v for v in result["outputs"] if v["output"] == "table2")
+    assert table2["verdict"] == reference.DIFFERENT
+    assert table2["evidence"] == ["results/calibration/m/sgr.jsonl: differs"]
+
+
+def test_a_missing_result_fails_and_the_record_keeps_no_text(recorded):
+    record, tmp = recorded
+    rebuild = tmp / "rebuild"
+    shutil.copytree(tmp / "reference", rebuild)
+    (rebuild / paths.eval_metrics("m", "dense", "none", "wordproblems")).unlink()
+    result = reference.compare(record, rebuild)
+    assert result["files"]["results/eval/m/dense/none/wordproblems.json"] == reference.MISSING
+    assert reference.failures(result)
+    assert "secret" not in json.dumps(record)   # ids and scores only: a sealed set's text never leaves the run
+    assert record["units"]["results/eval/m/dense/none/wordproblems.json"]["p0"] == 0.5
+    assert record["machine"]["torch_cpu_capability"] and record["machine"]["threads"] >= 1
