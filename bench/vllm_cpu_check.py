@@ -32,7 +32,7 @@ def main():
     greedy = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=tokens))
     runs = [llm.generate(prompts, SamplingParams(temperature=0.8, top_p=0.95, max_tokens=tokens, seed=7))
             for _ in range(2)]
-    print(json.dumps({"greedy": [list(o.outputs[0].token_ids) for o in greedy],
+    print("RESULT " + json.dumps({"greedy": [list(o.outputs[0].token_ids) for o in greedy],
                       "seeded": [[list(o.outputs[0].token_ids) for o in run] for run in runs]}))
 
 
@@ -50,7 +50,7 @@ for prompt in json.loads(sys.argv[2]):
     ids = tokenizer(prompt, return_tensors="pt").input_ids
     with torch.no_grad():
         out.append(model.generate(ids, max_new_tokens=int(sys.argv[3]), do_sample=False)[0, ids.shape[1]:].tolist())
-print(json.dumps({"greedy": out}))
+print("RESULT " + json.dumps({"greedy": out}))
 """
 
 
@@ -58,7 +58,7 @@ def _run(python: str, code: str, args: list[str], env: dict) -> dict:
     done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, env=env, timeout=1800)
     if done.returncode != 0:
         sys.exit(f"{python} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(next(line for line in reversed(done.stdout.splitlines()) if line.startswith("RESULT "))[7:])
 
 
 def main() -> None:
