@@ -1,4 +1,5 @@
-# Tables and figures of the paper from the metrics, then the HTML page and the LaTeX paper.
+# Every table and figure of both papers (one rule per kind, keyed by the output registry), then the
+# HTML page, the LaTeX paper, the manifest and the reproducibility check.
 
 
 rule table:
