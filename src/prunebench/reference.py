@@ -34,12 +34,11 @@ from . import paths
 from .io import InputError, iter_jsonl, read_json
 from .outputs import OUTPUTS
 from .provenance import package_versions
-from .verify import _commits, _provenance_of, _without_commits, result_files
+from .verify import DIFFERS, IDENTICAL, SAME_BUT_COMMIT, _commits, _provenance_of, _without_commits, pdfs_as_their_sources, result_files
 
 FORMAT = 1
 Z = 2.0   # a metric differs beyond noise at |difference| > Z standard errors of the paired difference
-IDENTICAL, SAME_BUT_COMMIT, DIFFERS, MISSING, EXTRA = (
-    "identical", "identical but the code commit", "differs", "missing in the rebuild", "not in the reference")
+MISSING, EXTRA = "missing in the rebuild", "not in the reference"   # with verify's IDENTICAL, SAME_BUT_COMMIT, DIFFERS
 WITHIN_NOISE, DIFFERENT = "within noise", "different"
 
 
@@ -81,18 +80,18 @@ def _metrics(path: Path) -> dict | None:
     if "pass@1" in data:
         return {"value": data["pass@1"], "se": data["stderr"], "n": data.get("problems")}
     if "score" in data:
-        return {"value": data["score"], "se": data.get("stderr"), "n": data.get("documents")}
+        return {"value": data["score"], "se": data.get("stderr"), "n": data.get("documents"),
+                "metric": data.get("metric")}
     return None
 
 
-def _units(path: Path) -> dict[str, float] | None:
+def _units(path: Path, metric: str | None) -> dict[str, float] | None:
     """The per-problem scores behind a metric (mean correctness over each problem's samples), or the
     per-document task scores: ids and numbers only, so a sealed set's text never leaves the run."""
     samples = path.with_suffix(".jsonl")
     if not samples.exists():
         return None
     per: dict[str, list[float]] = {}
-    metric = read_json(path).get("metric") if path.parent.parts[-4:-3] == ("tasks",) else None
     for record in iter_jsonl(samples):
         if "correct" in record:                       # an evaluation's sample
             per.setdefault(str(record["id"]), []).append(float(bool(record["correct"])))
@@ -132,7 +131,7 @@ def record(root: str | Path = ".") -> dict:
         found = _metrics(path)
         if found is not None:
             metrics[name] = found
-            per = _units(path)
+            per = _units(path, found.get("metric"))
             if per is not None:
                 units[name] = per
     return {"format": FORMAT, "commit": next((c for c in commits if len(c) >= 40), None), "machine": machine(),
@@ -210,11 +209,7 @@ def compare(reference: dict, root: str | Path = ".") -> dict:
             statuses[name] = SAME_BUT_COMMIT
         else:
             statuses[name] = DIFFERS
-    # a PDF counts as its source beside it (its compressed text holds the commit)
-    for name, status in list(statuses.items()):
-        sources = [statuses.get(str(Path(name).with_suffix(s))) for s in (".tex", ".svg")]
-        if status == DIFFERS and name.endswith(".pdf") and any(s in (IDENTICAL, SAME_BUT_COMMIT) for s in sources):
-            statuses[name] = SAME_BUT_COMMIT
+    pdfs_as_their_sources(statuses, DIFFERS)
     differing = {name for name, status in statuses.items() if status in (DIFFERS, MISSING)}
     first = sorted(name for name in differing if name in reference["files"]
                    and not any(i in differing for i in reference["files"][name]["inputs"]))

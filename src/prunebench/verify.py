@@ -398,8 +398,14 @@ def compare_runs(first: str | Path, second: str | Path) -> dict[str, str]:
         else:
             plain_a, plain_b = _without_commits(a, commits), _without_commits(b, commits)
             statuses[name] = SAME_BUT_COMMIT if plain_a is not None and plain_a == plain_b else DIFFERS
+    return pdfs_as_their_sources(statuses, DIFFERS)
+
+
+def pdfs_as_their_sources(statuses: dict[str, str], differs: str) -> dict[str, str]:
+    """A PDF whose text is compressed (so it holds the commit unreadably) counts as the same where
+    its source beside it does (the LaTeX of the paper, the SVG of a figure drawn with it)."""
     for name, status in list(statuses.items()):
         sources = [statuses.get(str(Path(name).with_suffix(suffix))) for suffix in (".tex", ".svg")]
-        if status == DIFFERS and name.endswith(".pdf") and any(s in (IDENTICAL, SAME_BUT_COMMIT) for s in sources):
+        if status == differs and name.endswith(".pdf") and any(s in (IDENTICAL, SAME_BUT_COMMIT) for s in sources):
             statuses[name] = SAME_BUT_COMMIT
     return statuses

@@ -278,8 +278,8 @@ def _layer_sparsities(allocation, layers, hidden, calls, spec: PruneSpec, run_de
         prefix, layer_device, linears = _enter_layer(layer, index, layers_path, run_device, device, skip)
         with _Collector(linears, "norms") as collector:
             _replay(layer, hidden, calls, index, layer_device, collector)
-        seen = {name: (linear_weight(module), collector.statistic(name)) for name, module in linears.items()
-                if collector.statistic(name) is not None}
+        seen = {name: (linear_weight(module), norms) for name, module in linears.items()
+                if (norms := collector.statistic(name)) is not None}
         scores.append(allocation.layer_score(seen, **options))
         del collector, seen
         hidden = _replay(layer, hidden, calls, index, layer_device)
