@@ -1,6 +1,7 @@
 # Set-up and the two promised commands. Everything lands in .venv; nothing outside the project.
 #   make report   build the environment, then run the whole paper DAG on the embedded default
 #   make test     build the environment, then run the test suite
+#   make reference  after `make report`: rewrite reference/default.json, the default's reference record
 #   make lock     re-resolve locks/*.txt (exact versions and sha256 hashes) and envs/*.yaml
 #   make container-test   build the CPU image with Podman and run a rule's command in it
 PYTHON ?= python3
@@ -15,7 +16,7 @@ KIND   ?= $(if $(shell command -v nvidia-smi 2>/dev/null),gpu,cpu)
 # find-links) costs one failed lookup where this index is unreachable.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: venv report test lint lock dry-run container-test clean
+.PHONY: venv report test reference lint lock dry-run container-test clean
 
 venv: $(STAMP)
 
@@ -35,6 +36,11 @@ report: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# The embedded default's reference record (reference/default.json), from a finished `make report`
+# in this clone: rewrite it when a commit changes a result on purpose, and commit it with the change.
+reference: report
+	$(BIN)/prunebench reference --run . --out reference/default.json
 
 lint: venv
 	$(BIN)/snakemake --lint

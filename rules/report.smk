@@ -1,5 +1,6 @@
 # Every table and figure of both papers (one rule per kind, keyed by the output registry), then the
-# HTML page, the LaTeX paper, the manifest and the reproducibility check.
+# HTML page, the LaTeX paper, the manifest, the rerun of a slice of jobs (verify) and the comparison
+# with a reference record of another run (reproduce).
 
 
 rule table:
@@ -57,6 +58,7 @@ rule render_report:
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
         calibration=[paths.calibration(m, r) for m, r in pb_grid.calibration_sets(config)],
         verify=paths.verify("reproducibility.json"),
+        reproduce=[paths.verify("reproduce.json")] if config["reference"] else [],
         templates=[REPORT_DIR / "templates" / name for name in ("_head.html.j2", "index.html.j2", "speed.html.j2", "paper.tex.j2")],
         paper=REPORT_DIR / "paper.yaml",
     output:
@@ -76,6 +78,25 @@ rule render_report:
         "prunebench report --config-json {params.config:q} --templates {params.templates} "
         "--paper {input.paper} --out-html {output.html} --out-tex {output.tex} "
         "--out-speed-html {output.speed} 2> {log}"
+
+
+rule reproduce:
+    input:
+        record=config["reference"] or [],
+        outputs=rules.render_report.input.outputs,
+        graded=rules.render_report.input.graded,
+        calibration=rules.render_report.input.calibration,
+    output:
+        paths.verify("reproduce.json"),
+    priority: LIGHT
+    log:
+        log_path("reproduce"),
+    conda:
+        CPU_ENV
+    container:
+        CPU_IMAGE
+    shell:
+        "prunebench reproduce --reference {input.record} --run . --out {output} --report-only 2> {log}"
 
 
 rule verify:

@@ -195,6 +195,12 @@ def test_a_missing_data_dir_is_an_error_unless_the_hub_is_allowed(tmp_path):
     pb_config.validate({**BASE, "data_dir": str(tmp_path), "allow_hub": False}, check_paths=True)
 
 
+def test_a_reference_record_that_is_not_there_is_named(tmp_path):
+    _refused({**BASE, "reference": str(tmp_path / "none.json")}, r"config\.reference: .*none\.json is not a file")
+    (tmp_path / "record.json").write_text("{}")
+    pb_config.validate({**BASE, "reference": str(tmp_path / "record.json")}, check_paths=True)
+
+
 def test_nested_override_strings_are_read_by_the_schema():
     config = {**copy.deepcopy(BASE), "evaluation": {"samples": "4", "temperature": "0.5",
                                                      "benchmarks": {"gsm8k": "3"}},

@@ -134,3 +134,57 @@ def test_a_missing_result_fails_and_the_record_keeps_no_text(recorded):
     assert "secret" not in json.dumps(record)   # ids and scores only: a sealed set's text never leaves the run
     assert record["units"]["results/eval/m/dense/none/wordproblems.json"]["p0"] == 0.5
     assert record["machine"]["torch_cpu_capability"] and record["machine"]["threads"] >= 1
+
+
+def _checkpoint(folder: Path, shift: float = 0.0) -> dict:
+    """A two-tensor checkpoint and the record prunebench prune writes of it; `shift` moves one weight
+    of the first tensor at a probed position."""
+    import torch
+    from safetensors.torch import save_file
+
+    from prunebench.provenance import checkpoint_fingerprint, probe_positions
+
+    weights = {"a.weight": torch.arange(48, dtype=torch.float32).reshape(6, 8) / 7,
+               "b.weight": -torch.ones(3, 5)}
+    if shift:
+        weights["a.weight"].view(-1)[probe_positions("model.safetensors:a.weight", 48)[2]] += shift
+    folder.mkdir(parents=True)
+    save_file(weights, str(folder / "model.safetensors"))
+    digests, probes = checkpoint_fingerprint(folder)
+    return {"method": "wanda-0.5", "weights_sha256": digests, "weight_probes": probes, "provenance": provenance([])}
+
+
+def test_weight_probes_are_the_values_at_positions_drawn_from_the_tensor_name(tmp_path):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from prunebench.provenance import PROBES, probe_positions
+
+    record = _checkpoint(tmp_path / "ckpt")
+    arrays = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
+    for name, array in arrays.items():
+        probe = record["weight_probes"][f"model.safetensors:{name}"]
+        flat = array.reshape(-1).astype(np.float64)
+        assert len(set(probe["at"])) == PROBES and probe["at"] == sorted(probe["at"]) and max(probe["at"]) < flat.size
+        assert probe["values"] == [flat[i] for i in probe["at"]]
+        assert probe["l2"] == pytest.approx(float(np.sqrt((flat ** 2).sum())), rel=1e-12)
+    assert probe_positions("x", 1000) == probe_positions("x", 1000) != probe_positions("y", 1000)
+    assert probe_positions("x", 3) == [0, 1, 2]
+
+
+def test_a_checkpoint_that_moved_names_its_tensors_and_the_largest_difference(recorded):
+    record, tmp = recorded
+    name = paths.sparsity_record("m", "wanda-0.5", "sgr")
+    for root, shift in ((tmp / "reference", 0.0), (tmp / "rebuild", 0.25)):
+        if not root.exists():
+            shutil.copytree(tmp / "reference", root)
+        write_json(root / name, _checkpoint(tmp / f"checkpoint-{root.name}", shift))
+    record = reference.record(tmp / "reference")
+    assert set(record["weights"][name]) == {"model.safetensors:a.weight", "model.safetensors:b.weight"}
+    result = reference.compare(record, tmp / "rebuild")
+    (moved,) = result["weights"]
+    assert moved["record"] == name and moved["differing"] == 1 and moved["at"] == "model.safetensors:a.weight"
+    assert moved["largest_probe_difference"] == pytest.approx(0.25)
+    assert 0 < moved["largest_relative_l2"] < 0.01
+    assert [d["path"] for d in result["first_divergences"]] == [name]
+    assert any("1 of 2 tensors differ" in line for line in reference.summary_lines(result))

@@ -450,3 +450,37 @@ def test_the_report_states_how_the_default_fits_its_budget(default_report):
            "(SSGR by SmolLM2-135M)" in scale
     tex = (default_report["root"] / paths.report("paper.tex")).read_text()
     assert "Table 5 compares recipes on a further model" in tex
+
+
+def test_the_comparison_with_a_reference_is_shown_and_a_difference_is_not_hidden(results):
+    """A reproduce.json with one table beyond noise: the page says the run did not reproduce, with
+    the evidence (made inert), the checkpoint that moved, and the metric beyond noise."""
+    from prunebench import reference
+
+    machine = {"cpu": "CPU <x>", "torch_cpu_capability": "AVX512", "threads": 2}
+    metric = "results/eval/m/wanda-0.5/sgr/wordproblems.json"
+    write_json(paths.verify("reproduce.json"), {
+        "reference_commit": "a" * 40, "rebuild_commit": "b" * 40, "reference_machine": machine,
+        "machine": {**machine, "torch_cpu_capability": "AVX2"},
+        "counts": {reference.IDENTICAL: 5, reference.DIFFERS: 2},
+        "first_divergences": [{"path": "results/pruned/m/wanda-0.5/sgr.json", "stage": "pruned", "status": "differs"}],
+        "weights": [{"record": "results/pruned/m/wanda-0.5/sgr.json", "tensors": 3, "differing": 1,
+                     "only_one_side": [], "largest_probe_difference": 2.5e-7, "at": "model.safetensors:w",
+                     "largest_relative_l2": 1e-8}],
+        "metrics": [{"metric": metric, "status": reference.DIFFERENT, "reference": 50.0, "rebuild": 75.0,
+                     "difference": 25.0, "se": 5.0, "z": 5.0, "how": "paired over 2 shared problems"}],
+        "outputs": [{"output": "table2", "verdict": reference.DIFFERENT, "evidence": [f"{metric}: {HOSTILE[:100]}"]},
+                    {"output": "table3", "verdict": reference.IDENTICAL, "evidence": []}],
+        "files": {}})
+    config = validate({"models": {"m": {"source": {"path": "/nonexistent"}}}, "calibration": {"recipes": ["sgr"]},
+                       "pruning": {"methods": ["wanda-0.5"]}, "experiments": {"figure4": {"methods": ["wanda-0.5"]}},
+                       "evaluation": {"benchmarks": {"wordproblems": 2}}, "reference": "reference.json"})
+    report.render(config, ".", ROOT / "report" / "templates", ROOT / "report" / "paper.yaml",
+                  paths.report("index.html"), paths.report("paper.tex"))
+    html = (results / paths.report("index.html")).read_text().split('id="reproduction"', 1)[1].split("<h2", 1)[0]
+    assert "This run did <strong>not</strong> reproduce" in html and "CPU &lt;x&gt;" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert f"<td class=\"label\">{OUTPUTS['table2'].label}</td><td class=\"label\">different</td>" in html
+    assert "1 of 3" in html and "2.5e-07 (model.safetensors:w)" in html and "+25.00 (5.0 SE" in html
+    tex = (results / paths.report("paper.tex")).read_text()
+    assert "This run did not reproduce" in tex and "\\input{/etc/passwd}" not in tex

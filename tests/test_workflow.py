@@ -465,6 +465,16 @@ def test_e2e_the_same_run_in_another_clone_writes_the_same_manifest(e2e, tiny_co
     assert set(result["files"].values()) == {reference.IDENTICAL} and not reference.failures(result)
     assert {v["output"] for v in result["outputs"]} == set(OUTPUTS) - {"lrm_speed", "lrm_tradeoff"}
     assert {v["verdict"] for v in result["outputs"]} == {reference.IDENTICAL}
+    # named in the config, the record makes the workflow compare and the report say so
+    record = other["work"] / "reference.json"
+    reference.write(e2e["work"], record)
+    done = snakemake("report", "--cores", "2", "--configfile", str(other["config"]),
+                     "--config", f"reference={record}", cwd=other["work"])
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    assert "reproduce" in done.stdout + done.stderr and "table2: identical" in done.stdout + done.stderr
+    html = (other["work"] / "results/report/index.html").read_text().split('id="reproduction"', 1)[1]
+    assert "This run reproduced" in html and html.count("<td class=\"label\">identical</td>") == len(result["outputs"])
+    assert "Against the reference record" in (other["work"] / "results/report/paper.tex").read_text()
 
 
 @pytest.mark.e2e

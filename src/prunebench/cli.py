@@ -22,7 +22,7 @@ from . import datasets, paths
 from .config import check_pruning_options, pruning_options, schema_default, schema_property
 from .io import (InputError, JobError, check_output_dir, check_output_file, iter_jsonl, mark_output_dir,
                  require_fields, write_json, write_jsonl)
-from .provenance import MEASURED_FIELDS, checkpoint_digest, provenance, sha256_file
+from .provenance import MEASURED_FIELDS, checkpoint_fingerprint, provenance, sha256_file
 from .pruning.spec import METHOD_NAMES
 
 log = logging.getLogger("prunebench")
@@ -299,7 +299,7 @@ def cmd_prune(args) -> None:
 def _checkpoint(args, record: dict, model=None):
     """The one way a job writes a checkpoint folder (prune, recover, a skipped cell): yields the
     staging folder for what the job writes there itself (an adapter), then saves the model with its
-    tokenizer files, records every weight's digest, and writes the record (sparsity.json, and
+    tokenizer files, records every weight's digest and probes, and writes the record (sparsity.json, and
     --record beside it) into the folder, renamed onto --out only when all of it is written."""
     from .io import atomic_dir
     from .models import copy_tokenizer_files, model_dir
@@ -309,7 +309,8 @@ def _checkpoint(args, record: dict, model=None):
         if model is not None:
             model.save_pretrained(staging)
             copy_tokenizer_files(model_dir(args.model), staging)
-            record["weights_sha256"] = checkpoint_digest(staging, leave_out=[paths.SPARSITY_FILE])
+            record["weights_sha256"], record["weight_probes"] = checkpoint_fingerprint(
+                staging, leave_out=[paths.SPARSITY_FILE])
         write_json(staging / paths.SPARSITY_FILE, record)
     if args.record:
         write_json(args.record, record)

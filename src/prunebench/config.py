@@ -189,6 +189,9 @@ def validate_recipe(spec: dict, where: str) -> dict:
 
 
 def _check_paths(config: dict, source: str) -> None:
+    if config["reference"] is not None and not Path(config["reference"]).is_file():
+        raise InputError(f"{source}: config.reference: {config['reference']} is not a file (from {Path.cwd()}); "
+                         f"name a reference record (`make reference` writes one), or null")
     data_dir = config["data_dir"]
     if config["allow_hub"]:
         return

@@ -46,18 +46,44 @@ def sha256_path(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_digest(folder: str | os.PathLike, leave_out: Iterable[str] = ()) -> dict[str, str]:
-    """sha256 of every weight tensor (its dtype, shape and bytes), as `file:tensor`, and of every other
-    file of a saved checkpoint, by relative path (hidden files and `leave_out` left out).
+PROBES = 8  # weight values a checkpoint's record keeps per tensor, at positions fixed by the tensor's name
 
-    A pruned checkpoint's record holds it and outlives the checkpoint, so `verify` checks a rerun's
-    weights exactly without keeping a full copy of the model until it runs. Tensors rather than
-    whole files, so that a safetensors header laid out another way is not taken for other weights.
+
+def probe_positions(name: str, numel: int, count: int = PROBES) -> list[int]:
+    """Where a tensor is probed: `count` flat indices drawn from the sha256 of its name, so two
+    machines probe the same places without agreeing on anything but the name and the shape."""
+    if numel <= count:
+        return list(range(numel))
+    seed = hashlib.sha256(name.encode()).digest()
+    positions, counter = [], 0
+    while len(positions) < count:
+        block = hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
+        counter += 1
+        for start in range(0, 32, 8):
+            index = int.from_bytes(block[start:start + 8], "little") % numel
+            if index not in positions and len(positions) < count:
+                positions.append(index)
+    return sorted(positions)
+
+
+def checkpoint_fingerprint(folder: str | os.PathLike, leave_out: Iterable[str] = ()) -> tuple[dict, dict]:
+    """A saved checkpoint's digests and weight probes.
+
+    Digests: sha256 of every weight tensor (its dtype, shape and bytes), as `file:tensor`, and of
+    every other file, by relative path (hidden files and `leave_out` left out). A pruned
+    checkpoint's record holds them and outlives the checkpoint, so `verify` checks a rerun's weights
+    exactly without keeping a full copy of the model until it runs. Tensors rather than whole files,
+    so that a safetensors header laid out another way is not taken for other weights.
+
+    Probes: per tensor, its values at a few fixed positions and its float64 L2 norm, so that a
+    rebuild on another machine whose digests differ learns by how much its weights differ (the
+    largest difference at the probes, the relative difference of the norms) without the reference's
+    checkpoint.
     """
     import torch
     from safetensors import safe_open
 
-    folder, digests = Path(folder), {}
+    folder, digests, probes = Path(folder), {}, {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         parts = path.relative_to(folder).parts
         relative = "/".join(parts)
@@ -69,10 +95,21 @@ def checkpoint_digest(folder: str | os.PathLike, leave_out: Iterable[str] = ()) 
         with safe_open(str(path), framework="pt") as tensors:
             for name in sorted(tensors.keys()):
                 tensor = tensors.get_tensor(name).contiguous()
+                key = f"{relative}:{name}"
                 digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
                 digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-                digests[f"{relative}:{name}"] = digest.hexdigest()
-    return digests
+                digests[key] = digest.hexdigest()
+                flat = tensor.reshape(-1)
+                if flat.is_floating_point():
+                    at = probe_positions(key, flat.numel())
+                    probes[key] = {"at": at, "values": flat[at].double().tolist(),
+                                   "l2": float(torch.linalg.vector_norm(flat.double()))}
+    return digests, probes
+
+
+def checkpoint_digest(folder: str | os.PathLike, leave_out: Iterable[str] = ()) -> dict[str, str]:
+    """sha256 of every weight tensor and every other file of a saved checkpoint (checkpoint_fingerprint)."""
+    return checkpoint_fingerprint(folder, leave_out)[0]
 
 
 def portable(path: str | os.PathLike) -> str:

@@ -7,12 +7,14 @@ sha256 of its text with the code commit set aside (so a rebuild at another commi
 where only the commit differs), each result's inputs as its provenance names them (the DAG, so that
 a difference can be traced to the first stage where it appears), every metric with its standard
 error, the per-problem verdicts and per-document task scores (ids and scores only: nothing of a
-sealed set's text), and the machine that made it (CPU, the kernels PyTorch chose, threads,
+sealed set's text), each pruned checkpoint's tensor digests and weight probes (values at fixed
+positions, and norms), and the machine that made it (CPU, the kernels PyTorch chose, threads,
 versions).
 
 `prunebench reproduce` compares a run with it: how many results are byte-identical or identical
 but the commit, which differ, and of those the first divergences (a differing result whose own
-inputs all match: a calibration set, a pruned model's record, an evaluation), each metric's
+inputs all match: a calibration set, a pruned model's record, an evaluation), for a pruned
+checkpoint that differs the tensors that do and the largest weight difference, each metric's
 difference in standard errors, paired over the same problems where both sides have them, and a
 verdict per table and figure of the registry: identical, within noise (every metric behind it
 within Z paired standard errors) or different, with the evidence. Nothing that differs is called
@@ -100,11 +102,21 @@ def _units(path: Path, metric: str | None) -> dict[str, float] | None:
     return {key: sum(values) / len(values) for key, values in per.items()} or None
 
 
-def _inputs(root: Path, path: Path, name: str, beside, outputs: list[str]) -> list[str]:
+def _weights(path: Path) -> dict | None:
+    """A pruned or recovered checkpoint's record: its tensors' digests and probes (the checkpoint itself
+    is gone once evaluated; its record stays beside where it was)."""
+    if path.suffix != ".json" or path.parent.parent.parent.name != "pruned":
+        return None
+    data = read_json(path)
+    if "weights_sha256" not in data:
+        return None
+    probes = data.get("weight_probes", {})
+    return {tensor: {"sha256": digest, **probes.get(tensor, {})} for tensor, digest in data["weights_sha256"].items()}
+
+
+def _inputs(path: Path, name: str, beside, outputs: list[str]) -> list[str]:
     """The results a result was made from: its provenance's inputs; a table's CSV or a figure's
-    SVG and PDF, those of the JSON written beside it; the report's pages, every table and figure."""
-    if name.startswith(paths.report("")):
-        return sorted(f for f in outputs if (root / f).exists())
+    SVG and PDF, those of the JSON written beside it."""
     prov = _provenance_of(path, beside)
     if prov is None and name in outputs and path.with_suffix(".json").exists():
         prov = _provenance_of(path.with_suffix(".json"), beside)
@@ -118,24 +130,27 @@ def record(root: str | Path = ".") -> dict:
     if not files:
         raise InputError(f"{root / paths.RESULTS}: no results to record (run `snakemake report` first)")
     commits = sorted(_commits(root, files), key=len, reverse=True)
-    entries, metrics, units = {}, {}, {}
+    entries, metrics, units, weights = {}, {}, {}, {}
     beside = functools.cache(lambda record: read_json(record).get("provenance"))
     outputs = [f for output in OUTPUTS.values() for f in output.files().values()]
     for path in files:
         name = str(path.relative_to(root))
-        if name == paths.MANIFEST:
-            continue
+        if name == paths.MANIFEST or name.startswith(paths.report("")):
+            continue   # the report renders the tables and figures compared one by one, and holds this comparison
         plain = _without_commits(path, commits)
         entries[name] = {"sha256": _sha(path.read_bytes()), "plain": _sha(plain) if plain is not None else None,
-                         "inputs": _inputs(root, path, name, beside, outputs)}
+                         "inputs": _inputs(path, name, beside, outputs)}
         found = _metrics(path)
         if found is not None:
             metrics[name] = found
             per = _units(path, found.get("metric"))
             if per is not None:
                 units[name] = per
+        tensors = _weights(path)
+        if tensors is not None:
+            weights[name] = tensors
     return {"format": FORMAT, "commit": next((c for c in commits if len(c) >= 40), None), "machine": machine(),
-            "files": entries, "metrics": metrics, "units": units}
+            "files": entries, "metrics": metrics, "units": units, "weights": weights}
 
 
 def write(root: str | Path, out: str | Path) -> dict:
@@ -222,7 +237,29 @@ def compare(reference: dict, root: str | Path = ".") -> dict:
                        for status in (IDENTICAL, SAME_BUT_COMMIT, DIFFERS, MISSING, EXTRA)},
             "first_divergences": [{"path": name, "status": statuses[name], "stage": _stage(name)} for name in first],
             "metrics": list(changes.values()), "outputs": _output_verdicts(reference, statuses, changes),
+            "weights": [_weight_change(name, tensors, ours["weights"].get(name, {}))
+                        for name, tensors in sorted(reference.get("weights", {}).items())
+                        if statuses.get(name) == DIFFERS and name in ours["weights"]],
             "files": statuses}
+
+
+def _weight_change(name: str, reference: dict, ours: dict) -> dict:
+    """How far a checkpoint's weights moved, from its record alone: the tensors whose digests differ,
+    the largest difference at their probes (same positions on both sides), and the largest relative
+    difference of their L2 norms."""
+    differing = sorted(t for t in reference if t in ours and reference[t]["sha256"] != ours[t]["sha256"])
+    largest, where, norm = 0.0, None, 0.0
+    for tensor in differing:
+        ref, mine = reference[tensor], ours[tensor]
+        if ref.get("at") is not None and ref.get("at") == mine.get("at"):
+            gap = max((abs(a - b) for a, b in zip(ref["values"], mine["values"])), default=0.0)
+            if gap > largest or where is None:
+                largest, where = gap, tensor
+        if ref.get("l2") and mine.get("l2") is not None:
+            norm = max(norm, abs(mine["l2"] - ref["l2"]) / ref["l2"])
+    return {"record": name, "tensors": len(reference), "differing": len(differing),
+            "only_one_side": sorted(set(reference) ^ set(ours)),
+            "largest_probe_difference": largest if differing else 0.0, "at": where, "largest_relative_l2": norm}
 
 
 def _stage(name: str) -> str:
@@ -295,6 +332,11 @@ def summary_lines(result: dict) -> list[str]:
              "; ".join(f"{n} {status}" for status, n in counts.items() if n)]
     for item in result["first_divergences"]:
         lines.append(f"first divergence: {item['path']} ({item['stage']}: {item['status']})")
+    for change in result.get("weights", []):
+        lines.append(f"{change['record']}: {change['differing']} of {change['tensors']} tensors differ; largest "
+                     f"difference at the probes {change['largest_probe_difference']:.3g} ({change['at']}), largest "
+                     f"relative L2 difference {change['largest_relative_l2']:.3g}"
+                     + (f"; {len(change['only_one_side'])} tensors on one side only" if change["only_one_side"] else ""))
     for change in result["metrics"]:
         lines.append(f"{change['metric']}: {change['status']}: {_describe(change)}")
     for verdict in result["outputs"]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from . import paths
+from . import paths, reference
 from .grading import FILTER_REASONS
 from .grid import benchmarks, calibration_sets
 from .io import iter_jsonl, read_json, write_text
@@ -278,6 +278,26 @@ def _reproducibility(root: Path, report_dir: str) -> list[dict]:
     return rows
 
 
+def _reproduction(root: Path, report_dir: str) -> dict | None:
+    """This run against the reference record (`prunebench reproduce`, written by the workflow where
+    the config names a record): counts, the verdict per table and figure, where results diverge."""
+    path = root / paths.verify("reproduce.json")
+    if not path.exists():
+        return None
+    result = read_json(path)
+    outputs = {output.name: output for output in OUTPUTS.values()}
+    return {"reference_commit": result["reference_commit"], "reference_machine": result["reference_machine"],
+            "machine": result["machine"], "counts": {k: v for k, v in result["counts"].items() if v},
+            "outputs": [{**v, "label": outputs[v["output"]].label if v["output"] in outputs else v["output"]}
+                        for v in result["outputs"]],
+            "reproduced": all(v["verdict"] != reference.DIFFERENT for v in result["outputs"])
+            and not reference.failures(result),
+            "first_divergences": result["first_divergences"], "weights": result.get("weights", []),
+            "metrics_beyond_noise": [m for m in result["metrics"] if m["status"] != reference.WITHIN_NOISE],
+            "metrics_within_noise": sum(m["status"] == reference.WITHIN_NOISE for m in result["metrics"]),
+            "z": reference.Z, "href": _rel(str(path), report_dir)}
+
+
 def _row_files(root: Path, row: dict, benches: list[str], report_dir: str) -> tuple[dict, list]:
     """Where a table row's numbers come from: each benchmark's metrics (its cell links there), and
     the calibration set and pruned checkpoint's sparsity record behind the row (or the dense model)."""
@@ -389,6 +409,7 @@ def context(config: dict, root: str | Path, paper_numbers: dict, parts: dict[str
         "filters": _filter_counts(config, root),
         "run_notes": run_notes(config),
         "reproducibility": _reproducibility(root, report_dir),
+        "reproduction": _reproduction(root, report_dir),
         "filter_reasons": FILTER_REASONS,
         "calibration": _calibration_summaries(config, root),
         "code_commit": code_commit(),
