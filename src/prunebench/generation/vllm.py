@@ -1,4 +1,5 @@
-"""The vLLM backend (GPU): the same requests and seeds, with prefix caching across a prompt's samples.
+"""The vLLM backend (GPUs, and vLLM's CPU build): the same requests and seeds, with prefix caching
+across a prompt's samples.
 
 Prompts go in as token ids tokenized here, so vLLM adds no second BOS to a prompt whose chat
 template already wrote one.
@@ -6,7 +7,7 @@ template already wrote one.
 
 from __future__ import annotations
 
-from ..models import load_tokenizer, model_dir, require_vllm_servable
+from ..models import load_tokenizer, model_dir, require_vllm_servable, vllm_cpu_arguments
 from ..prompts import PROMPT_TOO_LONG
 from . import Completion, Request, Sampling, fits
 
@@ -21,7 +22,8 @@ class VLLMBackend:
         self.tokenizer = load_tokenizer(model)
         self.max_model_len = entry["max_model_len"]
         self.llm = LLM(model=str(model_dir(model)), dtype=entry["dtype"], max_model_len=entry["max_model_len"],
-                       tensor_parallel_size=entry["tensor_parallel"], enable_prefix_caching=True, seed=0)
+                       tensor_parallel_size=entry["tensor_parallel"], enable_prefix_caching=True, seed=0,
+                       **vllm_cpu_arguments())
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[Completion]:
         from vllm import SamplingParams

@@ -266,16 +266,16 @@ def _hf_lm(model, entry: dict, batch_size: int, device, loglikelihood_batch_size
 def vllm_arguments(model, entry: dict, batch_size: int, tensor_parallel: int, seed: int) -> dict:
     """lm-eval's vLLM model type's arguments: the checkpoint directory (a standard architecture
     vLLM serves), read in place; no second copy of the weights is written."""
-    from ..models import model_dir, require_vllm_servable
+    from ..models import model_dir, require_vllm_servable, vllm_cpu_arguments
 
     require_vllm_servable(model)
     return {"pretrained": str(model_dir(model)), "dtype": entry.get("dtype", "bfloat16"),
             "tensor_parallel_size": tensor_parallel, "batch_size": batch_size,
-            "max_model_len": entry.get("max_model_len"), "seed": seed}
+            "max_model_len": entry.get("max_model_len"), "seed": seed, **vllm_cpu_arguments()}
 
 
 def _vllm_lm(model, entry: dict, batch_size: int, tensor_parallel: int, seed: int):
-    """lm-eval's vLLM model type on GPUs (the entry's backend: vllm)."""
+    """lm-eval's vLLM model type (the entry's backend: vllm), on GPUs or vLLM's CPU build."""
     from lm_eval.models.vllm_causallms import VLLM
 
     return VLLM(**vllm_arguments(model, entry, batch_size, tensor_parallel, seed))
