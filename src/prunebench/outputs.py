@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import paths, study, suite, tables
+from . import budget, paths, study, suite, tables
 from .grid import ALL_FIGURES, ALL_TABLES
 
 EXTENSIONS = {"table": ("csv", "json"), "figure": ("svg", "pdf", "json")}
-FIRST, SECOND = "Think Before You Prune", "From LLMs to LRMs"
+FIRST, SECOND, BEYOND = "Think Before You Prune", "From LLMs to LRMs", "Beyond the papers"
 # (the config as `reads` gives it, the output's files by extension, the results' root)
 Writer = Callable[[dict, dict, Path], None]
 
@@ -148,11 +148,36 @@ _SECOND_PAPER = [
     _study("figure", "tradeoff", "Accuracy against speed (LLMs to LRMs)", "lrm_tradeoff"),
 ]
 
+# ---------------------------------------------------------------- beyond the papers: the thinking budget
+
+def _budget(name: str, kind: str, label: str, about: str, write: Writer, part: str) -> Output:
+    """An output of the thinking-budget axis (prunebench.budget): every evaluated cell's samples."""
+    return Output(name, kind, BEYOND, label, about, budget.inputs, budget.config_read, write, part, "budget")
+
+
+_BEYOND = [
+    _budget("budget", "table", "Accuracy along the thinking budget",
+            "Every evaluated cell graded at a ladder of token budgets (a quarter, half, three quarters and all of "
+            "the evaluation's max_new_tokens) from the one generation it already made: a response not finished "
+            "within a budget counts as wrong there.", budget.write_accuracy_table, "budget"),
+    _budget("budget_curve", "figure", "pass@1 against the token budget",
+            "pass@1 against the token budget for Table 2's cells, per model and benchmark (dashed: the dense model).",
+            budget.write_accuracy_figure, "budget_figure"),
+    _budget("tokens_to_answer", "table", "Tokens to an answer, pruned against dense",
+            "For every pruned cell, the mean length of its correct responses per problem minus its dense model's, "
+            "over the problems both solve (paired, with its standard error), and whether it is longer, shorter or "
+            "not separable.", budget.write_tokens_table, "tokens_to_answer"),
+    _budget("tokens_distribution", "figure", "Response lengths, dense against pruned",
+            "The cumulative distribution of response lengths for Table 2's cells, correct responses and all.",
+            budget.write_tokens_figure, "budget_figure"),
+]
+
 # In the order the report shows them.
 OUTPUTS: dict[str, Output] = {o.name: o for o in [
     *(_first_paper("table", n) for n in ALL_TABLES),
     *(_first_paper("figure", n) for n in ALL_FIGURES),
     *_SECOND_PAPER,
+    *_BEYOND,
 ]}
 
 
