@@ -264,6 +264,12 @@ def test_e2e_builds_the_report(e2e):
     for n in range(1, 6):
         assert f'id="figure{n}"' in html
     assert "<svg" in html and "Table 3 is not part of this run" in html and "not yet built" not in html
+    # beyond the papers: the first paper's claims as verdicts, and the thinking-budget axis
+    claims = json.loads((work / "results/tables/first_findings.json").read_text())["rows"]
+    assert [c["claim"] for c in claims] == list(range(1, 9)) and claims[0]["n"] > 0
+    assert 'id="first_findings"' in html and 'id="budget"' in html and 'id="tokens_to_answer"' in html
+    ladder = json.loads((work / "results/tables/budget.json").read_text())
+    assert ladder["budgets"] == [6, 12, 18, 24] and all(r["problems"] > 0 for r in ladder["rows"])
 
 
 @pytest.mark.e2e

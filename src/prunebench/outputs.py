@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import budget, paths, study, suite, tables
+from . import budget, findings, paths, study, suite, tables
 from .grid import ALL_FIGURES, ALL_TABLES
 
 EXTENSIONS = {"table": ("csv", "json"), "figure": ("svg", "pdf", "json")}
@@ -81,6 +81,14 @@ def _first_paper(kind: str, number: int) -> Output:
              "beside it records the provenance of every number drawn.")
     return Output(f"{kind}{number}", kind, FIRST, f"{kind.capitalize()} {number}", f"{about} ({spec.subject}.)",
                   needs, tables.table_config, write, f"first_{kind}", f"first_{kind}s")
+
+
+FIRST_FINDINGS = Output(
+    "first_findings", "table", FIRST, "Findings (Think Before You Prune)",
+    f"The claims of *{FIRST}* that its tables support, each computed from this run's rows as a paired difference "
+    "of per-problem pass@1 between two calibration recipes, with its standard error and a verdict (holds, "
+    "reversed, not separable at this scale, not in this run).",
+    findings.inputs, tables.table_config, findings.write_table, "first_findings", "first_findings")
 
 
 # ---------------------------------------------------------------- the second paper: From LLMs to LRMs
@@ -176,6 +184,7 @@ _BEYOND = [
 OUTPUTS: dict[str, Output] = {o.name: o for o in [
     *(_first_paper("table", n) for n in ALL_TABLES),
     *(_first_paper("figure", n) for n in ALL_FIGURES),
+    FIRST_FINDINGS,
     *_SECOND_PAPER,
     *_BEYOND,
 ]}
