@@ -485,3 +485,15 @@ def test_the_comparison_with_a_reference_is_shown_and_a_difference_is_not_hidden
     assert "1 of 3" in html and "2.5e-07 (model.safetensors:w)" in html and "+25.00 (5.0 SE" in html
     tex = (results / paths.report("paper.tex")).read_text()
     assert "This run did not reproduce" in tex and "\\input{/etc/passwd}" not in tex
+
+
+def test_columns_whose_dense_accuracy_is_within_two_standard_errors_are_too_small_to_read():
+    from prunebench.tables import too_small_to_read
+
+    rows = [{"model": "m", "method": "dense", "gsm8k": 25.0, "gsm8k_se": 11.2, "aime": 0.0, "aime_se": None,
+             "wordproblems": 50.0, "wordproblems_se": 12.9, "math500": 100.0, "math500_se": None},
+            {"model": "m", "method": "wanda-0.5", "gsm8k": 0.0, "gsm8k_se": 0.0}]
+    found = [c["benchmark"] for c in too_small_to_read(rows, ["wordproblems", "gsm8k", "aime", "math500"])]
+    assert found == ["aime", "math500"]   # 25 >= 2 x 11.2, 50 >= 2 x 12.9; no standard error: nothing to read
+    rows[0]["gsm8k_se"] = 12.6
+    assert [c["benchmark"] for c in too_small_to_read(rows, ["gsm8k"])] == ["gsm8k"]   # 25 < 2 x 12.6

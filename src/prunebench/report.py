@@ -25,7 +25,7 @@ from .lmeval.tasks.mirror import SEALED_TASKS
 from .outputs import FIRST, OUTPUTS, Output
 from .provenance import code_commit, package_versions
 from .suite import TABLE as TASK_TABLE
-from .tables import benchmark_label, fmt, method_label, model_label, recipe_label, run_notes
+from .tables import benchmark_label, fmt, method_label, model_label, recipe_label, run_notes, too_small_to_read
 
 MAX_EXCERPT = 600
 RESPONSE_LENGTH_TABLE = "table2"  # the rows whose response lengths the report tabulates beside Figure 5
@@ -352,7 +352,7 @@ def _first_paper_table(config: dict, root: Path, report_dir: str, entry: dict, p
     if published:  # the paper's caption goes with the paper's numbers; ours says what this run holds
         published = {**published, "rows": [{"label": _published_label(config, r), "values": r["values"]}
                                            for r in published["rows"]]}
-    entry.update(published=published, beside=beside,
+    entry.update(published=published, beside=beside, too_small=too_small_to_read(entry["rows"], entry["benchmarks"]),
                  benchmark_labels=[benchmark_label(b) for b in entry["benchmarks"]])
 
 

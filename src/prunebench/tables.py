@@ -30,6 +30,25 @@ def benchmark_label(name: str) -> str:
     return DATASETS[name].shown if name in DATASETS else name
 
 
+READABLE_Z = 2.0   # a column is read where its dense model's pass@1 is at least this many standard errors
+
+
+def too_small_to_read(rows: list[dict], benchmarks: list[str]) -> list[dict]:
+    """The columns of a table whose dense model's pass@1 is less than READABLE_Z standard errors
+    (or has none): there a pruned row's difference from the dense model cannot be read."""
+    out = []
+    for row in rows:
+        if row.get("method") != paths.DENSE:
+            continue
+        for bench in benchmarks:
+            value, se = row.get(bench), row.get(f"{bench}_se")
+            if value is None or se is None or (isinstance(se, float) and math.isnan(se)) or value < READABLE_Z * se \
+                    or value == 0:
+                out.append({"model": row["model"], "benchmark": bench, "label": benchmark_label(bench),
+                            "value": value, "se": se})
+    return out
+
+
 def method_label(method: str) -> str:
     """`sparsegpt-0.5` -> SparseGPT 50%, `wanda-2of4` -> Wanda 2:4, `shortgpt-0.2+aligned` ->
     ShortGPT 20% + aligned (recovered as config recovery.aligned says)."""
