@@ -1,5 +1,6 @@
 """What a result does not depend on, measured on the tiny model through prunebench's own commands,
-each in a fresh process as the workflow runs it; docs/reproducing.md states what they find.
+each in a fresh process as the workflow runs it; docs/reproducing.md states what they find, and
+bench/invariance.py measures the same on a real model.
 
 - the generation batch (1 against 8) and the order of the requests: byte-identical responses;
 - threads (1 against 2): byte-identical pruned weights, responses and task records;

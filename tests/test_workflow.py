@@ -74,7 +74,7 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
     assert counts["prepare_model"] == len(config["models"]) and counts["prune"] == len(pruned)
     assert counts.get("recover", 0) == len(recovered)
     assert counts["evaluate"] == models + len(pruned) + len(recovered)
-    assert counts["table"] == len(names("table")) == 14 and counts["figure"] == len(names("figure")) == 9
+    assert counts["table"] == len(names("table")) == 17 and counts["figure"] == len(names("figure")) == 11
     assert counts["render_report"] == 1
 
 
