@@ -22,6 +22,7 @@ INTEGRATION_MODULES = {
     "test_adaptive", "test_cli", "test_depth", "test_dynamic", "test_faults", "test_generation", "test_livecodebench",
     "test_llm_pruner", "test_lmeval", "test_recovery", "test_report", "test_sandbox", "test_scheduling",
     "test_slicegpt", "test_slurm", "test_speed", "test_verify", "test_vllm", "test_vllm_cpu", "test_workflow",
+    "test_invariance",
 }
 
 

@@ -10,9 +10,9 @@ bench/invariance.py measures the same on a real model.
   log-likelihoods within LOGLIKELIHOOD_TOLERANCE;
 - lm-eval's log-likelihood batch (1 against 8): the same, within LOGLIKELIHOOD_TOLERANCE.
 
-These hold on the tiny model; on the embedded model SparseGPT's masks change with the thread count
-and both methods' with the kernel set (bench/invariance.py, docs/reproducing.md), so the pruning
-rows here guard the tiny model's behaviour, not a promise at scale.
+These hold on the tiny model. On the embedded model both methods' masks move with the kernel set,
+and SparseGPT's moved with the thread count until its sums ran on one thread (bench/invariance.py,
+docs/reproducing.md).
 
 Responses that are byte-identical here are so because no sampled draw fell within the logits'
 last-bit differences of a token's boundary: measured, not guaranteed, where a kernel sums in

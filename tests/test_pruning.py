@@ -597,3 +597,23 @@ def test_the_spelling_a_config_error_suggests_is_accepted():
         pb_config.validate({**base, "pruning": {"methods": ["sparsegpt-.00001"]}})
     config = pb_config.validate({**base, "pruning": {"methods": ["sparsegpt-0.00001"]}})
     assert config["pruning"]["methods"] == ["sparsegpt-0.00001"]
+
+
+def test_sparsegpts_sums_run_on_one_thread_whatever_the_jobs_threads():
+    """BLAS and LAPACK sum in an order that follows the threads, and SparseGPT's masks followed it on
+    the embedded model (docs/reproducing.md): its Hessian, factor and updates run on one thread."""
+    import torch
+
+    from prunebench.pruning import sparsegpt
+    from prunebench.pruning.driver import InputStatistic
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        sparsegpt.one_thread(lambda: seen.append(torch.get_num_threads()))()
+        assert seen == [1] and torch.get_num_threads() == 2
+        for function in (sparsegpt.prepare, sparsegpt.prune, InputStatistic.add):
+            assert function.__wrapped__ is not None   # each runs through one_thread
+    finally:
+        torch.set_num_threads(before)

@@ -29,6 +29,7 @@ from ..provenance import MEASURED_FIELDS  # noqa: F401  (the report's fields tha
 from .magnitude import satisfies_nm
 from .methods import METHODS, PruneSpec
 from .passes import capture_inputs, device_of, input_device, move_outside, restore, run_layer
+from .sparsegpt import one_thread
 
 
 DEFAULTS = pruning_defaults()
@@ -63,6 +64,7 @@ class InputStatistic:
             self._mirrored = True
         return self._value
 
+    @one_thread   # the Hessian's sums in one order whatever the threads (sparsegpt.one_thread)
     def add(self, x: torch.Tensor) -> None:
         x = x.detach().reshape(-1, x.shape[-1])
         for start in range(0, x.shape[0], self.CHUNK_TOKENS):

@@ -71,6 +71,26 @@ def inverse_cholesky(hessian: torch.Tensor, percdamp: float, *, log=print, max_r
 MASK_SELECTIONS = tuple(schema_property("pruning", "mask_selection")["enum"])
 
 
+def one_thread(function):
+    """Run `function` on one CPU thread: SparseGPT's sums (the Hessian's X^T X, its Cholesky factor and
+    inverse, the blocked updates) run in BLAS and LAPACK, whose summation order follows the thread
+    count, and a last-bit change moves a weight across its row's threshold and every correction after
+    it (measured on the embedded model: 1 against 2 threads left 5% of the weights pruned on one side
+    only). The model's forward passes, whose results did not change with the threads, keep them all."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapped(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapped
+
+
+@one_thread
 def prepare(hessian: torch.Tensor, *, percdamp: float = DEFAULTS["percdamp"], log=print, name: str = "",
             max_damping_raises: int = MAX_DAMPING_RAISES, device=None, **options) -> dict:
     """The inverse-Hessian factor once per Hessian: {"factor": (Hinv factor, dead columns, damping, raises)}.
@@ -84,6 +104,7 @@ def prepare(hessian: torch.Tensor, *, percdamp: float = DEFAULTS["percdamp"], lo
     return {"factor": (Hinv, dead, damping, raised)}
 
 
+@one_thread
 def prune(weight: torch.Tensor, hessian: torch.Tensor, spec, *, blocksize: int = DEFAULTS["blocksize"],
           percdamp: float = DEFAULTS["percdamp"], log=print, info: dict | None = None, name: str = "",
           max_damping_raises: int = MAX_DAMPING_RAISES, mask_selection: str = DEFAULTS["mask_selection"],
