@@ -22,9 +22,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import paths
-from .evaluation import finite
+from .evaluation import mean_and_se, pass_at_1
 from .grid import Row, cell_benchmarks, required_rows
-from .io import iter_jsonl, write_json, write_text
+from .io import iter_jsonl, write_json
 from .provenance import provenance
 
 LADDER = (0.25, 0.5, 0.75, 1.0)   # budgets as fractions of evaluation.max_new_tokens
@@ -43,17 +43,10 @@ def correct_within(sample: dict, budget: int) -> bool:
 
 
 def accuracy_at(samples: list[dict], budget: int) -> tuple[float, float, int]:
-    """pass@1 in % at a budget (mean over problems of their samples' accuracy), its standard error
-    over problems, and the number of problems."""
-    per: dict[str, list[bool]] = defaultdict(list)
-    for sample in samples:
-        per[str(sample["id"])].append(correct_within(sample, budget))
-    accuracies = [sum(v) / len(v) for v in per.values()]
-    if not accuracies:
-        return math.nan, math.nan, 0
-    mean = 100.0 * statistics.fmean(accuracies)
-    se = 100.0 * statistics.stdev(accuracies) / math.sqrt(len(accuracies)) if len(accuracies) > 1 else math.nan
-    return mean, se, len(accuracies)
+    """pass@1 in % at a budget and its standard error over problems (evaluation.pass_at_1 with each
+    sample correct only within the budget), and the number of problems."""
+    value, se = pass_at_1([{**s, "correct": correct_within(s, budget)} for s in samples])
+    return value, se, len({s["id"] for s in samples})
 
 
 def tokens_to_answer(samples: list[dict]) -> dict[str, float]:
@@ -68,13 +61,10 @@ def tokens_to_answer(samples: list[dict]) -> dict[str, float]:
 def paired_difference(dense: dict[str, float], pruned: dict[str, float]) -> dict:
     """Pruned minus dense tokens-to-answer over the problems both solve: mean, standard error, n,
     and a verdict that claims a direction only beyond Z standard errors."""
-    shared = sorted(set(dense) & set(pruned))
-    differences = [pruned[p] - dense[p] for p in shared]
+    differences = [pruned[p] - dense[p] for p in sorted(set(dense) & set(pruned))]
+    mean, se = mean_and_se(differences)
     if len(differences) < 2:
-        mean = differences[0] if differences else math.nan
-        return {"difference": mean, "se": math.nan, "problems": len(differences), "verdict": TOO_FEW}
-    mean = statistics.fmean(differences)
-    se = statistics.stdev(differences) / math.sqrt(len(differences))
+        return {"difference": mean, "se": se, "problems": len(differences), "verdict": TOO_FEW}
     if se == 0:
         verdict = NOT_SEPARABLE if mean == 0 else (LONGER if mean > 0 else SHORTER)
     else:
@@ -166,38 +156,29 @@ def _provenance(config: dict, root: Path):
     return provenance([root / path for _, _, path in _samples_files(config) if (root / path).exists()])
 
 
-def _csv(rows: list[dict]) -> str:
-    import pandas as pd
-
-    frame = pd.DataFrame([{k: ",".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows])
-    return frame.to_csv(index=False, float_format="%.4f")
-
-
 def write_accuracy_table(config: dict, files: dict, root: Path) -> None:
-    out_csv, out_json = files["csv"], files["json"]
-    rows, prov = accuracy_rows(config, root), _provenance(config, root)
-    ladder = budgets(config["evaluation"]["max_new_tokens"])
-    write_text(out_csv, "# " + json.dumps({"table": "budget", "provenance": prov}, sort_keys=True) + "\n" + _csv(rows))
-    write_json(out_json, finite({
+    from .tables import write_rows
+
+    rows, ladder = accuracy_rows(config, root), budgets(config["evaluation"]["max_new_tokens"])
+    write_rows(files, "budget", rows, {
         "status": "built" if rows else "not part of this run", "budgets": ladder, "fractions": list(LADDER),
         "caption": (f"pass@1 in % of every evaluated cell at budgets of {', '.join(map(str, ladder))} tokens "
                     f"({', '.join(f'{f:g}' for f in LADDER)} of the evaluation's {config['evaluation']['max_new_tokens']}), "
                     "from the one generation each cell already made: a sample counts as correct at a budget only if "
-                    "it was correct and finished within it. ± is the standard error over problems."),
-        "rows": rows, "provenance": prov}))
+                    "it was correct and finished within it. ± is the standard error over problems.")},
+        _provenance(config, root))
 
 
 def write_tokens_table(config: dict, files: dict, root: Path) -> None:
-    out_csv, out_json = files["csv"], files["json"]
-    rows, prov = token_rows(config, root), _provenance(config, root)
-    write_text(out_csv, "# " + json.dumps({"table": "tokens_to_answer", "provenance": prov}, sort_keys=True) + "\n"
-               + _csv(rows))
-    write_json(out_json, finite({
+    from .tables import write_rows
+
+    rows = token_rows(config, root)
+    write_rows(files, "tokens_to_answer", rows, {
         "status": "built" if rows else "not part of this run", "z": Z,
         "caption": ("Tokens to an answer: for every pruned cell, its correct responses' mean length per problem minus "
                     "its dense model's, over the problems both solve (paired, ± its standard error); longer or shorter "
-                    f"only beyond {Z:g} standard errors, and too few problems where fewer than two are solved by both."),
-        "rows": rows, "provenance": prov}))
+                    f"only beyond {Z:g} standard errors, and too few problems where fewer than two are solved by both.")},
+        _provenance(config, root))
 
 
 # ---------------------------------------------------------------- figures

@@ -28,6 +28,14 @@ def pass_at_1(samples: list[dict]) -> tuple[float, float]:
     return mean, stderr
 
 
+def mean_and_se(values: list[float]) -> tuple[float, float]:
+    """Mean of `values` and its standard error (NaN where there are too few for either)."""
+    if not values:
+        return math.nan, math.nan
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return statistics.fmean(values), se
+
+
 def length_stats(samples: list[dict]) -> dict:
     tokens = [s["tokens"] for s in samples]
     correct = [s["tokens"] for s in samples if s["correct"]]

@@ -16,17 +16,15 @@ its recipes otherwise gets the same claims.
 
 from __future__ import annotations
 
-import json
 import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import paths
-from .evaluation import finite, per_problem_accuracy
+from .evaluation import mean_and_se, per_problem_accuracy
 from .grid import Row, required_rows, table_benchmarks
-from .io import iter_jsonl, write_json, write_text
+from .io import iter_jsonl
 from .provenance import provenance
 from .pruning.spec import parse_method
 
@@ -101,10 +99,9 @@ def _differences(root: Path, pairs: list[tuple[Row, Row]], benches: list[str]) -
 def summarize(differences: list[float]) -> dict:
     """Mean, standard error, n and the verdict of paired differences (positive: the claim's way)."""
     n = len(differences)
+    mean, se = mean_and_se(differences)
     if n == 0:
-        return {"difference": math.nan, "se": math.nan, "n": 0, "verdict": ABSENT}
-    mean = statistics.fmean(differences)
-    se = statistics.stdev(differences) / math.sqrt(n) if n > 1 else math.nan
+        return {"difference": mean, "se": se, "n": 0, "verdict": ABSENT}
     if math.isnan(se) or se == 0:
         verdict = NOT_SEPARABLE if mean == 0 or math.isnan(se) else HOLDS if mean > 0 else REVERSED
     else:
@@ -168,18 +165,12 @@ def inputs(config: dict) -> list[str]:
 
 def write_table(config: dict, files: dict, root: Path) -> None:
     """The findings table (the output registry's writer)."""
-    import pandas as pd
+    from .tables import write_rows
 
-    found = rows(config, root)
-    sources = [root / p for p in inputs(config)]
-    prov = provenance([p for p in sources if p.exists()])
-    frame = pd.DataFrame(found)
-    write_text(files["csv"], "# " + json.dumps({"table": "first_findings", "provenance": prov}, sort_keys=True) + "\n"
-               + frame.to_csv(index=False, float_format="%.4f"))
-    write_json(files["json"], finite({
+    prov = provenance([p for p in (root / path for path in inputs(config)) if p.exists()])
+    write_rows(files, "first_findings", rows(config, root), {
         "status": "built", "z": Z,
         "caption": ("The claims of Think Before You Prune against this run: each a difference of per-problem pass@1 "
                     "(in points) between two calibration recipes under the same method, model and benchmark, paired "
                     f"over the same problems and pooled over the table's cells; holds or reversed only beyond {Z:g} "
-                    "standard errors."),
-        "rows": found, "provenance": prov}))
+                    "standard errors.")}, prov)

@@ -33,6 +33,7 @@ import re
 from pathlib import Path
 
 from . import paths
+from .evaluation import mean_and_se
 from .io import InputError, iter_jsonl, read_json
 from .outputs import OUTPUTS
 from .provenance import package_versions
@@ -166,14 +167,7 @@ def write(root: str | Path, out: str | Path) -> dict:
 def _paired(reference: dict[str, float], ours: dict[str, float]) -> tuple[float, float, int]:
     """Mean difference (ours - reference) over the units both have, its standard error, and n."""
     keys = sorted(set(reference) & set(ours))
-    if not keys:
-        return float("nan"), float("nan"), 0
-    diffs = [ours[k] - reference[k] for k in keys]
-    mean = sum(diffs) / len(diffs)
-    if len(diffs) < 2:
-        return mean, float("nan"), 1
-    variance = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)
-    return mean, math.sqrt(variance / len(diffs)), len(diffs)
+    return (*mean_and_se([ours[k] - reference[k] for k in keys]), len(keys))
 
 
 def _metric_change(name: str, ref: dict, ours_metrics: dict | None, ref_units: dict | None,

@@ -253,5 +253,18 @@ def write_table(config: dict, number: int, out_csv: str | Path, out_json: str | 
     })
 
 
+def write_rows(files: dict, name: str, rows: list[dict], fields: dict, prov: dict) -> None:
+    """A table of plain rows: its CSV (the provenance in a comment line first, lists joined by commas)
+    and its JSON (`fields`, the rows and the provenance, with no NaN)."""
+    import pandas as pd
+
+    from .evaluation import finite
+
+    frame = pd.DataFrame([{k: ",".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows])
+    write_text(files["csv"], "# " + json.dumps({"table": name, "provenance": prov}, sort_keys=True) + "\n"
+               + frame.to_csv(index=False, float_format="%.4f"))
+    write_json(files["json"], finite({**fields, "rows": rows, "provenance": prov}))
+
+
 def fmt(value: float, digits: int = 1) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
