@@ -17,7 +17,7 @@ from prunebench import suite as pb_suite
 from prunebench import verify as pb_verify
 from prunebench.io import InputError
 from prunebench.models import OUTPUT_FIELDS
-from prunebench.pruning.spec import CELL_PATTERN, METHOD_PATTERN, RECOVERY_PATTERN, parse_method, vllm_servable
+from prunebench.pruning.spec import CELL_PATTERN, METHOD_PATTERN, ON_TRACES, RECOVERY_PATTERN, parse_method, vllm_servable
 from prunebench.runtime import RuntimeSetting
 
 try:
@@ -107,10 +107,26 @@ def model_backend(wildcards):
     return backend
 
 
+def prune_inputs(wildcards):
+    """The model and the calibration set; for a method on its own traces (RESP), also the pools'
+    problems, whose prompts split each trace and are answered again."""
+    inputs = {"model": paths.model_json(wildcards.model), "calibration": paths.calibration(wildcards.model, wildcards.recipe)}
+    if parse_method(wildcards.method).method in ON_TRACES:
+        inputs["problems"] = [paths.data(dataset) for dataset in POOL_SOURCES]
+    return inputs
+
+
 def pruning_flags(wildcards):
-    """The pruning options this method reads (the schema's x-methods), as flags of `prunebench prune`."""
+    """The pruning options this method reads (the schema's x-methods), as flags of `prunebench prune`;
+    for a method on its own traces, the self-generation settings it regenerates them with."""
     method = parse_method(wildcards.method).method
-    return pb_config.option_flags({k: config["pruning"][k] for k in pb_config.pruning_options(method)})
+    flags = pb_config.option_flags({k: config["pruning"][k] for k in pb_config.pruning_options(method)})
+    if method in ON_TRACES:
+        gen = config["self_generation"]
+        length = RECIPE_DEFS[wildcards.recipe].get("max_length") or config["calibration"]["max_length"]
+        flags += (f" --problems {' '.join(prune_inputs(wildcards)['problems'])} --temperature {gen['temperature']} "
+                  f"--top-p {gen['top_p']} --seed {config['seed']} --trace-tokens {length}")
+    return flags
 
 
 def recovery_data(wildcards):

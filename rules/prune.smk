@@ -5,8 +5,7 @@
 
 rule prune:
     input:
-        model=paths.model_json("{model}"),
-        calibration=paths.calibration("{model}", "{recipe}"),
+        unpack(prune_inputs),
     output:
         checkpoint=pruned_checkpoint(paths.pruned("{model}", "{method}", "{recipe}")),
         record=paths.sparsity_record("{model}", "{method}", "{recipe}"),

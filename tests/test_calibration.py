@@ -207,6 +207,16 @@ def test_correctness_recipe_true_and_false_samples(ctx_factory):
     assert wrong == {"p2": 0, "p3": 0}  # p0 is never wrong; p1's wrong response is filtered
 
 
+def test_responses_recipe_takes_each_problems_first_response_correct_or_not(ctx_factory):
+    """RESP's traces: every problem, its sample 0, whatever its grade and filters."""
+    graded, problems = _pool()
+    graded["src"][0]["filters"] = ["no_answer"]
+    seqs = cal.build(ctx_factory(graded, problems), "traces", {"type": "responses"})
+    assert sorted((s.problem_id, s.sample) for s in seqs) == [("p0", 0), ("p1", 0), ("p2", 0), ("p3", 0)]
+    by_id = {(g["id"], g["sample"]): g for g in graded["src"]}
+    assert {bool(by_id[(s.problem_id, 0)]["correct"]) for s in seqs} == {True, False}
+
+
 def test_recipe_max_length_overrides_the_calibration_length(ctx_factory):
     docs = {"corpus": [{"id": "d1", "text": " ".join(["word"] * 400)}]}
     seqs = cal.build(ctx_factory({}, docs, sequences=2, max_length=64), "c4-128",

@@ -17,7 +17,7 @@ def default():
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "paper-b.yaml", "resp.yaml", "smollm2.yaml"])
 def test_shipped_configs_validate(name):
     config = pb_config.load(ROOT / "config" / name)
     assert config["models"] and config["calibration"]["recipes"]
@@ -238,15 +238,26 @@ def test_a_number_that_is_not_finite_is_refused_by_its_own_key():
     _refused({**BASE, "evaluation": {"temperature": float("inf")}}, r"config\.evaluation\.temperature: inf is not")
 
 
+def test_a_method_on_its_own_traces_needs_a_self_generated_recipe():
+    """RESP splits each calibration sequence into prompt and response: a study row of it on C4 is
+    refused when the config is read, naming the method and the recipe."""
+    _refused({**BASE, "study": {"methods": ["resp"], "ratios": [0.2], "recipes": ["c4"]}},
+             r"resp-0\.2 prunes on the model's own responses, and recipe 'c4' \(pretraining\) reads c4")
+    pb_config.validate(copy.deepcopy({**BASE, "study": {"methods": ["resp"], "ratios": [0.2], "recipes": ["sgr"]}}), "config",
+                       check_paths=True)
+
+
 def test_a_pruning_option_belongs_to_the_methods_that_read_it():
     """A job's params hold only its own method's options: SparseGPT's blocksize reruns no Wanda,
     ShortGPT or SliceGPT prune, and router settings reach only dynamic methods."""
     options = {method: set(pb_config.pruning_options(method)) for method in
-               ("sparsegpt", "wanda", "magnitude", "shortgpt", "slicegpt", "skipgpt", "owl_wanda", "owl_sparsegpt")}
+               ("sparsegpt", "wanda", "magnitude", "shortgpt", "slicegpt", "skipgpt", "owl_wanda", "owl_sparsegpt",
+                "resp")}
     assert options["sparsegpt"] == {"blocksize", "percdamp", "mask_selection", "true_sequential"}
     assert options["wanda"] == {"true_sequential"}
     assert options["owl_wanda"] == {"true_sequential", "owl_lambda", "owl_m"}
     assert options["owl_sparsegpt"] == options["sparsegpt"] | {"owl_lambda", "owl_m"}
     assert options["magnitude"] == options["shortgpt"] == options["slicegpt"] == set()
     assert {"router_steps", "router_temperature"} <= options["skipgpt"] and "blocksize" not in options["skipgpt"]
+    assert options["resp"] == {"resp_iterations", "resp_final_ratio", "resp_milestones"}
     assert set(pb_config.pruning_options()) == set().union(*options.values())  # every option has its methods

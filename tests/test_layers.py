@@ -24,7 +24,7 @@ LAYERS = [
     {"models"},                                        # loading any checkpoint: no pruning code
     {"pruning"},                                       # methods and the driver
     {"generation", "speed", "lmeval", "verify"},       # running models
-    {"tables", "figures", "suite", "study", "budget", "findings", "outputs", "reference", "report"},  # presentation; outputs: their registry
+    {"tables", "figures", "suite", "study", "budget", "findings", "comparison", "outputs", "reference", "report"},  # presentation; outputs: their registry
     {"cli", "__main__"},
 ]
 

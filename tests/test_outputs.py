@@ -20,7 +20,7 @@ TEMPLATES = ROOT / "report" / "templates"
 
 
 def test_names_are_unique_targets_and_file_stems():
-    assert len(OUTPUTS) == 28 and names("table")[:8] == [f"table{n}" for n in range(1, 9)]
+    assert len(OUTPUTS) == 29 and names("table")[:8] == [f"table{n}" for n in range(1, 9)]
     for name, output in OUTPUTS.items():
         assert name == output.name and output.kind in EXTENSIONS
         files = output.files()

@@ -55,10 +55,9 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
     config = load_config(ROOT / configfile)
     # every (model, method, recipe) cell of Table 2, Figure 4 and each configured ablation, once
     evaluated = [m for m, e in config["models"].items() if not e["generator_only"]]
-    grids = [(config["pruning"]["methods"], config["calibration"]["recipes"], evaluated),
-             (config["experiments"]["figure4"]["methods"], config["experiments"]["figure4"]["recipes"], evaluated)]
-    grids += [([e["method"]], e["recipes"], e["models"] or evaluated)
-              for key, e in config["experiments"].items() if key != "figure4"]
+    grids = [(config["pruning"]["methods"], config["calibration"]["recipes"], evaluated)]
+    grids += [(e["methods"] if "methods" in e else [e["method"]], e["recipes"], e.get("models") or evaluated)
+              for e in config["experiments"].values()]
     study = config["study"]  # the second paper's cells: its grid, the calibration comparisons, recoveries
     study_models = study["models"] or evaluated
     grids.append(([study_method(m, r) for m in study["methods"] for r in study["ratios"]], study["recipes"], study_models))
@@ -74,7 +73,7 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
     assert counts["prepare_model"] == len(config["models"]) and counts["prune"] == len(pruned)
     assert counts.get("recover", 0) == len(recovered)
     assert counts["evaluate"] == models + len(pruned) + len(recovered)
-    assert counts["table"] == len(names("table")) == 17 and counts["figure"] == len(names("figure")) == 11
+    assert counts["table"] == len(names("table")) == 18 and counts["figure"] == len(names("figure")) == 11
     assert counts["render_report"] == 1
 
 
@@ -110,6 +109,23 @@ def test_paper_b_plans_every_structured_cell(tmp_path):
     assert backend["tulu-3-8b-sft", "shortgpt-0.4+aligned"] == "vllm"
     assert backend["tulu-3-8b-sft", "mod-0.4"] == "hf"
     assert not (tmp_path / "results").exists()  # planning writes nothing (its speed: bench/plan_speed.py)
+
+
+def test_resp_config_plans_its_ratios_on_its_own_traces(tmp_path):
+    """config/resp.yaml: RESP at 20 to 50% on the model's own unfiltered GSM8K responses, each prune
+    job reading the pool's problems and regenerating with the self-generation settings."""
+    jobs = planned(ROOT / "Snakefile", tmp_path, ["report"], configfiles=[ROOT / "config" / "resp.yaml"],
+                   config={"data_dir": str(MIRROR)})
+    prunes = {j["wildcards"]["method"]: j for j in jobs if j["rule"] == "prune" and j["wildcards"]["method"].startswith("resp-")}
+    assert sorted(prunes) == ["resp-0.2", "resp-0.3", "resp-0.4", "resp-0.5"]
+    for job in prunes.values():
+        assert job["wildcards"]["recipe"] == "traces"
+        assert "--problems results/data/gsm8k_train.jsonl --temperature 0.6 --top-p 0.95 --seed 0 --trace-tokens 2304" \
+            in job["shell"]
+        assert "--resp-iterations 112 --resp-final-ratio 0.7 --resp-milestones 0.1 0.2 0.3 0.4 0.5" in job["shell"]
+    backend = {j["wildcards"]["method"]: j["shell"] for j in jobs if j["rule"] == "evaluate"}
+    assert "--backend vllm" in backend["resp-0.2"]   # zeroed, not reshaped: vLLM serves it
+    assert not (tmp_path / "results").exists()
 
 
 def test_the_first_papers_jobs_run_before_the_studys(tmp_path):
@@ -225,7 +241,8 @@ def tiny_config(tmp_path_factory):
         "pruning": {"methods": ["sparsegpt-0.5", "wanda-0.5"], "router_steps": 3, "router_batch_size": 2},
         "recovery": {"generic": {"recipe": "c4", "steps": 3, "batch_size": 2}},
         "experiments": {"figure4": {"methods": ["sparsegpt-0.6", "sparsegpt-2of4"], "recipes": ["c4", "ssgr"]},
-                        "table1": {"recipes": ["true_samples"]}, "table5": {"recipes": ["c4", "ssgr"]}},
+                        "table1": {"recipes": ["true_samples"]}, "table5": {"recipes": ["c4", "ssgr"]},
+                        "owl": {"methods": ["wanda-0.5", "owl_wanda-0.5"], "recipes": ["ssgr"]}},
         "evaluation": {"samples": 2, "max_new_tokens": 24,
                        "benchmarks": {"wordproblems": 4, "gsm8k": 2, "gpqa_diamond": 2}},
         "task_suite": {"tasks": {"boolq": {"category": "classification", "limit": 4},
@@ -270,6 +287,14 @@ def test_e2e_builds_the_report(e2e):
     assert 'id="first_findings"' in html and 'id="budget"' in html and 'id="tokens_to_answer"' in html
     ladder = json.loads((work / "results/tables/budget.json").read_text())
     assert ladder["budgets"] == [6, 12, 18, 24] and all(r["problems"] > 0 for r in ladder["rows"])
+    # OWL against uniform Wanda on the same recipe: the uniform row is Table 2's cell, OWL's is paired with it
+    owl = json.loads((work / "results/tables/owl.json").read_text())
+    assert [(r["method"], r["recipe"]) for r in owl["rows"]] == [("dense", "none"), ("wanda-0.5", "ssgr"),
+                                                               ("owl_wanda-0.5", "ssgr")]
+    uniform, allocated = owl["rows"][1], owl["rows"][2]
+    assert uniform["layer_sparsity_min"] == uniform["layer_sparsity_max"] == 0.5
+    assert allocated["layer_sparsity_min"] < 0.5 < allocated["layer_sparsity_max"]
+    assert allocated["paired_problems"] > 0 and allocated["baseline"] == "wanda-0.5" and 'id="owl"' in html
 
 
 @pytest.mark.e2e

@@ -264,6 +264,18 @@ def recipe_correctness(ctx: Context, spec: dict) -> list[Sequence]:
     return out
 
 
+def recipe_responses(ctx: Context, spec: dict) -> list[Sequence]:
+    """RESP's traces: each problem's first response as the model wrote it, correct or not and
+    unfiltered (a response cut at the token limit too), then a seeded choice of problems."""
+    questions = _questions(ctx)
+    pool = [(d, pid, samples[0]) for d, pid, samples in _by_problem(ctx)]
+    out = []
+    for dataset, pid, sample in choose(pool, ctx.sequences, ctx.seed, "responses"):
+        ids = ctx.exchange(dataset, questions[pid], sample["text"])
+        out.append(Sequence(ids, dataset, "first response, correct or not", problem_id=pid, sample=sample["sample"]))
+    return out
+
+
 RECIPES: dict[str, Callable[[Context, dict], list[Sequence]]] = {
     "pretraining": recipe_pretraining,
     "gold": recipe_gold,
@@ -273,6 +285,7 @@ RECIPES: dict[str, Callable[[Context, dict], list[Sequence]]] = {
     "difficulty": recipe_difficulty,
     "length": recipe_length,
     "correctness": recipe_correctness,
+    "responses": recipe_responses,
 }
 
 

@@ -14,9 +14,10 @@ import json
 import logging
 import re
 import shutil
-import time
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 from . import datasets, paths
 from .config import check_pruning_options, pruning_options, schema_default, schema_property
@@ -271,28 +272,85 @@ def cmd_prune(args) -> None:
     if not calibration and METHODS[spec.method].needs is not None:
         _skip_pruning(args, spec, info, options)
         return
+    extra, traces = {}, None
+    if METHODS[spec.method].needs == "traces":   # refused before the model loads where a trace has no problem
+        calibration, extra["regenerate"], traces = _traces(args, info["entry"])
     model = load_model(args.model, dtype, args.device)
     # finished layers live beside the output until it is written: a killed job resumes there
     checkpoints = Path(paths.parts(args.out))
     key = json.dumps({"method": spec.name, "layers": layers, "dtype": dtype, **options,
                       "model": [str(model_dir(args.model)), info.get("revision")],
-                      "calibration": sha256_file(args.calibration)}, sort_keys=True)
+                      "calibration": sha256_file(args.calibration), "traces": traces}, sort_keys=True)
     with _parts_of_this_run(checkpoints):
         report = prune_model(model, calibration, spec, layers_path=layers,
                              skip_modules=entry.get("skip_modules", []), offload_activations=args.offload_activations,
                              device=args.device, checkpoint_dir=checkpoints, checkpoint_key=key, log=log.info,
-                             **options)
+                             **options, **extra)
     measured = {field: report.pop(field) for field in MEASURED_FIELDS}
     identity = model_identity(info)
     record = {**report, "method": spec.name, "model": {**identity, "entry": entry},
               "calibration_file": args.calibration,
-              "provenance": provenance([args.calibration, args.model], model=identity, params=options)}
+              "provenance": provenance([args.calibration, args.model, *args.problems], model=identity,
+                                       params={**options, **({"traces": traces} if traces else {})})}
     _save_checkpoint(args, record, model)
     if args.measurements:
         write_json(args.measurements, {"method": spec.name, **measured})
     shutil.rmtree(checkpoints, ignore_errors=True)
     log.info("%s: overall sparsity %.4f in %.1f s (peak memory %.2f GB)", spec.name, report["overall_sparsity"],
              measured["wall_seconds"], measured["peak_memory_bytes"] / 1e9)
+
+
+def _traces(args, entry: dict) -> tuple[list, Callable, dict]:
+    """A self-generated calibration set as RESP's traces (pruning.resp.Trace): each sequence split
+    where its problem's prompt, rebuilt as self-generation built it, ends; a way to regenerate them
+    with the model being pruned (the self-generation sampling, a seed per problem, sample and round,
+    each trace cut to --trace-tokens as the recipe cut it); and the settings that shape both."""
+    from .generation import Request, Sampling, request_seed
+    from .generation.hf import HFBackend
+    from .models import load_tokenizer
+    from .prompts import build_prompt, conversation
+    from .pruning.resp import Trace
+
+    tokenizer = load_tokenizer(args.model)
+    problems = {}
+    for path in args.problems:
+        for lineno, problem in enumerate(iter_jsonl(path), 2):
+            require_fields(problem, ("id", "question"), f"{path}:{lineno}")
+            problems[problem["id"]] = problem
+    traces, texts = [], {}
+    for lineno, record in enumerate(iter_jsonl(args.calibration), 1):
+        where = f"{args.calibration}: sequence {lineno}"
+        problem = problems.get(record.get("problem_id"))
+        if problem is None or record.get("source") not in datasets.DATASETS:
+            raise InputError(f"{where}: not a self-generated trace of a problem in --problems "
+                             f"({record.get('problem_id')!r}); {args.method} prunes on the model's own responses "
+                             "(a self-generated recipe: sgr, ssgr, ...)")
+        instruction = datasets.get(record["source"]).instruction
+        text = build_prompt(tokenizer, entry, problem["question"], instruction)
+        prompt, ids = tokenizer(text, add_special_tokens=False)["input_ids"], record["input_ids"]
+        if ids[:len(prompt)] != prompt or len(ids) <= len(prompt):
+            raise InputError(f"{where}: does not begin with its problem's prompt followed by a response "
+                             f"({record['problem_id']}, {len(prompt)} prompt tokens, {len(ids)} in all)")
+        texts[len(traces)] = (problem["question"], instruction, text)
+        traces.append(Trace(prompt, ids[len(prompt):], record["problem_id"], {"sample": record.get("sample") or 0}))
+    settings = {"temperature": args.temperature, "top_p": args.top_p, "seed": args.seed,
+                "trace_tokens": args.trace_tokens}
+
+    def regenerate(model, current: list, round_: int) -> list[list[int]]:
+        backend = HFBackend.over(model, tokenizer, dict(entry, batch_size=len(current)))   # one batch of all traces
+        sampling = Sampling(args.temperature, args.top_p, max(1, args.trace_tokens - min(len(t.prompt) for t in current)))
+        completions = backend.generate([Request(t.problem_id, t.meta["sample"], texts[i][2],
+                                                request_seed(args.seed, f"{t.problem_id}@resp{round_}", t.meta["sample"]))
+                                        for i, t in enumerate(current)], sampling)
+        responses = []
+        for i, (trace, completion) in enumerate(zip(current, completions)):
+            question, instruction, _ = texts[i]
+            ids = tokenizer(conversation(tokenizer, entry, question, instruction, completion.text),
+                            add_special_tokens=False)["input_ids"][:args.trace_tokens]
+            responses.append(ids[len(trace.prompt):] or trace.response)
+        return responses
+
+    return traces, regenerate, settings
 
 
 @contextlib.contextmanager
@@ -656,6 +714,9 @@ def _add_pruning_options(p: argparse.ArgumentParser) -> None:
         if prop.get("type") == "boolean":
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=prop["default"],
                            help=prop.get("description"))
+        elif prop.get("type") == "array":
+            p.add_argument(flag, type=types[prop["items"]["type"]], nargs="+", default=prop["default"],
+                           help=prop.get("description"))
         else:
             p.add_argument(flag, type=types.get(prop.get("type"), str), choices=prop.get("enum"),
                            default=prop["default"], help=prop.get("description"))
@@ -745,6 +806,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pruning_options(p)
     p.add_argument("--offload-activations", action="store_true",
                    help="hold the calibration activations in pinned CPU memory between layers (GPU runs)")
+    traces = p.add_argument_group("a method that prunes on its own traces and regenerates them (RESP)")
+    traces.add_argument("--problems", nargs="+", default=[],
+                        help="the self-generation pools' normalized problem JSONLs: each trace's prompt is rebuilt "
+                             "from its problem and must begin the calibration sequence")
+    traces.add_argument("--temperature", type=float, default=schema_default("self_generation", "temperature"))
+    traces.add_argument("--top-p", type=float, default=schema_default("self_generation", "top_p"))
+    traces.add_argument("--seed", type=int, default=schema_default("seed"))
+    traces.add_argument("--trace-tokens", type=int, default=schema_default("calibration", "max_length"),
+                        help="a regenerated trace's length limit, prompt included (its recipe's max_length)")
     p.set_defaults(func=cmd_prune)
     _outputs(p, files=("record", "measurements"), dirs=("out",), inputs=("model", "calibration"))
 

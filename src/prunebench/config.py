@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .grid import calibration_sets, evaluated_models, study_method
+from .grid import calibration_sets, cell_benchmarks, evaluated_models, study_method, study_rows
 from .io import InputError
 from .taskfiles import TASKS, check_task
 
@@ -272,7 +272,7 @@ def _check_references(config: dict, source: str) -> None:
         definitions = config["calibration"]["recipe_definitions"]
         for recipe in dict.fromkeys(r for _, r in calibration_sets(config)):
             spec = definitions[recipe]
-            if spec["type"] in ("pretraining", "gold", "sgr", "sgr_nothink"):
+            if spec["type"] in ("pretraining", "gold", "sgr", "sgr_nothink", "responses"):   # sample 0 is always drawn
                 continue
             if spec["type"] == "ssgr" and spec["tau"] <= adaptive:
                 continue
@@ -316,8 +316,10 @@ def _check_references(config: dict, source: str) -> None:
             if name not in known:
                 raise InputError(f"{source}: config.study.recovery.{key}[{index}]: {name!r} is not among "
                                  f"{'config.recovery' if key == 'recoveries' else 'config.study.' + key}")
+    _check_traces(config, source)
     named_methods = [(f"pruning.methods[{i}]", m) for i, m in enumerate(config["pruning"]["methods"])]
-    named_methods += [(f"experiments.figure4.methods[{i}]", m) for i, m in enumerate(experiments["figure4"]["methods"])]
+    named_methods += [(f"experiments.{key}.methods[{i}]", m) for key, e in experiments.items()
+                      for i, m in enumerate(e.get("methods") or [])]
     named_methods += [(f"experiments.{key}.method", e["method"]) for key, e in experiments.items() if "method" in e]
     named_methods += [(f"task_suite.methods[{i}]", m) for i, m in enumerate(config["task_suite"]["methods"])]
     for key, method in named_methods:
@@ -327,6 +329,25 @@ def _check_references(config: dict, source: str) -> None:
             raise InputError(f"{source}: config.{key}: {err}") from None
         if canonical != method:  # names become paths: one spelling per method
             raise InputError(f"{source}: config.{key}: write {method!r} as {canonical!r}")
+
+
+def _check_traces(config: dict, source: str) -> None:
+    """A method that prunes on the model's own traces (RESP) needs a self-generated recipe: one
+    that reads datasets' text (C4, MathR) has no prompt and response to split."""
+    from .pruning.spec import ON_TRACES, algorithm
+
+    definitions = config["calibration"]["recipe_definitions"]
+    for row in [*cell_benchmarks(config), *study_rows(config)]:   # every cell evaluated, and every one measured
+        if row.recipe in definitions and "datasets" in definitions[row.recipe]:
+            try:
+                on_traces = algorithm(row.method) in ON_TRACES
+            except ValueError:
+                continue   # an unknown method name: refused with its key below
+            if on_traces:
+                raise InputError(f"{source}: config: {row.method} prunes on the model's own responses, and recipe "
+                                 f"{row.recipe!r} ({definitions[row.recipe]['type']}) reads "
+                                 f"{', '.join(definitions[row.recipe]['datasets'])}: give it a self-generated recipe "
+                                 "(sgr, ssgr, ...)")
 
 
 def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:
@@ -426,6 +447,8 @@ def option_flags(options: dict) -> str:
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
             flags.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            flags.append(" ".join([flag, *map(str, value)]))
         else:
             flags.append(f"{flag} {value}")
     return " ".join(flags)

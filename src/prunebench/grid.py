@@ -67,10 +67,18 @@ def _main_grid(config: dict) -> list[Row]:
     return _grid(config, config["pruning"]["methods"], config["calibration"]["recipes"])
 
 
-def _figure4_grid(config: dict) -> list[Row]:
-    """Figure 4: the dense model, then SparseGPT at further sparsities and patterns on each recipe."""
-    grid = config["experiments"]["figure4"]
-    return _grid(config, grid["methods"], grid["recipes"])
+def _methods_grid(key: str) -> Callable[[dict], list[Row]]:
+    """An experiment of several methods (`experiments.<key>.methods`), each on each of its recipes:
+    Figure 4 (SparseGPT at further sparsities and patterns), the OWL comparison (the uniform method
+    and its layer-wise allocation), for its models (all by default)."""
+
+    def rows(config: dict) -> list[Row]:
+        grid = config["experiments"][key]
+        models = grid.get("models") or evaluated_models(config)
+        return [row for row in _grid(config, grid["methods"], grid["recipes"]) if row.model in models] \
+            if grid["recipes"] else []
+
+    return rows
 
 
 def _experiment_grid(key: str) -> Callable[[dict], list[Row]]:
@@ -102,17 +110,21 @@ SHOWN: dict[tuple[str, int], Shown] = {
     ("figure", 1): Shown(_main_grid),
     ("figure", 2): Shown(_main_grid),
     ("figure", 3): Shown(_experiment_grid("table4"), "table4"),
-    ("figure", 4): Shown(_figure4_grid, "figure4"),
+    ("figure", 4): Shown(_methods_grid("figure4"), "figure4"),
     ("figure", 5): Shown(_main_grid),
 }
+# Beyond the papers: tables over cells of the same kind (prunebench.comparison), keyed by name.
+BEYOND_TABLES = ("owl",)
+SHOWN.update({("table", name): Shown(_methods_grid(name), name) for name in BEYOND_TABLES})
 
 
-def required_rows(config: dict, number: int, kind: str = "table") -> list[Row]:
-    """The cells a table or figure of the first paper shows, in its row order."""
+def required_rows(config: dict, number: int | str, kind: str = "table") -> list[Row]:
+    """The cells a table or figure of the first paper (by number) or beyond the papers (by name,
+    BEYOND_TABLES) shows, in its row order."""
     return SHOWN[(kind, number)].rows(config)
 
 
-def table_benchmarks(config: dict, number: int, kind: str = "table") -> list[str]:
+def table_benchmarks(config: dict, number: int | str, kind: str = "table") -> list[str]:
     """The benchmarks of a table's columns: its experiment's `benchmarks`, else every benchmark."""
     experiment = SHOWN[(kind, number)].experiment
     chosen = config["experiments"][experiment].get("benchmarks") if experiment else None
@@ -120,16 +132,16 @@ def table_benchmarks(config: dict, number: int, kind: str = "table") -> list[str
 
 
 def _drawn_rows(config: dict):
-    """(kind, number, row) for each row of each of the first paper's tables and figures."""
-    for kind, numbers in (("table", ALL_TABLES), ("figure", ALL_FIGURES)):
-        for number in numbers:
-            for row in required_rows(config, number, kind):
-                yield kind, number, row
+    """(kind, number or name, row) for each row of each table and figure over prunebench's own
+    benchmarks: the first paper's, then those beyond the papers."""
+    for kind, number in SHOWN:
+        for row in required_rows(config, number, kind):
+            yield kind, number, row
 
 
 def first_paper_rows(config: dict) -> set[Row]:
     """The cells the first paper's tables and figures show."""
-    return {row for _, _, row in _drawn_rows(config)}
+    return {row for _, number, row in _drawn_rows(config) if isinstance(number, int)}
 
 
 # ---------------------------------------------------------------- the second paper's study and task suite

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import budget, findings, paths, study, suite, tables
+from . import budget, comparison, findings, paths, study, suite, tables
 from .grid import ALL_FIGURES, ALL_TABLES
 
 EXTENSIONS = {"table": ("csv", "json"), "figure": ("svg", "pdf", "json")}
@@ -179,6 +179,15 @@ _BEYOND = [
             "The cumulative distribution of response lengths for Table 2's cells, correct responses and all.",
             budget.write_tokens_figure, "budget_figure"),
 ]
+
+# ---------------------------------------------------------------- beyond the papers: other methods compared
+
+_BEYOND.append(Output(
+    "owl", "table", BEYOND, "Layer-wise sparsity (OWL) against uniform",
+    "OWL's outlier-weighted layer-wise sparsity (Yin et al. 2024) over an unstructured method, against the uniform "
+    "method at the same overall sparsity on the same calibration (``experiments.owl``): pass@1 per benchmark, the "
+    "spread of the layers' sparsities, and OWL minus uniform paired per problem with its standard error and verdict.",
+    comparison.inputs("owl"), tables.table_config, comparison.writer("owl"), "comparison", "comparison"))
 
 # In the order the report shows them.
 OUTPUTS: dict[str, Output] = {o.name: o for o in [

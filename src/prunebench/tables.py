@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 from . import paths
 from .datasets import DATASETS
-from .grid import BENCHMARK_ORDER, SHOWN, Row, evaluated_models, required_rows, scaled, table_benchmarks
+from .grid import BENCHMARK_ORDER, BEYOND_TABLES, SHOWN, Row, evaluated_models, required_rows, scaled, table_benchmarks
 from .io import iter_jsonl, read_json, write_json, write_text
 from .provenance import provenance
 from .pruning.spec import DECLARED
@@ -134,10 +134,10 @@ def run_notes(config: dict) -> list[str]:
     notes = []
     definitions = config["calibration"]["recipe_definitions"]
     experiments = config["experiments"]
-    narrowed = [f"{key[:-1].capitalize()} {key[-1]}" if key != "figure4" else "Figure 4"
-                for key, e in experiments.items() if e.get("benchmarks") and e.get("recipes")]
+    keys = [key for key, e in experiments.items() if e.get("benchmarks") and e.get("recipes") and key not in BEYOND_TABLES]
+    narrowed = [f"{key[:-1].capitalize()} {key[-1]}" if key != "figure4" else "Figure 4" for key in keys]
     if narrowed:
-        benches = sorted({b for e in experiments.values() for b in (e.get("benchmarks") or [])},
+        benches = sorted({b for key in keys for b in experiments[key]["benchmarks"]},
                          key=lambda b: (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else 99, b))
         notes.append(f"{', '.join(narrowed)} show only {', '.join(benchmark_label(b) for b in benches)}; "
                      f"a cell that only they show is evaluated on those benchmarks alone.")
@@ -162,15 +162,18 @@ def run_notes(config: dict) -> list[str]:
 def caption(config: dict, number: int, kind: str = "table") -> str:
     """What this run's table or figure holds: its subject, models, methods and scale."""
     spec = (FIGURES if kind == "figure" else TABLES)[number]
-    rows = spec.rows(config)
+    return caption_of_rows(config, spec.rows(config), table_benchmarks(config, number, kind), spec.subject)
+
+
+def caption_of_rows(config: dict, rows: list[Row], benches: list[str], subject: str) -> str:
+    """A caption over a table's cells: its subject, models, methods, samples and problem counts."""
     if not rows:
-        return f"{spec.subject}: not part of this run."
+        return f"{subject}: not part of this run."
     models = ", ".join(model_label(config, m) for m in dict.fromkeys(r.model for r in rows))
     methods = ", ".join(method_label(m) for m in dict.fromkeys(r.method for r in rows) if m != paths.DENSE)
     evaluation = config["evaluation"]
-    counts = ", ".join(f"{benchmark_label(b)} {scaled(evaluation['benchmarks'][b], config['scale'])}"
-                       for b in table_benchmarks(config, number, kind))
-    return (f"{spec.subject}: {models}, {methods}. {evaluation['samples']} sample(s) per problem; "
+    counts = ", ".join(f"{benchmark_label(b)} {scaled(evaluation['benchmarks'][b], config['scale'])}" for b in benches)
+    return (f"{subject}: {models}, {methods}. {evaluation['samples']} sample(s) per problem; "
             f"problems per benchmark: {counts}.")
 
 

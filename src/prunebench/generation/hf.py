@@ -160,11 +160,21 @@ class HFBackend:
     PREFILL_TOKENS = 8192  # the most tokens in one prefill call (activations grow with it)
 
     def __init__(self, model, entry: dict, device: str | None = None):
-        self.tokenizer = load_tokenizer(model)
-        self.model = load_model(model, entry["dtype"], device)
-        self.device = self.model.device
+        self._setup(load_model(model, entry["dtype"], device), load_tokenizer(model), entry)
         if self.device.type == "cpu":
             use_input_major_linears(self.model)
+
+    @classmethod
+    def over(cls, model, tokenizer, entry: dict) -> "HFBackend":
+        """A backend over a model already in memory, its modules left as they are (RESP regenerates
+        its traces with the model it is pruning, between pruning steps)."""
+        backend = cls.__new__(cls)
+        backend._setup(model, tokenizer, entry)
+        return backend
+
+    def _setup(self, model, tokenizer, entry: dict) -> None:
+        self.tokenizer, self.model = tokenizer, model
+        self.device = self.model.device
         self.batch_size = entry["batch_size"]
         self.max_model_len = entry["max_model_len"]
         self.shard_size = 2 * self.batch_size  # rows finishing early make room for the rest of a shard

@@ -8,7 +8,7 @@ from typing import Callable, Literal, Protocol
 import torch
 from torch import nn
 
-from . import depth, dynamic, llm_pruner, magnitude, owl, slicegpt, sparsegpt, wanda
+from . import depth, dynamic, llm_pruner, magnitude, owl, resp, slicegpt, sparsegpt, wanda
 from .spec import FAMILIES, METHOD_NAMES, PruneSpec, parse_method
 
 __all__ = ["METHODS", "LayerAllocation", "Method", "PruneSpec", "WholeModelMethod", "parse_method"]
@@ -46,7 +46,9 @@ class Method:
     """One algorithm: the input statistic it needs and how it prunes one weight matrix.
 
     ``needs`` is ``"hessian"`` (2/T sum x x^T, SparseGPT), ``"norms"`` (1/T sum x^2 per input
-    channel, Wanda) or ``None`` (no calibration data at all). ``prune(weight, stats, spec, **options)``
+    channel, Wanda), ``"sequences"`` (the token sequences themselves), ``"traces"`` (self-generated
+    exchanges split into prompt and response, pruning.resp.Trace, with a way to regenerate them) or
+    ``None`` (no calibration data at all). ``prune(weight, stats, spec, **options)``
     returns a new tensor of the same shape and dtype whose pruned entries are exactly 0; methods
     ignore options that are not theirs, so a driver can pass one set of options to all of them.
     ``prepare(stats, **options)``, where given, is the work that depends on the statistic alone, done
@@ -60,7 +62,7 @@ class Method:
     """
 
     name: str
-    needs: Literal["hessian", "norms", "sequences"] | None
+    needs: Literal["hessian", "norms", "sequences", "traces"] | None
     prune: Callable[..., torch.Tensor] | None
     prepare: Callable[..., dict] | None = None
     whole: WholeModelMethod | None = None  # depth, width, dynamic: the whole-model pass
@@ -82,6 +84,7 @@ METHODS: dict[str, Method] = {
        for name in ("shortgpt", "sleb", "shortened_ppl", "shortened_taylor")},
     "slicegpt": Method("slicegpt", "sequences", None, whole=slicegpt),
     "llm_pruner": Method("llm_pruner", "sequences", None, whole=llm_pruner),
+    "resp": Method("resp", "traces", None, whole=resp),
     **{name: Method(name, "sequences", None, whole=dynamic) for name in ("mod", "dllm", "skipgpt")},
 }
 assert tuple(METHODS) == METHOD_NAMES, "pruning.spec.DECLARED must declare the registry's methods, in its order"

@@ -25,12 +25,16 @@ class Declared:
     (prunebench.architectures), which vLLM does not serve, so they are evaluated on the hf backend.
     `searching`: a depth method that runs the model once per candidate block and round, the longest
     prunes of a study (SLEB about 13 min on one core in the default, ShortGPT 0.4); the workflow
-    starts them before the study's other prunes, so that a run does not end on one of them."""
+    starts them before the study's other prunes, so that a run does not end on one of them.
+    `traces`: it prunes on the model's own traces (a self-generated recipe: each sequence a pool
+    problem's prompt and the model's response) and regenerates them as it prunes (RESP), so its
+    prune job reads the pools' problems and the self-generation settings."""
 
     family: str
     label: str
     own_architecture: bool = False
     searching: bool = False
+    traces: bool = False
 
 
 DECLARED: dict[str, Declared] = {
@@ -45,6 +49,7 @@ DECLARED: dict[str, Declared] = {
     "shortened_taylor": Declared("depth", "Shortened-LLaMA Taylor+"),
     "slicegpt": Declared("width", "SliceGPT", own_architecture=True),
     "llm_pruner": Declared("width", "LLM-Pruner", own_architecture=True),
+    "resp": Declared("width", "RESP", traces=True),
     "mod": Declared("dynamic", "MoD", own_architecture=True),
     "dllm": Declared("dynamic", "D-LLM", own_architecture=True),
     "skipgpt": Declared("dynamic", "SkipGPT", own_architecture=True),
@@ -53,6 +58,7 @@ METHOD_NAMES = tuple(DECLARED)
 FAMILIES = {name: method.family for name, method in DECLARED.items()}
 OWN_ARCHITECTURE = tuple(name for name, method in DECLARED.items() if method.own_architecture)
 SEARCHING = tuple(name for name, method in DECLARED.items() if method.searching)
+ON_TRACES = tuple(name for name, method in DECLARED.items() if method.traces)
 # The grammar of a method name, written once: parse_method reads it, and the workflow's `method`
 # wildcard is "dense|" + METHOD_PATTERN, so every name this module accepts has a rule that builds it.
 _METHOD, _SPARSITY = r"[a-z][a-z0-9_]*", r"[0-9]*\.?[0-9]+"
