@@ -198,6 +198,10 @@ def test_findings_are_computed_with_a_verdict_for_each_kind_of_difference():
     assert flipped[0]["verdict"] == "reversed" and flipped[0]["difference"] == pytest.approx(-10)
     none = study.findings(study.study_records(_task_table(rows[:2])), _study_config())
     assert none[0]["verdict"] == "not in this run" and none[0]["n_b"] == 0
+    # a width method beyond the paper (RESP) is a row of the study, not a member of the paper's width family
+    beyond = study.findings(study.study_records(_task_table(rows + [("resp-0.2", "sgr", (10, 90, 90), 1.0)])),
+                            _study_config())
+    assert [(f["difference"], f["n_b"]) for f in beyond] == [(f["difference"], f["n_b"]) for f in found.values()]
 
 
 def test_study_targets_are_written_from_the_task_and_speed_tables(tmp_path):

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from . import paths
-from .pruning.spec import FAMILIES, parse_method, split_recovery
+from .pruning.spec import DECLARED, FAMILIES, parse_method, split_recovery
 from .suite import TABLE as TASK_TABLE
 from .taskfiles import CATEGORIES
 
@@ -167,6 +167,7 @@ def findings(records: list[dict], config: dict) -> list[dict]:
     matched aligned and generic cells, calibration and recovery)."""
     study = config["study"]
     aligned = study["recipes"][0] if study["recipes"] else None
+    records = [r for r in records if r["family"] == "dense" or not DECLARED[r["base_method"]].beyond]  # the paper's methods
     pruned = [r for r in records if r["family"] != "dense" and r["recovery"] is None and r["recipe"] == aligned
               and r["family"] in ("depth", "width", "dynamic")]
     dense = {r["model"]: r for r in records if r["family"] == "dense"}

@@ -28,13 +28,16 @@ class Declared:
     starts them before the study's other prunes, so that a run does not end on one of them.
     `traces`: it prunes on the model's own traces (a self-generated recipe: each sequence a pool
     problem's prompt and the model's response) and regenerates them as it prunes (RESP), so its
-    prune job reads the pools' problems and the self-generation settings."""
+    prune job reads the pools' problems and the self-generation settings. `beyond`: not a method
+    of the second paper's study: its rows are shown in the study's tables and left out of the
+    paper's claims, which pool the paper's own methods by family."""
 
     family: str
     label: str
     own_architecture: bool = False
     searching: bool = False
     traces: bool = False
+    beyond: bool = False
 
 
 DECLARED: dict[str, Declared] = {
@@ -49,7 +52,7 @@ DECLARED: dict[str, Declared] = {
     "shortened_taylor": Declared("depth", "Shortened-LLaMA Taylor+"),
     "slicegpt": Declared("width", "SliceGPT", own_architecture=True),
     "llm_pruner": Declared("width", "LLM-Pruner", own_architecture=True),
-    "resp": Declared("width", "RESP", traces=True),
+    "resp": Declared("width", "RESP", traces=True, beyond=True),
     "mod": Declared("dynamic", "MoD", own_architecture=True),
     "dllm": Declared("dynamic", "D-LLM", own_architecture=True),
     "skipgpt": Declared("dynamic", "SkipGPT", own_architecture=True),
