@@ -367,3 +367,22 @@ def test_the_readmes_full_suite_is_a_valid_config_of_17_tasks():
     assert len(categories) == 17
     assert {c: categories.count(c) for c in set(categories)} == {"classification": 7, "generation": 5, "reasoning": 5}
     assert set(checked["tasks"]) - {"hellaswag", "arc_easy"} <= set(lmeval.SHIPPED_TASKS)
+
+
+def test_a_task_whose_config_holds_functions_is_recorded_the_same_in_every_process(tiny_model, mirror, tmp_path):
+    """WinoGrande's task config holds Python functions, whose reprs carry a memory address that
+    differs in every process: the record names them by module and name instead, so two runs in two
+    processes write the same bytes (two rebuilds of the default differed here)."""
+    import subprocess
+    import sys
+
+    records = []
+    for run in ("first", "second"):
+        out = tmp_path / run
+        done = subprocess.run([sys.executable, "-m", "prunebench", "tasks", "--model", str(tiny_model), "--task",
+                               "winogrande", "--limit", "2", "--data-dir", str(mirror), "--out-dir", str(out)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        records.append((out / "winogrande.json").read_bytes())
+    assert records[0] == records[1]
+    assert b" at 0x" not in records[0] and b"<function " in records[0]

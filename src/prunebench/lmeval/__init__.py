@@ -82,15 +82,24 @@ def _docs_digest(task, indices: list[int] | None) -> str:
     return digest.hexdigest()
 
 
-def _sample_record(sample: dict, sealed: bool) -> dict:
-    """lm-eval's per-document record as JSON-ready data; a sealed task's without any text."""
+def serializable(value):
+    """lm-eval's own serialization of what JSON cannot hold, a function named by its module and
+    name: lm-eval writes its repr, whose memory address differs in every process, so a task whose
+    config holds functions (winogrande's doc_to_text) would differ from run to run."""
     from lm_eval.utils import handle_non_serializable
 
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"<function {getattr(value, '__module__', None) or '?'}.{value.__qualname__}>"
+    return handle_non_serializable(value)
+
+
+def _sample_record(sample: dict, sealed: bool) -> dict:
+    """lm-eval's per-document record as JSON-ready data; a sealed task's without any text."""
     if sealed:
         sample = {k: v for k, v in sample.items() if k not in TEXT_FIELDS and not k.endswith("_hash")}
     elif isinstance(sample.get("doc"), dict):
         sample = {**sample, "doc": {k: _bounded(v) for k, v in sample["doc"].items()}}
-    return json.loads(json.dumps(sample, default=handle_non_serializable))
+    return json.loads(json.dumps(sample, default=serializable))
 
 
 def _bounded(value):
@@ -102,7 +111,6 @@ def _bounded(value):
 def run_task(lm, manager, name: str, spec: dict, *, seed: int, system_prompt: str | None = None) -> tuple[dict, list]:
     """Evaluate one task; return (outcome, per-document records). Raises what lm-eval raises."""
     from lm_eval import simple_evaluate
-    from lm_eval.utils import handle_non_serializable
 
     task = manager.load([name])["tasks"][name]
     runs_code = bool(getattr(task.config, "unsafe_code", False))
@@ -150,7 +158,7 @@ def run_task(lm, manager, name: str, spec: dict, *, seed: int, system_prompt: st
             "higher_is_better": {name: output["higher_is_better"].get(name)},
             "n-samples": {name: output["n-samples"].get(name)},
             "configs": {name: output["configs"].get(name)},
-        }, default=handle_non_serializable)),
+        }, default=serializable)),
     }
     records = [_sample_record(s, name in SEALED_TASKS) for s in output["samples"][name]]
     metadata = (outcome["lm_eval"]["configs"][name] or {}).get("metadata") or {}
