@@ -18,9 +18,10 @@ rule evaluate:
     params:
         benchmarks=lambda w: " ".join(
             f"--data {b}={paths.data(b)} --count {b}={scaled(config['evaluation']['benchmarks'][b])}"
+            + (f" --token-limit {b}={config['evaluation']['token_limits'][b]}" if b in config["evaluation"]["token_limits"] else "")
             for b in cell_suite(w)
         ),
-        ev={k: v for k, v in config["evaluation"].items() if k != "benchmarks"},
+        ev={k: v for k, v in config["evaluation"].items() if k not in ("benchmarks", "token_limits")},
         timeout=config["grading"]["timeout_seconds"],
         seed=config["seed"],
         backend=model_backend,

@@ -79,20 +79,27 @@ def test_the_outputs_over_a_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = validate({"models": {"m": {"source": {"path": "/x"}}}, "calibration": {"recipes": ["sgr"]},
                        "pruning": {"methods": ["wanda-0.5"]}, "experiments": {"figure4": {"methods": ["wanda-0.5"]}},
-                       "evaluation": {"benchmarks": {"wordproblems": 3}, "max_new_tokens": 40}})
+                       "evaluation": {"benchmarks": {"wordproblems": 3, "gsm8k": 2}, "max_new_tokens": 40,
+                                      "token_limits": {"gsm8k": 80}}})
     config = budget.config_read(config)
     lengths = {"dense": [8, 12, 30], "wanda-0.5": [20, 24, 50]}
     for method, recipe in (("dense", "none"), ("wanda-0.5", "sgr")):
         samples = [{"id": f"q{i}", "sample": 0, "tokens": min(t, 40), "finish": "stop" if t <= 40 else "length",
                     "correct": t <= 40} for i, t in enumerate(lengths[method])]
         write_jsonl(paths.eval_samples("m", method, recipe, "wordproblems"), samples, provenance=provenance([]))
+        # GSM8K has its own limit (80): answers at 50 and 70 tokens count from 3/4 and from all of it
+        write_jsonl(paths.eval_samples("m", method, recipe, "gsm8k"),
+                    [{"id": f"g{i}", "sample": 0, "tokens": t, "finish": "stop", "correct": method == "dense"}
+                     for i, t in enumerate((50, 70))], provenance=provenance([]))
     for name in ("budget", "tokens_to_answer", "budget_curve", "tokens_distribution"):
         output = OUTPUTS[name]
         output.write(config, output.files(), tmp_path)
     table = read_json(paths.table("budget", "json"))
-    dense = next(r for r in table["rows"] if r["method"] == "dense")
-    assert table["budgets"] == [10, 20, 30, 40] and dense["problems"] == 3
-    assert [dense[f"pass@1@{b}"] for b in (10, 20, 30, 40)] == pytest.approx([100 / 3, 200 / 3, 100, 100])
+    dense = next(r for r in table["rows"] if r["method"] == "dense" and r["benchmark"] == "wordproblems")
+    assert table["budgets"] == [10, 20, 30, 40] and dense["problems"] == 3 and dense["budgets"] == [10, 20, 30, 40]
+    assert [dense[f"pass@1@{f}"] for f in table["steps"]] == pytest.approx([100 / 3, 200 / 3, 100, 100])
+    own = next(r for r in table["rows"] if r["method"] == "dense" and r["benchmark"] == "gsm8k")
+    assert own["budgets"] == [20, 40, 60, 80] and [own[f"pass@1@{f}"] for f in table["steps"]] == [0, 0, 50, 100]
     (tokens,) = read_json(paths.table("tokens_to_answer", "json"))["rows"]
     assert tokens["method"] == "wanda-0.5" and tokens["problems"] == 2 and tokens["difference"] == pytest.approx(12.0)
     assert tokens["verdict"] == budget.LONGER   # +12 and +12: no spread, a difference all the same

@@ -490,3 +490,24 @@ def test_a_refusal_after_the_model_loads_leaves_no_resume_folder(workdir, tiny_m
                     "--settings-json", json.dumps(settings), "--out", "recovered")
     assert code == 2 and "no_such_proj" in err and one_line(err), err
     assert snapshot(workdir) == before and not (workdir / "recovered.parts").exists()
+
+
+def test_evaluate_gives_a_benchmark_its_own_token_limit(workdir, tiny_model, capsys):
+    """--token-limit gsm8k=12 beside --max-new-tokens 4: GSM8K's responses run to 12 tokens, the other
+    benchmark's to 4 (the tiny model rarely ends a turn), and each benchmark's provenance says its own
+    limit; a limit for a benchmark the run does not evaluate is refused before any work."""
+    from prunebench.io import read_jsonl, read_provenance
+
+    write_jsonl(workdir / "a.jsonl", [{"id": f"a{i}", "question": f"{i}+1?", "answer": str(i + 1)} for i in range(2)])
+    write_jsonl(workdir / "b.jsonl", [{"id": f"b{i}", "question": f"{i}+2?", "answer": str(i + 2)} for i in range(2)])
+    base = ["evaluate", "--model", str(tiny_model), "--data", "wordproblems=a.jsonl", "--data", "gsm8k=b.jsonl",
+            "--samples", "1", "--max-new-tokens", "4", "--workers", "0"]
+    code, err = run(capsys, *base, "--token-limit", "math500=12", "--out-dir", "refused")
+    assert code == 2 and "--token-limit math500: not a benchmark of this run" in err and not (workdir / "refused").exists()
+    code, err = run(capsys, *base, "--token-limit", "gsm8k=12", "--out-dir", "out")
+    assert code == 0, err
+    short, long = read_jsonl(workdir / "out/wordproblems.jsonl"), read_jsonl(workdir / "out/gsm8k.jsonl")
+    assert max(s["tokens"] for s in short) <= 4 and max(s["tokens"] for s in long) > 4
+    assert all(s["tokens"] == 12 for s in long if s["finish"] == "length")
+    assert read_provenance(workdir / "out/gsm8k.jsonl")["params"]["max_new_tokens"] == 12
+    assert read_provenance(workdir / "out/wordproblems.jsonl")["params"]["max_new_tokens"] == 4

@@ -243,7 +243,7 @@ def tiny_config(tmp_path_factory):
         "experiments": {"figure4": {"methods": ["sparsegpt-0.6", "sparsegpt-2of4"], "recipes": ["c4", "ssgr"]},
                         "table1": {"recipes": ["true_samples"]}, "table5": {"recipes": ["c4", "ssgr"]},
                         "owl": {"methods": ["wanda-0.5", "owl_wanda-0.5"], "recipes": ["ssgr"]}},
-        "evaluation": {"samples": 2, "max_new_tokens": 24,
+        "evaluation": {"samples": 2, "max_new_tokens": 24, "token_limits": {"gsm8k": 32},
                        "benchmarks": {"wordproblems": 4, "gsm8k": 2, "gpqa_diamond": 2}},
         "task_suite": {"tasks": {"boolq": {"category": "classification", "limit": 4},
                                  "truthfulqa_mc2": {"category": "generation", "limit": 4},
@@ -287,6 +287,9 @@ def test_e2e_builds_the_report(e2e):
     assert 'id="first_findings"' in html and 'id="budget"' in html and 'id="tokens_to_answer"' in html
     ladder = json.loads((work / "results/tables/budget.json").read_text())
     assert ladder["budgets"] == [6, 12, 18, 24] and all(r["problems"] > 0 for r in ladder["rows"])
+    assert {r["benchmark"]: r["budgets"] for r in ladder["rows"]}["gsm8k"] == [8, 16, 24, 32]   # its own limit
+    gsm8k = [json.loads(line) for line in (work / "results/eval/tiny/dense/none/gsm8k.jsonl").read_text().splitlines()]
+    assert max(s.get("tokens", 0) for s in gsm8k) <= 32 and gsm8k[0]["_provenance"]["params"]["max_new_tokens"] == 32
     # OWL against uniform Wanda on the same recipe: the uniform row is Table 2's cell, OWL's is paired with it
     owl = json.loads((work / "results/tables/owl.json").read_text())
     assert [(r["method"], r["recipe"]) for r in owl["rows"]] == [("dense", "none"), ("wanda-0.5", "ssgr"),

@@ -2,7 +2,8 @@
 
 A response sampled with up to N new tokens begins with the response the same request would give
 with up to B < N: its seed fixes every draw, and the budget only says where to stop. So every
-evaluated cell is graded at a ladder of budgets (fractions of `evaluation.max_new_tokens`) without
+evaluated cell is graded at a ladder of budgets (fractions of its benchmark's token limit:
+`evaluation.max_new_tokens`, or the benchmark's own under `evaluation.token_limits`) without
 generating again: at budget B a sample counts as correct only if it was correct and finished
 within B tokens; one that had not finished by B is cut off there, and a cut-off answer counts as
 wrong, as the paper's rule for truncated responses says.
@@ -23,18 +24,23 @@ from pathlib import Path
 
 from . import paths
 from .evaluation import mean_and_se, pass_at_1
-from .grid import Row, cell_benchmarks, required_rows
+from .grid import Row, cell_benchmarks, required_rows, token_limit
 from .io import iter_jsonl, write_json
 from .provenance import provenance
 
-LADDER = (0.25, 0.5, 0.75, 1.0)   # budgets as fractions of evaluation.max_new_tokens
+LADDER = (0.25, 0.5, 0.75, 1.0)   # budgets as fractions of a benchmark's token limit
 Z = 2.0                             # a token difference is called longer or shorter beyond Z standard errors
 LONGER, SHORTER, NOT_SEPARABLE, TOO_FEW = "longer", "shorter", "not separable", "too few problems"
 
 
 def budgets(max_new_tokens: int) -> list[int]:
-    """The ladder in tokens: each fraction of the evaluation's budget, at least one token."""
+    """The ladder in tokens: each fraction of a token limit, at least one token."""
     return [max(1, round(fraction * max_new_tokens)) for fraction in LADDER]
+
+
+def step(fraction: float) -> str:
+    """A ladder step's key in a row: `pass@1@0.25` is pass@1 within a quarter of the limit."""
+    return f"{fraction:g}"
 
 
 def correct_within(sample: dict, budget: int) -> bool:
@@ -111,16 +117,17 @@ def _samples(root: Path, path: str) -> list[dict]:
 
 
 def accuracy_rows(config: dict, root: Path) -> list[dict]:
-    """One row per evaluated cell and benchmark: pass@1 and its standard error at each budget."""
-    ladder = budgets(config["evaluation"]["max_new_tokens"])
+    """One row per evaluated cell and benchmark: its ladder in tokens (of the benchmark's limit),
+    and pass@1 and its standard error at each step."""
     rows = []
     for row, bench, path in _samples_files(config):
         samples = _samples(root, path)
+        ladder = budgets(token_limit(config, bench))
         out = {"model": row.model, "method": row.method, "recipe": row.recipe, "benchmark": bench,
-               "problems": len({s["id"] for s in samples}), "samples": len(samples)}
-        for budget in ladder:
+               "problems": len({s["id"] for s in samples}), "samples": len(samples), "budgets": ladder}
+        for fraction, budget in zip(LADDER, ladder):
             value, se, _ = accuracy_at(samples, budget)
-            out[f"pass@1@{budget}"], out[f"se@{budget}"] = value, se
+            out[f"pass@1@{step(fraction)}"], out[f"se@{step(fraction)}"] = value, se
         rows.append(out)
     return rows
 
@@ -160,10 +167,14 @@ def write_accuracy_table(config: dict, files: dict, root: Path) -> None:
     from .tables import write_rows
 
     rows, ladder = accuracy_rows(config, root), budgets(config["evaluation"]["max_new_tokens"])
+    own = config["evaluation"]["token_limits"]
     write_rows(files, "budget", rows, {
         "status": "built" if rows else "not part of this run", "budgets": ladder, "fractions": list(LADDER),
-        "caption": (f"pass@1 in % of every evaluated cell at budgets of {', '.join(map(str, ladder))} tokens "
-                    f"({', '.join(f'{f:g}' for f in LADDER)} of the evaluation's {config['evaluation']['max_new_tokens']}), "
+        "steps": [step(f) for f in LADDER],
+        "caption": (f"pass@1 in % of every evaluated cell at {', '.join(f'{f:g}' for f in LADDER)} of its benchmark's "
+                    f"token limit ({', '.join(map(str, ladder))} of the evaluation's "
+                    f"{config['evaluation']['max_new_tokens']}"
+                    + "".join(f"; {', '.join(map(str, budgets(n)))} of {b}'s {n}" for b, n in own.items()) + "), "
                     "from the one generation each cell already made: a sample counts as correct at a budget only if "
                     "it was correct and finished within it. ± is the standard error over problems.")},
         _provenance(config, root))
@@ -212,13 +223,13 @@ def write_accuracy_figure(config: dict, files: dict, root: Path) -> None:
     for ax, (model, bench) in zip(axes.flat, panels):
         for r in (r for r in rows if (r["model"], r["benchmark"]) == (model, bench)):
             row = Row(r["model"], r["method"], r["recipe"])
-            ax.plot(ladder, [r[f"pass@1@{b}"] for b in ladder], marker="o", markersize=3,
+            ax.plot(r["budgets"], [r[f"pass@1@{step(f)}"] for f in LADDER], marker="o", markersize=3,
                     linestyle="--" if row.method == paths.DENSE else "-", label=drawable(_series_label(config, row)))
         problems = next(r["problems"] for r in rows if (r["model"], r["benchmark"]) == (model, bench))
         ax.set_title(drawable(f"{model_label(config, model)}, {benchmark_label(bench)} ({problems} problems)"), fontsize=8)
         ax.set_xlabel("token budget", fontsize=7)
         ax.set_ylabel("pass@1 (%)", fontsize=7)
-        ax.set_xticks(ladder)
+        ax.set_xticks(budgets(token_limit(config, bench)))
         ax.tick_params(labelsize=7)
     if panels:
         handles, labels = axes.flat[0].get_legend_handles_labels()

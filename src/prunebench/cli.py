@@ -84,11 +84,13 @@ def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[li
     by_id = {p["id"]: p for p in problems}
     prompts = {p["id"]: build_prompt(tokenizer, entry, p["question"], datasets.instruction_of(p)) for p in problems}
     sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
+    limits = _token_limits(args)
     backend = functools.cache(lambda: make_backend(args.backend, args.model, entry, args.device))
     model_key = json.dumps([str(model_dir(args.model)), info.get("revision")])
 
     def generate(pairs: list[tuple[str, int]], work: str | Path) -> list[dict]:
-        requests = [Request(pid, s, prompts[pid], request_seed(args.seed, pid, s)) for pid, s in pairs]
+        requests = [Request(pid, s, prompts[pid], request_seed(args.seed, pid, s), limits.get(by_id[pid]["dataset"]))
+                    for pid, s in pairs]
         return run_sharded(backend, requests, sampling, work, model_key=model_key,
                            extra=lambda r: {"dataset": by_id[r.id]["dataset"], "meta": by_id[r.id].get("meta", {})},
                            label=label)
@@ -105,9 +107,21 @@ def _generate(args, problems: list[dict], work_dir: str, label: str) -> tuple[li
     return samples, saved
 
 
-def _sampling_params(args, **extra) -> dict:
-    return {**extra, "samples": args.samples, "temperature": args.temperature, "top_p": args.top_p,
-            "max_new_tokens": args.max_new_tokens, "backend": args.backend}
+def _sampling_params(args, benchmark: str | None = None, **extra) -> dict:
+    """What shaped a benchmark's samples (its provenance params): the sampling, its token limit."""
+    return {**({"benchmark": benchmark} if benchmark else {}), **extra, "samples": args.samples,
+            "temperature": args.temperature, "top_p": args.top_p,
+            "max_new_tokens": _token_limits(args).get(benchmark, args.max_new_tokens), "backend": args.backend}
+
+
+def _token_limits(args) -> dict[str, int]:
+    """--token-limit BENCHMARK=N as {benchmark: N}, each a positive integer."""
+    limits = {}
+    for name, value in _named_paths(getattr(args, "token_limit", None), "--token-limit").items():
+        if not value.isdigit() or int(value) < 1:
+            raise InputError(f"--token-limit {name}={value}: expected a positive number of tokens")
+        limits[name] = int(value)
+    return limits
 
 
 def _model_provenance(model: str) -> dict:
@@ -467,6 +481,9 @@ def cmd_evaluate(args) -> None:
     from .models import model_info
 
     data, counts = _named_paths(args.data, "--data"), _named_paths(args.count, "--count")
+    for bench in _token_limits(args):
+        if bench not in data:
+            raise InputError(f"--token-limit {bench}: not a benchmark of this run (--data)")
     out_dir = Path(args.out_dir)
     mark_output_dir(out_dir, args.command)
     skipped = model_info(args.model).get("skipped")
@@ -831,6 +848,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p, "evaluation")
     p.add_argument("--data", action="append", required=True, help="BENCHMARK=normalized.jsonl (repeatable)")
     p.add_argument("--count", action="append", help="BENCHMARK=N problems, a seeded subset (default: all)")
+    p.add_argument("--token-limit", action="append",
+                   help="BENCHMARK=N: that benchmark's own max new tokens (repeatable; others take --max-new-tokens)")
     p.add_argument("--out-dir", required=True, help="receives BENCHMARK.jsonl (samples) and BENCHMARK.json (metrics)")
     p.set_defaults(func=cmd_evaluate)
     _outputs(p, dirs=("out_dir",), inputs=("model", "data"))

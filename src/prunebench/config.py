@@ -250,6 +250,10 @@ def _check_references(config: dict, source: str) -> None:
             known = sorted(n for n, d in DATASETS.items() if d.benchmark)
             raise InputError(f"{source}: config.evaluation.benchmarks: {bench!r} is not a benchmark "
                              f"(known: {', '.join(known)})")
+    for bench in config["evaluation"]["token_limits"]:
+        if bench not in config["evaluation"]["benchmarks"]:
+            raise InputError(f"{source}: config.evaluation.token_limits: {bench!r} is not under "
+                             f"config.evaluation.benchmarks")
     for key, experiment in experiments.items():
         for index, bench in enumerate(experiment.get("benchmarks") or []):
             if bench not in config["evaluation"]["benchmarks"]:

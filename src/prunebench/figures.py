@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import paths  # noqa: E402
-from .grid import table_benchmarks  # noqa: E402
+from .grid import table_benchmarks, token_limit  # noqa: E402
 from .io import atomic_path, write_json  # noqa: E402
 from .provenance import provenance  # noqa: E402
 from .tables import (benchmark_label, FIGURES, assemble, caption, method_label, model_label,  # noqa: E402
@@ -120,8 +120,12 @@ def figure5(config: dict, frame, ax, model: str, benches: list[str]) -> str:
     _grouped_bars(ax, [benchmark_label(b) for b in benches],
                   _recipe_series(config, benches, dense, pruned, config["calibration"]["recipes"], "_tokens"),
                   "mean response length (tokens)")
-    ax.axhline(config["evaluation"]["max_new_tokens"], color="#333333", linestyle=":", linewidth=1,
-               label="token limit")
+    limits = [token_limit(config, b) for b in benches]
+    if len(set(limits)) == 1:
+        ax.axhline(limits[0], color="#333333", linestyle=":", linewidth=1, label="token limit")
+    else:   # a benchmark with its own limit: a mark over its group of bars
+        ax.hlines(limits, [i - 0.45 for i in range(len(benches))], [i + 0.45 for i in range(len(benches))],
+                  color="#333333", linestyle=":", linewidth=1, label="token limit")
     return method_label(method)
 
 

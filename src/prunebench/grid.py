@@ -46,6 +46,11 @@ def study_method(method: str, ratio: float) -> str:
     return PruneSpec(method, float(ratio)).name
 
 
+def token_limit(config: dict, benchmark: str) -> int:
+    """A benchmark's new-token limit: its own under `evaluation.token_limits`, else the evaluation's."""
+    return config["evaluation"]["token_limits"].get(benchmark, config["evaluation"]["max_new_tokens"])
+
+
 def benchmarks(config: dict) -> list[str]:
     configured = list(config["evaluation"]["benchmarks"])
     return sorted(configured, key=lambda b: (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else 99, b))

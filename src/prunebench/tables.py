@@ -85,7 +85,7 @@ def table_config(config: dict) -> dict:
         "pruning": {"methods": config["pruning"]["methods"]},
         "calibration": {k: config["calibration"][k] for k in ("recipes", "recipe_definitions", "max_length")},
         "experiments": config["experiments"],
-        "evaluation": {k: config["evaluation"][k] for k in ("benchmarks", "samples", "max_new_tokens")},
+        "evaluation": {k: config["evaluation"][k] for k in ("benchmarks", "samples", "max_new_tokens", "token_limits")},
     }
 
 
@@ -263,7 +263,7 @@ def write_rows(files: dict, name: str, rows: list[dict], fields: dict, prov: dic
 
     from .evaluation import finite
 
-    frame = pd.DataFrame([{k: ",".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows])
+    frame = pd.DataFrame([{k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()} for r in rows])
     write_text(files["csv"], "# " + json.dumps({"table": name, "provenance": prov}, sort_keys=True) + "\n"
                + frame.to_csv(index=False, float_format="%.4f"))
     write_json(files["json"], finite({**fields, "rows": rows, "provenance": prov}))

@@ -37,6 +37,10 @@ class Request:
     sample: int
     prompt: str
     seed: int
+    max_new_tokens: int | None = None   # this request's own limit (its benchmark's); None: the sampling's
+
+    def limit(self, sampling: "Sampling") -> int:
+        return self.max_new_tokens if self.max_new_tokens is not None else sampling.max_new_tokens
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,8 @@ def request_seed(root_seed: int, problem_id: str, sample: int) -> int:
 def _fingerprint(requests: list[Request], sampling: Sampling, model_key: str) -> str:
     digest = hashlib.sha256(json.dumps([model_key, asdict(sampling)]).encode())
     for r in requests:
-        digest.update(f"{r.id}\0{r.sample}\0{r.seed}\0{r.prompt}\n".encode())
+        limit = "" if r.max_new_tokens is None else f"\0{r.max_new_tokens}"   # unchanged where no request has its own
+        digest.update(f"{r.id}\0{r.sample}\0{r.seed}{limit}\0{r.prompt}\n".encode())
     return digest.hexdigest()
 
 

@@ -187,8 +187,8 @@ class HFBackend:
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[Completion]:
         prompts = [self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
-        budgets = [min(sampling.max_new_tokens, self.max_model_len - len(p)) if fits(len(p), self.max_model_len)
-                   else 0 for p in prompts]
+        budgets = [min(r.limit(sampling), self.max_model_len - len(p)) if fits(len(p), self.max_model_len)
+                   else 0 for r, p in zip(requests, prompts)]
         generators = [torch.Generator().manual_seed(r.seed) for r in requests]
         return self._decode(prompts, budgets, generators, sampling)
 

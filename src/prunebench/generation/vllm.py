@@ -33,7 +33,7 @@ class VLLMBackend:
         runnable = [i for i, prompt in enumerate(ids) if fits(len(prompt), self.max_model_len)]
         prompts = [TokensPrompt(prompt_token_ids=ids[i]) for i in runnable]
         params = [SamplingParams(n=1, temperature=sampling.temperature, top_p=sampling.top_p,
-                                 max_tokens=min(sampling.max_new_tokens, self.max_model_len - len(ids[i])),
+                                 max_tokens=min(requests[i].limit(sampling), self.max_model_len - len(ids[i])),
                                  seed=requests[i].seed) for i in runnable]
         outputs = self.llm.generate(prompts, params, use_tqdm=False) if runnable else []
         completions = [Completion("", 0, PROMPT_TOO_LONG)] * len(requests)
