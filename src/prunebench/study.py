@@ -162,12 +162,17 @@ def _compare(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> dict
             "verdict": verdict(difference, error, (n_a, n_b))}
 
 
+def _beyond(record: dict) -> bool:
+    """A row of a method beyond the paper (RESP): shown in the tables, out of the paper's family lines and claims."""
+    return record["base_method"] in DECLARED and DECLARED[record["base_method"]].beyond
+
+
 def findings(records: list[dict], config: dict) -> list[dict]:
     """The five claims, each compared on the unrecovered study rows of the aligned recipe (claim 5: on
     matched aligned and generic cells, calibration and recovery)."""
     study = config["study"]
     aligned = study["recipes"][0] if study["recipes"] else None
-    records = [r for r in records if r["family"] == "dense" or not DECLARED[r["base_method"]].beyond]  # the paper's methods
+    records = [r for r in records if r["family"] == "dense" or not _beyond(r)]  # the paper's methods
     pruned = [r for r in records if r["family"] != "dense" and r["recovery"] is None and r["recipe"] == aligned
               and r["family"] in ("depth", "width", "dynamic")]
     dense = {r["model"]: r for r in records if r["family"] == "dense"}
@@ -334,7 +339,7 @@ def write_figure(name: str, config: dict, out_svg, out_pdf, out_json, root=".") 
         rows = main_rows(records, config)
         fig, axes = plt.subplots(len(CATEGORIES), len(models), figsize=(3.4 * len(models) + 0.6, 6.6), squeeze=False)
         for col, model in enumerate(models):
-            mine = [r for r in rows if r["model"] == model]
+            mine = [r for r in rows if r["model"] == model and (r["family"] == "dense" or not _beyond(r))]
             dense = next((r for r in mine if r["family"] == "dense"), None)
             for row_index, category in enumerate(CATEGORIES):
                 ax = axes[row_index, col]
@@ -351,7 +356,7 @@ def write_figure(name: str, config: dict, out_svg, out_pdf, out_json, root=".") 
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="upper center", ncols=max(len(labels), 1), frameon=False, fontsize=8)
         fig.tight_layout(rect=(0, 0, 1, 0.95))
-        caption = ("Category average against pruning ratio, one line per family (the mean of its methods at that "
+        caption = ("Category average against pruning ratio, one line per family (the mean of the paper's methods at that "
                    "ratio; the dense model at 0%), one column per model.")
     if name == "samples" and records and config["study"]["calibration_samples"]["method"]:
         grid = config["study"]["calibration_samples"]
