@@ -338,6 +338,12 @@ def test_e2e_pruned_checkpoints_have_exactly_their_sparsity(e2e):
         found.add(report["method"])
         if report.get("family") in ("depth", "width", "dynamic"):  # the study's cells, checked apart
             continue
+        if "layer_sparsity_targets" in report:   # OWL: each layer at its own sparsity, rounded down per row
+            targets = report["layer_sparsity_targets"]
+            assert sum(targets) / len(targets) == pytest.approx(report["sparsity_target"]), sparsity
+            assert report["sparsity_target"] - 0.02 <= report["overall_sparsity"] <= report["sparsity_target"], sparsity
+            assert report["provenance"]["params"] == {"true_sequential": False, "owl_lambda": 0.08, "owl_m": 5.0}
+            continue
         # exact counts per 128-column block are int(numel * s): at most one weight per block short
         assert report["sparsity_target"] - 1e-3 <= report["overall_sparsity"] <= report["sparsity_target"], sparsity
         if report["sparsity_target"] == 0.5:
@@ -350,7 +356,7 @@ def test_e2e_pruned_checkpoints_have_exactly_their_sparsity(e2e):
         else:  # an option is recorded only for the methods that read it (schema x-methods)
             assert params == {"true_sequential": False}, sparsity
     assert found == {"sparsegpt-0.5", "wanda-0.5", "sparsegpt-0.6", "sparsegpt-2of4", "shortgpt-0.5", "slicegpt-0.5",
-                     "skipgpt-0.5", "shortgpt-0.5+generic"}
+                     "skipgpt-0.5", "shortgpt-0.5+generic", "owl_wanda-0.5"}
 
 
 @pytest.mark.e2e
