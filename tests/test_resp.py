@@ -184,7 +184,7 @@ def test_a_killed_prune_resumes_to_the_same_weights_without_redoing_steps(deep_m
         assert torch.equal(a, b)
 
 
-def test_the_nearer_state_is_kept_at_the_target():
+def test_sparsity_counts_whole_units_and_the_kept_layers_follow_the_reference():
     shapes = [type("S", (), {"per_head": 10, "per_channel": 1})() for _ in range(2)]
     heads = torch.tensor([[True, False], [False, False]])
     channels = torch.zeros(2, 4, dtype=torch.bool)
