@@ -165,7 +165,10 @@ def zero_units(layers: nn.ModuleList, heads: torch.Tensor, channels: torch.Tenso
 
 
 def _head_dim(config) -> int:
-    return config.hidden_size // config.num_attention_heads   # the reference's (Qwen2 and Llama: config.head_dim)
+    """The model's head width. The reference takes hidden / heads, the same for the models it ran
+    (Qwen3-8B: 128) but not for all (Qwen3-0.6B: 128 against 1024 / 16), whose query rows it would
+    slice wrongly."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
 def check(model: nn.Module, spec, layers_path: str) -> None:
