@@ -2,9 +2,13 @@
 (which runs them on the tiny model in every test run) against the run's own settings, each a fresh
 `prunebench` process, and whether each output stayed byte-identical or by how much it moved.
 
-- prune (SparseGPT and Wanda, 50%): threads 1 vs 2; ATen's scalar kernels vs the machine's;
-- generate (sampled, seeded per request): batch 1 vs the model's; threads 1; scalar kernels;
-- tasks (lm-eval, log-likelihood): log-likelihood batch 1 vs 8; threads 1; scalar kernels.
+- prune (SparseGPT and Wanda, 50%): threads 1 vs 2; each narrower kernel set vs the machine's;
+- generate (sampled, seeded per request): batch 1 vs the model's; threads 1; each narrower kernel set;
+- tasks (lm-eval, log-likelihood): log-likelihood batch 1 vs 8; threads 1; each narrower kernel set.
+
+The narrower kernel sets are those ATEN_CPU_CAPABILITY can force below the one PyTorch picks
+(reference.narrower_kernel_sets): on an AVX-512 machine AVX2 and ATen's scalar set, on an AVX2 one
+the scalar set.
 
     python bench/invariance.py --model results/models/qwen2.5-coder-0.5b-instruct/model.json \\
         --calibration results/calibration/qwen2.5-coder-0.5b-instruct/c4.jsonl \\
@@ -21,7 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-SCALAR = {"ATEN_CPU_CAPABILITY": "default"}
+from prunebench.provenance import code_commit
+from prunebench.reference import machine, narrower_kernel_sets
+
+# Each variation of the kernels: its name in the output folders and the environment that forces it.
+KERNELS = {kernels: {"ATEN_CPU_CAPABILITY": kernels} for kernels in narrower_kernel_sets()}
 
 
 def run(args: list[str], env: dict) -> float:
@@ -92,26 +100,28 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     two = {"OMP_NUM_THREADS": "2"}
+    picked = machine()["torch_cpu_capability"]
+    kernels = [(name, {**two, **env}, f"{name} kernels vs {picked}") for name, env in KERNELS.items()]
     lines = []
 
     for method in ("wanda-0.5", "sparsegpt-0.5"):
-        for name, env in (("base", two), ("1thread", {"OMP_NUM_THREADS": "1"}), ("scalar", {**two, **SCALAR})):
+        for name, env, _ in (("base", two, ""), ("1thread", {"OMP_NUM_THREADS": "1"}, ""), *kernels):
             if record(out / f"{method}-{name}").exists():   # a rerun keeps what an earlier one made
                 continue
             seconds = run(["prune", "--model", args.model, "--calibration", args.calibration, "--method", method,
                            "--out", str(out / f"{method}-{name}"), "--record", str(record(out / f"{method}-{name}"))], env)
             print(f"prune {method} {name}: {seconds:.0f} s", flush=True)
-        for name, what in (("1thread", "threads 1 vs 2"), ("scalar", "scalar kernels vs the machine's")):
+        for name, _, what in (("1thread", None, "threads 1 vs 2"), *kernels):
             lines.append(f"| prune {method} | {what} | {compare_weights(out / f'{method}-{name}', out / f'{method}-base')} |")
 
     generate = ["generate", "--model", args.model, "--dataset", "gsm8k", "--data", args.data, "--count", str(args.problems),
                 "--samples", "2", "--temperature", "0.6", "--max-new-tokens", str(args.tokens)]
     for name, flags, env in (("base", [], two), ("batch1", ["--batch-size", "1"], two),
-                             ("1thread", [], {"OMP_NUM_THREADS": "1"}), ("scalar", [], {**two, **SCALAR})):
+                             ("1thread", [], {"OMP_NUM_THREADS": "1"}), *((n, [], e) for n, e, _ in kernels)):
         seconds = run([*generate, *flags, "--out", str(out / f"generate-{name}.jsonl")], env)
         print(f"generate {name}: {seconds:.0f} s", flush=True)
     for name, what in (("batch1", "batch 1 vs the model's"), ("1thread", "threads 1 vs 2"),
-                       ("scalar", "scalar kernels vs the machine's")):
+                       *((n, w) for n, _, w in kernels)):
         lines.append(f"| generate | {what} | {compare_responses(out / f'generate-{name}.jsonl', out / 'generate-base.jsonl')} |")
 
     suite = {"boolq": {"limit": 8}, "arc_challenge": {"limit": 8}, "winogrande": {"limit": 16}}
@@ -120,13 +130,14 @@ def main() -> None:
     for name, flags, env in (("base", ["--loglikelihood-batch-size", "8"], two),
                              ("batch1", ["--loglikelihood-batch-size", "1"], two),
                              ("1thread", ["--loglikelihood-batch-size", "8"], {"OMP_NUM_THREADS": "1"}),
-                             ("scalar", ["--loglikelihood-batch-size", "8"], {**two, **SCALAR})):
+                             *((n, ["--loglikelihood-batch-size", "8"], e) for n, e, _ in kernels)):
         seconds = run([*tasks, *flags, "--out-dir", str(out / f"tasks-{name}")], env)
         print(f"tasks {name}: {seconds:.0f} s", flush=True)
     for name, what in (("batch1", "log-likelihood batch 1 vs 8"), ("1thread", "threads 1 vs 2"),
-                       ("scalar", "scalar kernels vs the machine's")):
+                       *((n, w) for n, _, w in kernels)):
         lines.append(f"| tasks | {what} | {compare_tasks(out / f'tasks-{name}', out / 'tasks-base', list(suite))} |")
 
+    print(f"\n{machine()['cpu']}, {picked}; prunebench at {code_commit()}")
     print("\n| stage | change | result |\n|---|---|---|\n" + "\n".join(lines))
 
 

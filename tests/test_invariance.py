@@ -4,8 +4,8 @@ bench/invariance.py measures the same on a real model.
 
 - the generation batch (1 against 8) and the order of the requests: byte-identical responses;
 - threads (1 against 2): byte-identical pruned weights, responses and task records;
-- the CPU kernel set (ATEN_CPU_CAPABILITY=default, ATen's scalar kernels, against the machine's
-  own vectorized set): byte-identical responses and Wanda weights; SparseGPT's the same mask with
+- the CPU kernel set (each narrower set this machine can run against the one PyTorch picks: on an
+  AVX-512 machine AVX2 and ATen's scalar kernels, on an AVX2 one the scalar kernels): byte-identical responses and Wanda weights; SparseGPT's the same mask with
   its kept weights within KERNELS_WEIGHT_TOLERANCE; task records the same score on every document,
   log-likelihoods within LOGLIKELIHOOD_TOLERANCE;
 - lm-eval's log-likelihood batch (1 against 8): the same, within LOGLIKELIHOOD_TOLERANCE.
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from prunebench.reference import narrower_kernel_sets
+
 from .conftest import MIRROR, ROOT, build_tiny_model
 
 MODEL = "prepared/model.json"
@@ -40,6 +42,8 @@ MODEL = "prepared/model.json"
 # size or the kernels make (measured 1.5e-5 here), each with room for other prompts and models.
 KERNELS_WEIGHT_TOLERANCE = 1e-5
 LOGLIKELIHOOD_TOLERANCE = 1e-4
+# The ATEN_CPU_CAPABILITY values each kernel-set comparison forces against the machine's own set.
+KERNEL_SETS = narrower_kernel_sets()
 
 
 def _prunebench(*args: str, cwd: Path, **env: str) -> None:
@@ -94,12 +98,13 @@ def test_pruned_weights_do_not_depend_on_threads_or_kernels(work, method):
     one = _prune(work, method, f"{method}-1thread", OMP_NUM_THREADS="1")
     two = _prune(work, method, f"{method}-2threads", OMP_NUM_THREADS="2")
     assert one["weights_sha256"] == two["weights_sha256"]
-    scalar = _prune(work, method, f"{method}-scalar", OMP_NUM_THREADS="2", ATEN_CPU_CAPABILITY="default")
-    if method.startswith("wanda"):   # measured identical
-        assert scalar["weights_sha256"] == two["weights_sha256"]
-    else:   # SparseGPT's weight updates: the same mask, the kept weights within the tolerance
-        difference, flipped = _weight_difference(work / f"{method}-scalar", work / f"{method}-2threads")
-        assert difference <= KERNELS_WEIGHT_TOLERANCE and flipped == 0
+    for kernels in KERNEL_SETS:
+        other = _prune(work, method, f"{method}-{kernels}", OMP_NUM_THREADS="2", ATEN_CPU_CAPABILITY=kernels)
+        if method.startswith("wanda"):   # measured identical
+            assert other["weights_sha256"] == two["weights_sha256"], kernels
+        else:   # SparseGPT's weight updates: the same mask, the kept weights within the tolerance
+            difference, flipped = _weight_difference(work / f"{method}-{kernels}", work / f"{method}-2threads")
+            assert difference <= KERNELS_WEIGHT_TOLERANCE and flipped == 0, (kernels, difference, flipped)
 
 
 def _generate(work: Path, out: str, *flags: str, **env: str) -> bytes:
@@ -112,8 +117,9 @@ def test_responses_do_not_depend_on_batch_threads_or_kernels(work):
     reference = _generate(work, "batch8.jsonl", "--batch-size", "8", OMP_NUM_THREADS="2")
     assert _generate(work, "batch1.jsonl", "--batch-size", "1", OMP_NUM_THREADS="2") == reference
     assert _generate(work, "1thread.jsonl", "--batch-size", "8", OMP_NUM_THREADS="1") == reference
-    assert _generate(work, "scalar.jsonl", "--batch-size", "8", OMP_NUM_THREADS="2",
-                     ATEN_CPU_CAPABILITY="default") == reference
+    for kernels in KERNEL_SETS:
+        assert _generate(work, f"{kernels}.jsonl", "--batch-size", "8", OMP_NUM_THREADS="2",
+                         ATEN_CPU_CAPABILITY=kernels) == reference, kernels
 
 
 def test_responses_do_not_depend_on_the_order_of_the_requests(work):
@@ -161,9 +167,10 @@ def test_task_scores_do_not_depend_on_threads_and_batch_and_kernels_move_them_wi
     # length and the matrix products over other shapes; ATen's scalar kernels sum in another order
     alone = _tasks(work, "tasks-batch1", "--loglikelihood-batch-size", "1", OMP_NUM_THREADS="2")
     assert _loglikelihood_difference(reference, alone) <= LOGLIKELIHOOD_TOLERANCE
-    scalar = _tasks(work, "tasks-scalar", "--loglikelihood-batch-size", "8", OMP_NUM_THREADS="2",
-                    ATEN_CPU_CAPABILITY="default")
-    assert _loglikelihood_difference(reference, scalar) <= LOGLIKELIHOOD_TOLERANCE
+    for kernels in KERNEL_SETS:
+        other = _tasks(work, f"tasks-{kernels}", "--loglikelihood-batch-size", "8", OMP_NUM_THREADS="2",
+                       ATEN_CPU_CAPABILITY=kernels)
+        assert _loglikelihood_difference(reference, other) <= LOGLIKELIHOOD_TOLERANCE, kernels
 
 
 def test_the_kernel_set_is_what_the_environment_asks_for(work):
@@ -171,5 +178,13 @@ def test_the_kernel_set_is_what_the_environment_asks_for(work):
     code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
     run = lambda **env: subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},   # noqa: E731
                                        capture_output=True, text=True, check=True).stdout.strip()
-    assert run(ATEN_CPU_CAPABILITY="default") == "DEFAULT"
     assert run() != "DEFAULT"
+    for kernels in KERNEL_SETS:
+        assert run(ATEN_CPU_CAPABILITY=kernels) == kernels.upper()
+
+
+def test_the_kernel_sets_compared_are_each_narrower_set_and_the_scalar_one():
+    assert narrower_kernel_sets("AVX512") == ["avx2", "default"]
+    assert narrower_kernel_sets("AVX2") == ["default"]
+    assert narrower_kernel_sets("DEFAULT") == []
+    assert narrower_kernel_sets("SVE256") == ["default"]

@@ -69,6 +69,24 @@ def machine() -> dict:
             "versions": package_versions()}
 
 
+# ATen's x86 kernel sets, widest first, as torch.backends.cpu.get_cpu_capability() names them; the
+# ATEN_CPU_CAPABILITY value that forces each is its name in lower case.
+X86_KERNEL_SETS = ("AVX512", "AVX2", "DEFAULT")
+
+
+def narrower_kernel_sets(picked: str | None = None) -> list[str]:
+    """The ATEN_CPU_CAPABILITY values this machine can run besides the kernel set PyTorch picked:
+    each narrower vectorized set and ATen's scalar one ("default"). An invariance across CPUs is
+    measured against each, so that an AVX-512 machine also shows what an AVX2 one would compute."""
+    if picked is None:
+        import torch
+
+        picked = torch.backends.cpu.get_cpu_capability()
+    if picked not in X86_KERNEL_SETS:
+        return ["default"] if picked != "DEFAULT" else []
+    return [name.lower() for name in X86_KERNEL_SETS[X86_KERNEL_SETS.index(picked) + 1:]]
+
+
 # ---------------------------------------------------------------------------------------- recording
 
 def _sha(data: bytes) -> str:
