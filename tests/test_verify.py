@@ -202,3 +202,16 @@ def test_prunebench_compare_exits_nonzero_where_results_differ(tmp_path, capsys)
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 2
     assert "differs\tresults/t.csv" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_rerun_in_scratch_reads_the_runs_mirror_reference_and_models(tmp_path):
+    """verify reruns jobs in scratch/<n>/, where the config's relative paths would name nothing."""
+    config = {"data_dir": "../shared/data", "reference": "reference/default.json",
+              "models": {"m": {"source": {"path": "models/m"}}, "hub": {"source": {"hub": "org/m"}}}}
+    anchored = verify.anchored(config, tmp_path)
+    assert anchored["data_dir"] == str((tmp_path / "../shared/data").resolve())
+    assert anchored["reference"] == str(tmp_path / "reference" / "default.json")
+    assert anchored["models"]["m"]["source"]["path"] == str(tmp_path / "models" / "m")
+    assert anchored["models"]["hub"]["source"] == {"hub": "org/m"}
+    assert verify.anchored({"data_dir": None, "reference": None}, tmp_path) == {"data_dir": None, "reference": None}
+    assert config["reference"] == "reference/default.json"   # the run's own config is left as it was

@@ -277,10 +277,11 @@ def planned(snakefile: str | Path, workdir: str | Path, targets: list[str], *,
 
 def anchored(config: dict, root: Path) -> dict:
     """The config with its paths relative to the recorded run's directory made absolute, so that a
-    rerun in a scratch directory reads the same mirror and the same local models."""
+    rerun in a scratch directory reads the same mirror, reference record and local models."""
     config = json.loads(json.dumps(config))
-    if config.get("data_dir") and not Path(config["data_dir"]).is_absolute():
-        config["data_dir"] = str((root / config["data_dir"]).resolve())
+    for key in ("data_dir", "reference"):   # the mirror, and the reference record the config names
+        if config.get(key) and not Path(config[key]).is_absolute():
+            config[key] = str((root / config[key]).resolve())
     for entry in config.get("models", {}).values():
         source = entry.get("source", {})
         if "path" in source and not Path(source["path"]).expanduser().is_absolute():
