@@ -176,7 +176,8 @@ def write(root: str | Path, out: str | Path) -> dict:
     data = record(root)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    # compact: the default's record holds every result and metric, and lives in the repository
+    out.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
     return data
 
 
