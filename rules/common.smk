@@ -1,6 +1,7 @@
 # Helpers shared by every stage file (validated config, output paths, input functions).
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -33,6 +34,11 @@ config["verify"]["targets"] = pb_verify.expand_targets(config)  # the results `s
 RECIPE_DEFS = config["calibration"]["recipe_definitions"]
 BENCHMARKS = list(config["evaluation"]["benchmarks"])
 POOL_SOURCES = list(config["self_generation"]["sources"])
+# The models whose preparation declares their converted weights as a temporary output, removed by
+# Snakemake after the last job that lists them (their pools), and the models prepared as usual.
+TRANSIENT_MODELS = pb_grid.transient_checkpoints(config)
+TRANSIENT_MODEL_PATTERN = "|".join(map(re.escape, TRANSIENT_MODELS)) or "(?!)"
+KEPT_MODEL_PATTERN = "|".join(re.escape(m) for m in MODELS if m not in TRANSIENT_MODELS) or "(?!)"
 # The local mirror (validated to exist unless the hub is allowed), and whether the hub may fill gaps.
 DATA_DIR = config["data_dir"] if config["data_dir"] and Path(config["data_dir"]).is_dir() else None
 DATA_DIR_ARG = " ".join(([f"--data-dir {DATA_DIR}"] if DATA_DIR else []) + (["--allow-hub"] if config["allow_hub"] else []))
@@ -201,6 +207,11 @@ def cell_suite(wildcards):
 # The priority of every job (why each goes where: prunebench.grid.Priorities).
 PRIORITY = pb_grid.Priorities(config)
 CRITICAL, LIGHT, FIRST_PAPER = PRIORITY.CRITICAL, PRIORITY.LIGHT, PRIORITY.FIRST_PAPER
+def transient_weights(wildcards):
+    """A transient model's converted weights, as an input of the jobs that read them (its pools)."""
+    return [paths.converted_checkpoint(wildcards.model)] if wildcards.model in TRANSIENT_MODELS else []
+def recovery_priority(wildcards):
+    return PRIORITY.recovery(wildcards.model, wildcards.method, wildcards.recipe)
 def pool_priority(wildcards):
     return PRIORITY.pool(wildcards.model, wildcards.dataset)
 def cell_priority(evaluation=False):

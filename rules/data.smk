@@ -20,6 +20,8 @@ rule data:
 rule prepare_model:
     output:
         paths.model_json("{model}"),
+    wildcard_constraints:
+        model=KEPT_MODEL_PATTERN,
     # A model job's cores, like the others: asking for every core, a second model's preparation
     # (Table 8's generator) waited for a moment with both cores free, which a busy run never has,
     # and held the first paper's last table until the study's jobs were done.
@@ -36,3 +38,13 @@ rule prepare_model:
         CPU_IMAGE
     shell:
         "prunebench prepare-model --name {wildcards.model} --entry {params.entry:q} --out {params.out} 2> {log}"
+
+
+# A generator-only model converted from GGUF: its weights are an output of their own, removed once
+# its pools are generated (prunebench.grid.transient_checkpoints); model.json stays.
+use rule prepare_model as prepare_transient_model with:
+    output:
+        paths.model_json("{model}"),
+        weights=temp(directory(paths.converted_checkpoint("{model}"))),
+    wildcard_constraints:
+        model=TRANSIENT_MODEL_PATTERN,

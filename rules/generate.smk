@@ -5,6 +5,7 @@ rule generate:
     input:
         data=paths.data("{dataset}"),
         model=paths.model_json("{model}"),
+        weights=transient_weights,
     output:
         paths.generations("{model}", "{dataset}"),
     threads: model_job_threads

@@ -15,7 +15,7 @@ rule recover:
         method=METHOD_PATTERN,
         recovery=RECOVERY_PATTERN,
     threads: model_job_threads
-    priority: cell_priority()
+    priority: recovery_priority  # before any other prune: the checkpoint it reads is kept until the last one
     resources:
         gpu=model_gpus,
         gpu_model=model_gpu_model,

@@ -38,7 +38,7 @@ def test_cells_go_first_paper_main_table_ablations_then_study_evaluations_before
         return priority.cell(row.model, row.method, row.recipe, evaluation)
 
     ranks = [rank(main, True), rank(main), rank(ablation, True), rank(ablation), rank(other, True), rank(other)]
-    assert ranks == [7, 6, 5, 4, 1, 0]
+    assert ranks == [7, 6, 5, 4, 3, 0]
     assert rank(searching) == 1  # a searching depth prune starts before the study's other prunes
     assert min(ranks[:4]) > rank(searching) and max(ranks) < priority.LIGHT
 
@@ -57,3 +57,23 @@ def test_the_study_cells_and_the_suite_rows_of_a_plain_config():
         ("dense", "none"), ("wanda-0.5", "c4"), *((m, r) for _, m, r in study)]
     assert [r.method for r in grid.speed_rows(config)] == ["dense", *(m for _, m, _ in study)]
     assert grid.calibration_sets(config) == [("m", "c4"), ("m", "sgr")]  # a generator-only model prunes nothing
+
+
+def test_a_recovery_goes_after_its_checkpoints_evaluations_before_any_other_prune(default):
+    """A pruned checkpoint is kept until its last recovery is written: a recovery outranks every
+    prune of the study, so the checkpoint is not held while other prunes write theirs, and ranks
+    below every evaluation, as every job that writes a checkpoint does."""
+    priority = grid.Priorities(default)
+    study = grid.study_rows(default)
+    recovered = next(r for r in study if "+" in r.method)
+    recovery = priority.recovery(recovered.model, recovered.method.split("+")[0], recovered.recipe)
+    assert max(priority.cell(r.model, r.method, r.recipe) for r in study) < recovery
+    assert recovery < min(priority.cell(r.model, r.method, r.recipe, True) for r in study)
+
+
+def test_only_a_generator_only_gguf_models_converted_weights_are_transient(default):
+    assert grid.transient_checkpoints(default) == [SMOL]
+    kept = {**default, "pruning": {**default["pruning"], "keep_checkpoints": True}}
+    assert grid.transient_checkpoints(kept) == []
+    local = {**default, "models": {**default["models"], SMOL: {**default["models"][SMOL], "source": {"path": "."}}}}
+    assert grid.transient_checkpoints(local) == []  # a local directory is read in place, never copied

@@ -70,7 +70,9 @@ def test_dry_run_plans_every_target(tmp_path, configfile, models):
                  for m in study["recovery"]["methods"] for r in study["recovery"]["ratios"] or study["ratios"]
                  for name in study["recovery"]["recoveries"]}
     assert len(evaluated) == models
-    assert counts["prepare_model"] == len(config["models"]) and counts["prune"] == len(pruned)
+    transient = [m for m, e in config["models"].items() if e["generator_only"] and "gguf" in e["source"]]
+    assert counts["prepare_model"] + counts.get("prepare_transient_model", 0) == len(config["models"])
+    assert counts.get("prepare_transient_model", 0) == len(transient) and counts["prune"] == len(pruned)
     assert counts.get("recover", 0) == len(recovered)
     assert counts["evaluate"] == models + len(pruned) + len(recovered)
     assert counts["table"] == len(names("table")) == 18 and counts["figure"] == len(names("figure")) == 11
@@ -156,6 +158,32 @@ def test_the_first_papers_jobs_run_before_the_studys(tmp_path):
     searching = {m: p for m, p in study_prunes.items() if algorithm(m) in SEARCHING}
     assert sorted(algorithm(m) for m in searching) == sorted(SEARCHING)
     assert min(searching.values()) > max(p for m, p in study_prunes.items() if m not in searching)
+    # Every job that writes a checkpoint ranks below every evaluation, and a recovery (its
+    # checkpoint is kept until the last one is written) above every other prune.
+    recoveries = [j["priority"] for j in jobs if j["rule"] == "recover"]
+    evaluations = [j["priority"] for j in jobs if j["rule"] in ("evaluate", "evaluate_tasks", "measure_speed")
+                   and (j["wildcards"]["model"], j["wildcards"]["method"], j["wildcards"]["recipe"]) not in first]
+    assert max(study_prunes.values()) < min(recoveries) <= max(recoveries) < min(evaluations)
+
+
+@pytest.mark.integration
+def test_a_generators_converted_weights_leave_once_its_pool_is_written(tmp_path):
+    """Table 8's generator (SmolLM2, converted from its GGUF) answers its pool, and its fp32 weights
+    leave results/ with that job, model.json staying; the plan is then complete (nothing reruns)."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["data_dir"] = str(MIRROR)
+    config["self_generation"].update(sources={"wordproblems_train": 1}, samples=1, max_new_tokens=8)
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    model = tmp_path / "results/models/smollm2-135m-instruct"
+    pool = "results/generations/smollm2-135m-instruct/wordproblems_train.jsonl"
+    plan = {job["rule"]: job["products"] for job in planned(ROOT / "Snakefile", tmp_path, [pool], configfiles=[configfile])}
+    assert f"{model.relative_to(tmp_path)}/checkpoint" in plan["prepare_transient_model"] and "prepare_model" not in plan
+    done = snakemake(pool, "--cores", "1", "--configfile", str(configfile), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (model / "model.json").is_file() and not (model / "checkpoint").exists()
+    assert len((tmp_path / pool).read_text().splitlines()) == 2   # its provenance and one response
+    assert planned(ROOT / "Snakefile", tmp_path, [pool], configfiles=[configfile]) == []
 
 
 def test_table8_calibrates_on_another_models_responses(tmp_path):

@@ -41,6 +41,17 @@ def evaluated_models(config: dict) -> list[str]:
     return [name for name, entry in config["models"].items() if not entry.get("generator_only")]
 
 
+def transient_checkpoints(config: dict) -> list[str]:
+    """The models whose converted (GGUF) weights are removed once their pools are generated: a
+    generator-only model's weights are read by its generation alone, and the half gigabyte of
+    SmolLM2's fp32 copy, held to the end, is what took the default's results/ over its disk budget
+    beside the study's checkpoints. Kept, like every checkpoint, with pruning.keep_checkpoints."""
+    if config["pruning"]["keep_checkpoints"]:
+        return []
+    return [name for name, entry in config["models"].items()
+            if entry.get("generator_only") and "gguf" in entry["source"]]
+
+
 def study_method(method: str, ratio: float) -> str:
     """The method name of a study cell: `shortgpt` at 0.2 is shortgpt-0.2 (the one spelling paths use)."""
     return PruneSpec(method, float(ratio)).name
@@ -235,14 +246,22 @@ class Priorities:
     others; a generator-only model's after); calibration sets as soon as they can be built; tables
     and figures as soon as their inputs exist; then the first paper's cells before the study's (so
     that its tables are drawn first, and what the second paper adds to a run is the time after
-    them), Table 2's before the ablations', and within each an evaluation before the next prune,
-    so that a checkpoint not kept is removed soon after it is written. Among the study's prunes the
-    searching depth methods go first (longest first, so that the run's last job is short).
+    them), Table 2's before the ablations', and within each an evaluation before the next prune.
+    Among the study's prunes the searching depth methods go first (longest first, so that the
+    run's last job is short).
+
+    What keeps results/ within its disk budget: every job that writes a checkpoint (a prune, a
+    recovery) ranks below every evaluation of its band, so a new checkpoint is started only when
+    each written one's evaluations have all started, and a recovery ranks above every prune, so a
+    checkpoint kept for its recoveries is not held while other prunes write theirs. Then at most
+    three pruned checkpoints are on disk at once (one whose last evaluation runs on one core, one
+    being written on the other, and one kept for its recoveries).
 
     Computed once per config: the workflow asks it for every job it plans."""
 
     CRITICAL, LIGHT = 10, 8
     FIRST_PAPER = 4
+    STUDY_PRUNE, STUDY_SEARCHING, STUDY_RECOVERY, STUDY_EVALUATION = 0, 1, 2, 3
 
     def __init__(self, config: dict):
         self.config = config
@@ -267,4 +286,14 @@ class Priorities:
         row = Row(model, method, recipe)
         if row in self.first_paper_cells:
             return self.FIRST_PAPER + (2 if row in self.main_cells else 0) + (1 if evaluation else 0)
-        return 1 if evaluation or algorithm(method) in SEARCHING else 0
+        if evaluation:
+            return self.STUDY_EVALUATION
+        return self.STUDY_SEARCHING if algorithm(method) in SEARCHING else self.STUDY_PRUNE
+
+    def recovery(self, model: str, method: str, recipe: str) -> int:
+        """A recovery of the pruned `method` (the study's cells have them): after its checkpoint's
+        evaluations, before any other prune. Left at a prune's priority, a recovery waited behind
+        other prunes, and the checkpoint it reads was held while they wrote theirs."""
+        if Row(model, method, recipe) in self.first_paper_cells:
+            return self.cell(model, method, recipe)
+        return self.STUDY_RECOVERY

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .io import InputError, atomic_dir, read_json, write_json
-from .paths import SPARSITY_FILE
+from .paths import CONVERTED, SPARSITY_FILE
 from .provenance import provenance, sha256_path
 
 log = logging.getLogger(__name__)
@@ -97,19 +97,18 @@ def prepare(name: str, entry: dict, out_dir: str | os.PathLike) -> dict:
         _hub_snapshot(source, local_only=False)
         info["revision"] = source["revision"]
     else:
-        checkpoint = out_dir / CHECKPOINT
+        checkpoint = out_dir / CONVERTED
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".gguf.") as tmp:
             gguf = join_gguf(source["gguf"]["parts"], source["gguf"]["sha256"], Path(tmp) / "model.gguf")
             with atomic_dir(checkpoint) as staging:
                 convert_gguf(gguf, staging, entry["dtype"])
-        info.update(checkpoint=CHECKPOINT, revision=f"gguf-sha256:{source['gguf']['sha256']}")
+        info.update(checkpoint=CONVERTED, revision=f"gguf-sha256:{source['gguf']['sha256']}")
     info["provenance"] = provenance(model={"name": name, "revision": info["revision"]})
     write_json(out_dir / "model.json", info)
     return info
 
 
-CHECKPOINT = "checkpoint"  # a converted model's folder, beside its model.json
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 RESULTS = Path("results")
 PARTS = ".parts"  # beside a resumable job's output: its finished shards or layers until the output is written
 SPARSITY_FILE = "sparsity.json"  # inside a pruned checkpoint: how it was pruned
+CONVERTED = "checkpoint"  # a converted (GGUF) model's weights, beside its model.json
 DENSE = "dense"  # the method name of the unpruned model
 NO_RECIPE = "none"  # the recipe name of the unpruned model
 
@@ -22,6 +23,11 @@ def model_dir(model: str) -> str:
 
 def model_json(model: str) -> str:
     return f"{RESULTS}/models/{model}/model.json"
+
+
+def converted_checkpoint(model: str) -> str:
+    """A GGUF-sourced model's weights as safetensors (model.json names them relatively)."""
+    return f"{model_dir(model)}/{CONVERTED}"
 
 
 def generations(model: str, dataset: str) -> str:
