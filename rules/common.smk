@@ -22,7 +22,8 @@ from prunebench.pruning.spec import CELL_PATTERN, METHOD_PATTERN, ON_TRACES, REC
 from prunebench.runtime import RuntimeSetting
 
 try:
-    pb_config.validate(config, "config", coerce=True, check_paths=True)  # nested --config values arrive as strings
+    # nested --config values arrive as strings; a relative reference record may lie in the workflow's directory
+    pb_config.validate(config, "config", coerce=True, check_paths=True, workflow_dir=workflow.basedir)
 except InputError as err:
     raise WorkflowError(str(err)) from None
 
@@ -30,6 +31,7 @@ except InputError as err:
 pb_scheduling.apply()
 
 MODELS = list(config["models"])
+REFERENCE = pb_config.reference_path(config, workflow.basedir)  # the record as this run reads it, or None
 config["verify"]["targets"] = pb_verify.expand_targets(config)  # the results `snakemake verify` reruns
 RECIPE_DEFS = config["calibration"]["recipe_definitions"]
 BENCHMARKS = list(config["evaluation"]["benchmarks"])

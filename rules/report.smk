@@ -58,7 +58,7 @@ rule render_report:
         graded=expand(paths.graded("{model}", "{dataset}"), model=MODELS, dataset=POOL_SOURCES),
         calibration=[paths.calibration(m, r) for m, r in pb_grid.calibration_sets(config)],
         verify=paths.verify("reproducibility.json"),
-        reproduce=[paths.verify("reproduce.json")] if config["reference"] else [],
+        reproduce=[paths.verify("reproduce.json")] if REFERENCE else [],
         templates=[REPORT_DIR / "templates" / name for name in ("_head.html.j2", "index.html.j2", "speed.html.j2", "paper.tex.j2")],
         paper=REPORT_DIR / "paper.yaml",
     output:
@@ -82,7 +82,7 @@ rule render_report:
 
 rule reproduce:
     input:
-        record=config["reference"] or [],
+        record=REFERENCE or [],
         outputs=rules.render_report.input.outputs,
         graded=rules.render_report.input.graded,
         calibration=rules.render_report.input.calibration,

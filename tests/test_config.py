@@ -201,6 +201,27 @@ def test_a_reference_record_that_is_not_there_is_named(tmp_path):
     pb_config.validate({**BASE, "reference": str(tmp_path / "record.json")}, check_paths=True)
 
 
+def test_a_relative_reference_record_is_read_from_the_run_else_from_the_workflow(tmp_path, monkeypatch):
+    """A run in any working directory compares itself with the repository's reference/ record; the
+    config keeps the path as written (no machine's directories in results)."""
+    workflow, run = tmp_path / "workflow", tmp_path / "run"
+    (workflow / "reference").mkdir(parents=True)
+    (workflow / "reference" / "default.json").write_text("{}")
+    run.mkdir()
+    monkeypatch.chdir(run)
+    config = {**copy.deepcopy(BASE), "reference": "reference/default.json"}
+    pb_config.validate(config, check_paths=True, workflow_dir=workflow)
+    assert config["reference"] == "reference/default.json"
+    assert pb_config.reference_path(config, workflow) == str(workflow / "reference" / "default.json")
+    (run / "reference").mkdir()
+    (run / "reference" / "default.json").write_text("{}")
+    assert pb_config.reference_path(config, workflow) == "reference/default.json"   # the run's own first
+    _refused({**BASE, "reference": "reference/other.json"}, r"config\.reference: reference/other\.json is not a file")
+    with pytest.raises(InputError, match=r"is not a file \(from .*run nor from .*workflow\)"):
+        pb_config.validate({**copy.deepcopy(BASE), "reference": "reference/other.json"}, check_paths=True,
+                           workflow_dir=workflow)
+
+
 def test_nested_override_strings_are_read_by_the_schema():
     config = {**copy.deepcopy(BASE), "evaluation": {"samples": "4", "temperature": "0.5",
                                                      "benchmarks": {"gsm8k": "3"}},

@@ -208,6 +208,9 @@ def test_a_rerun_in_scratch_reads_the_runs_mirror_reference_and_models(tmp_path)
     """verify reruns jobs in scratch/<n>/, where the config's relative paths would name nothing."""
     config = {"data_dir": "../shared/data", "reference": "reference/default.json",
               "models": {"m": {"source": {"path": "models/m"}}, "hub": {"source": {"hub": "org/m"}}}}
+    assert verify.anchored(config, tmp_path)["reference"] == "reference/default.json"   # the workflow's, not the run's
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "default.json").write_text("{}")
     anchored = verify.anchored(config, tmp_path)
     assert anchored["data_dir"] == str((tmp_path / "../shared/data").resolve())
     assert anchored["reference"] == str(tmp_path / "reference" / "default.json")

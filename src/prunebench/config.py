@@ -115,12 +115,14 @@ def coerce_strings(config: dict) -> dict:
     return config
 
 
-def validate(config: dict, source: str = "config", *, coerce: bool = False, check_paths: bool = False) -> dict:
+def validate(config: dict, source: str = "config", *, coerce: bool = False, check_paths: bool = False,
+             workflow_dir: str | os.PathLike | None = None) -> dict:
     """Validate `config` in place (filling defaults) and return it; raise InputError naming the key.
 
     `coerce` first reads string values as YAML where the schema wants another type (Snakemake's
-    nested --config values); `check_paths` checks what lies outside the config (data_dir), as a
-    run's entry points (the workflow, `load`) do.
+    nested --config values); `check_paths` checks what lies outside the config (data_dir, the
+    reference record, read from `workflow_dir` when not from the working directory), as a run's
+    entry points (the workflow, `load`) do.
     """
     config = config if config is not None else {}
     if coerce:
@@ -143,7 +145,7 @@ def validate(config: dict, source: str = "config", *, coerce: bool = False, chec
             task["category"] = TASKS[name].category
     _check_references(config, source)
     if check_paths:
-        _check_paths(config, source)
+        _check_paths(config, source, workflow_dir)
     return config
 
 
@@ -188,9 +190,26 @@ def validate_recipe(spec: dict, where: str) -> dict:
     return validate_definition("recipe", spec, where, "recipe")
 
 
-def _check_paths(config: dict, source: str) -> None:
-    if config["reference"] is not None and not Path(config["reference"]).is_file():
-        raise InputError(f"{source}: config.reference: {config['reference']} is not a file (from {Path.cwd()}); "
+def reference_path(config: dict, workflow_dir: str | os.PathLike | None = None) -> str | None:
+    """Where a run reads config.reference: as written when that names a file from the working
+    directory (or is absolute), else the same relative path in `workflow_dir` (the repository,
+    whose reference/ holds the embedded default's record), so that a run in any working directory
+    compares itself with it. The config keeps the path as written: results name no machine's
+    directories. None when the config names no record or neither place holds it."""
+    named = config.get("reference")
+    if named is None:
+        return None
+    if Path(named).is_file():
+        return named
+    if workflow_dir is not None and not Path(named).is_absolute() and (Path(workflow_dir) / named).is_file():
+        return str(Path(workflow_dir) / named)
+    return None
+
+
+def _check_paths(config: dict, source: str, workflow_dir: str | os.PathLike | None = None) -> None:
+    if config["reference"] is not None and reference_path(config, workflow_dir) is None:
+        places = f"{Path.cwd()}" + (f" nor from {workflow_dir}" if workflow_dir is not None else "")
+        raise InputError(f"{source}: config.reference: {config['reference']} is not a file (from {places}); "
                          f"name a reference record (`make reference` writes one), or null")
     data_dir = config["data_dir"]
     if config["allow_hub"]:
@@ -355,15 +374,18 @@ def _check_traces(config: dict, source: str) -> None:
 
 
 def load(path: str | os.PathLike, overrides: dict | None = None) -> dict:
-    """Read a YAML config file, merge `overrides` (as Snakemake's --config does), validate it."""
+    """Read a YAML config file, merge `overrides` (as Snakemake's --config does), validate it. A
+    config in a workflow's folder (config/ beside the Snakefile) reads its reference record from the
+    workflow's directory when the working directory has none, as the workflow does."""
     path = Path(path)
+    workflow_dir = next((d for d in path.resolve().parents if (d / "Snakefile").is_file()), None)
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise InputError(f"{path}: not valid YAML: {err}") from None
     if overrides:
         config = merge(config, overrides)
-    return validate(config, str(path), check_paths=True)
+    return validate(config, str(path), check_paths=True, workflow_dir=workflow_dir)
 
 
 def merge(base: dict, update: dict) -> dict:

@@ -279,9 +279,12 @@ def anchored(config: dict, root: Path) -> dict:
     """The config with its paths relative to the recorded run's directory made absolute, so that a
     rerun in a scratch directory reads the same mirror, reference record and local models."""
     config = json.loads(json.dumps(config))
-    for key in ("data_dir", "reference"):   # the mirror, and the reference record the config names
-        if config.get(key) and not Path(config[key]).is_absolute():
-            config[key] = str((root / config[key]).resolve())
+    if config.get("data_dir") and not Path(config["data_dir"]).is_absolute():   # the mirror
+        config["data_dir"] = str((root / config["data_dir"]).resolve())
+    # the reference record, where the run read it from its directory (else the rerun reads it from
+    # the workflow's directory, as the run did)
+    if config.get("reference") and not Path(config["reference"]).is_absolute() and (root / config["reference"]).is_file():
+        config["reference"] = str((root / config["reference"]).resolve())
     for entry in config.get("models", {}).values():
         source = entry.get("source", {})
         if "path" in source and not Path(source["path"]).expanduser().is_absolute():
