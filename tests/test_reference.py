@@ -136,6 +136,25 @@ def test_a_missing_result_fails_and_the_record_keeps_no_text(recorded):
     assert record["machine"]["torch_cpu_capability"] and record["machine"]["threads"] >= 1
 
 
+def test_the_machine_names_the_threads_its_model_jobs_ran_with_not_the_describing_process(recorded):
+    """The workflow gives model jobs fewer threads than a shell has: the record takes their count from
+    the speed measurements made inside them, and says so where a run (or an older record) has none."""
+    record, tmp = recorded
+    assert record["machine"]["job_threads"] is None
+    assert reference.threads_described(record["machine"]) == "model jobs' threads not recorded"
+    run = tmp / "reference"
+    for method, threads in (("dense", 1), ("wanda-0.5", 3)):
+        write_json(run / paths.speed("m", method, "sgr"), {"threads": threads, "decode_tokens_per_second": 1.0})
+    described = reference.machine(run)
+    assert described["job_threads"] == [1, 3] and described["threads"] >= 1
+    assert reference.threads_described(described) == "model jobs on 1/3 threads"
+    assert reference.threads_described({**described, "job_threads": [1]}) == "model jobs on 1 thread"
+    result = reference.compare(record, run)
+    assert result["machine"]["job_threads"] == [1, 3]
+    assert reference.summary_lines(result)[0].endswith(", model jobs' threads not recorded)")
+    assert "model jobs on 1/3 threads" in reference.summary_lines(result)[1]
+
+
 def _checkpoint(folder: Path, shift: float = 0.0) -> dict:
     """A two-tensor checkpoint and the record prunebench prune writes of it; `shift` moves one weight
     of the first tensor at a probed position."""

@@ -47,9 +47,13 @@ WITHIN_NOISE, DIFFERENT = "within noise", "different"
 
 # ---------------------------------------------------------------------------------------- the machine
 
-def machine() -> dict:
+def machine(root: str | Path | None = None) -> dict:
     """The machine as far as results can depend on it: CPU model and ISA flags, the kernel set
-    PyTorch picked (ATEN_CPU_CAPABILITY forces another), threads, and package versions."""
+    PyTorch picked (ATEN_CPU_CAPABILITY forces another), threads, and package versions.
+
+    `threads` is the describing process's own count; the model jobs run with the threads the
+    workflow gives them (half the cores), which only they can tell: `job_threads` holds the counts
+    that the run's speed measurements recorded inside their jobs (None where `root` has none)."""
     import torch
 
     flags, model = [], platform.processor()
@@ -65,8 +69,27 @@ def machine() -> dict:
         pass
     return {"cpu": model, "isa": flags, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY"),
-            "threads": torch.get_num_threads(), "cores": os.cpu_count(), "cuda": torch.cuda.is_available(),
-            "versions": package_versions()}
+            "threads": torch.get_num_threads(), "job_threads": None if root is None else job_threads(root),
+            "cores": os.cpu_count(), "cuda": torch.cuda.is_available(), "versions": package_versions()}
+
+
+def job_threads(root: str | Path) -> list[int] | None:
+    """The thread counts the run's model jobs computed with, as its speed measurements recorded them."""
+    found = set()
+    for path in sorted((Path(root) / paths.RESULTS / "speed").rglob("*.json")):
+        threads = read_json(path).get("threads")
+        if isinstance(threads, int):
+            found.add(threads)
+    return sorted(found) or None
+
+
+def threads_described(described: dict) -> str:
+    """A machine's threads as the comparison prints them: its model jobs' where the run measured
+    them (records older than `job_threads` hold only the describing process's count)."""
+    counts = described.get("job_threads")
+    if counts:
+        return f"model jobs on {'/'.join(map(str, counts))} thread{'s' if counts != [1] else ''}"
+    return "model jobs' threads not recorded"
 
 
 # ATen's x86 kernel sets, widest first, as torch.backends.cpu.get_cpu_capability() names them; the
@@ -168,7 +191,7 @@ def record(root: str | Path = ".") -> dict:
         tensors = _weights(path)
         if tensors is not None:
             weights[name] = tensors
-    return {"format": FORMAT, "commit": next((c for c in commits if len(c) >= 40), None), "machine": machine(),
+    return {"format": FORMAT, "commit": next((c for c in commits if len(c) >= 40), None), "machine": machine(root),
             "files": entries, "metrics": metrics, "units": units, "weights": weights}
 
 
@@ -339,9 +362,9 @@ def summary_lines(result: dict) -> list[str]:
     """What `prunebench reproduce` prints."""
     counts = result["counts"]
     lines = [f"reference: commit {(result['reference_commit'] or '?')[:12]} on {result['reference_machine']['cpu']} "
-             f"({result['reference_machine']['torch_cpu_capability']}, {result['reference_machine']['threads']} threads)",
+             f"({result['reference_machine']['torch_cpu_capability']}, {threads_described(result['reference_machine'])})",
              f"this run:  commit {(result['rebuild_commit'] or '?')[:12]} on {result['machine']['cpu']} "
-             f"({result['machine']['torch_cpu_capability']}, {result['machine']['threads']} threads)",
+             f"({result['machine']['torch_cpu_capability']}, {threads_described(result['machine'])})",
              "; ".join(f"{n} {status}" for status, n in counts.items() if n)]
     for item in result["first_divergences"]:
         lines.append(f"first divergence: {item['path']} ({item['stage']}: {item['status']})")

@@ -287,7 +287,8 @@ def _reproduction(root: Path, report_dir: str) -> dict | None:
     result = read_json(path)
     outputs = {output.name: output for output in OUTPUTS.values()}
     return {"reference_commit": result["reference_commit"], "reference_machine": result["reference_machine"],
-            "machine": result["machine"], "counts": {k: v for k, v in result["counts"].items() if v},
+            "machine": result["machine"], "reference_threads": reference.threads_described(result["reference_machine"]),
+            "threads": reference.threads_described(result["machine"]), "counts": {k: v for k, v in result["counts"].items() if v},
             "outputs": [{**v, "label": outputs[v["output"]].label if v["output"] in outputs else v["output"]}
                         for v in result["outputs"]],
             "reproduced": all(v["verdict"] != reference.DIFFERENT for v in result["outputs"])
