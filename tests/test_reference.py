@@ -113,6 +113,24 @@ def test_a_large_change_is_different_and_the_command_fails(recorded, capsys):
     assert "did not reproduce" in printed.err
 
 
+def test_a_difference_with_no_standard_error_is_beyond_noise_and_written_as_json(tmp_path, monkeypatch):
+    """Every problem moved alike (paired SE 0): the metric differs, with no z to print, and the
+    whole comparison is still valid JSON (no infinity)."""
+    monkeypatch.chdir(tmp_path)
+    record = reference.record(_run(tmp_path / "reference", {"wanda-0.5": [False] * 40}))
+    rebuild = _run(tmp_path / "rebuild", {"wanda-0.5": [True] * 40})
+    (change,) = reference.compare(record, rebuild)["metrics"]
+    assert change["difference"] == pytest.approx(100.0) and change["se"] == 0.0
+    assert change["z"] is None and change["status"] == reference.DIFFERENT
+    write_json(tmp_path / "record.json", record)
+    out = tmp_path / "comparison.json"
+    assert main(["reproduce", "--reference", str(tmp_path / "record.json"), "--run", str(rebuild),
+                 "--out", str(out)]) == 2
+    written = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert written["metrics"][0]["z"] is None
+    assert "no standard error to judge it by" in "\n".join(reference.summary_lines(written))
+
+
 def test_a_changed_calibration_set_is_a_difference_without_a_standard_error(recorded):
     record, tmp = recorded
     rebuild = _run(tmp / "rebuild", calibration_tokens=13)

@@ -468,7 +468,9 @@ def test_the_comparison_with_a_reference_is_shown_and_a_difference_is_not_hidden
                      "only_one_side": [], "largest_probe_difference": 2.5e-7, "at": "model.safetensors:w",
                      "largest_relative_l2": 1e-8}],
         "metrics": [{"metric": metric, "status": reference.DIFFERENT, "reference": 50.0, "rebuild": 75.0,
-                     "difference": 25.0, "se": 5.0, "z": 5.0, "how": "paired over 2 shared problems"}],
+                     "difference": 25.0, "se": 5.0, "z": 5.0, "how": "paired over 2 shared problems"},
+                    {"metric": metric.replace("wanda", "sparsegpt"), "status": reference.DIFFERENT, "reference": 0.0,
+                     "rebuild": 100.0, "difference": 100.0, "se": 0.0, "z": None, "how": "paired over 2 shared problems"}],
         "outputs": [{"output": "table2", "verdict": reference.DIFFERENT, "evidence": [f"{metric}: {HOSTILE[:100]}"]},
                     {"output": "table3", "verdict": reference.IDENTICAL, "evidence": []}],
         "files": {}})
@@ -483,6 +485,7 @@ def test_the_comparison_with_a_reference_is_shown_and_a_difference_is_not_hidden
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert f"<td class=\"label\">{OUTPUTS['table2'].label}</td><td class=\"label\">different</td>" in html
     assert "1 of 3" in html and "2.5e-07 (model.safetensors:w)" in html and "+25.00 (5.0 SE" in html
+    assert "+100.00 (no standard error to judge it by, paired" in html
     tex = (results / paths.report("paper.tex")).read_text()
     assert "This run did not reproduce" in tex and "\\input{/etc/passwd}" not in tex
 

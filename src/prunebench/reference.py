@@ -230,15 +230,17 @@ def _metric_change(name: str, ref: dict, ours_metrics: dict | None, ref_units: d
     else:
         se = math.hypot(ref.get("se") or 0.0, ours_metrics.get("se") or 0.0)
         how = "the two standard errors combined"
+    # z is None where a difference has no standard error to be judged by (every paired problem moved
+    # alike, or neither side has one): then any difference is beyond noise. JSON holds no infinity.
     if difference == 0:
         z = 0.0
     elif se is None or math.isnan(se) or se == 0:
-        z = math.inf
+        z = None
     else:
         z = abs(difference) / se
     return {"metric": name, "reference": ref_value, "rebuild": ours_value, "difference": difference,
             "se": None if se is None or math.isnan(se) else se, "z": z, "how": how,
-            "status": WITHIN_NOISE if z <= Z else DIFFERENT}
+            "status": WITHIN_NOISE if z is not None and z <= Z else DIFFERENT}
 
 
 def compare(reference: dict, root: str | Path = ".") -> dict:
@@ -347,8 +349,9 @@ def _describe(change: dict) -> str:
     if change["difference"] is None:
         return f"{change['reference']} in the reference, {change['rebuild']} here"
     se = "–" if change["se"] is None else f"{change['se']:.2f}"
+    z = "no standard error to judge it by" if change["z"] is None else f"{change['z']:.1f} SE"
     return (f"{change['reference']:.2f} → {change['rebuild']:.2f} ({change['difference']:+.2f}, SE {se}, "
-            f"{change['z']:.1f} SE; {change['how']})")
+            f"{z}; {change['how']})")
 
 
 def failures(result: dict) -> list[str]:
