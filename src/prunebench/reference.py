@@ -76,7 +76,7 @@ def machine(root: str | Path | None = None) -> dict:
 def job_threads(root: str | Path) -> list[int] | None:
     """The thread counts the run's model jobs computed with, as its speed measurements recorded them."""
     found = set()
-    for path in sorted((Path(root) / paths.RESULTS / "speed").rglob("*.json")):
+    for path in sorted(Path(root).glob(paths.speed("*", "*", "*"))):
         threads = read_json(path).get("threads")
         if isinstance(threads, int):
             found.add(threads)
