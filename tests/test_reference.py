@@ -169,8 +169,35 @@ def test_the_machine_names_the_threads_its_model_jobs_ran_with_not_the_describin
     assert reference.threads_described({**described, "job_threads": [1]}) == "model jobs on 1 thread"
     result = reference.compare(record, run)
     assert result["machine"]["job_threads"] == [1, 3]
-    assert reference.summary_lines(result)[0].endswith(", model jobs' threads not recorded)")
+    assert reference.summary_lines(result)[0].endswith("; model jobs' threads not recorded)")
     assert "model jobs on 1/3 threads" in reference.summary_lines(result)[1]
+
+
+def test_the_machine_names_the_kernels_its_results_were_computed_with(tmp_path, monkeypatch):
+    """The kernels are those the results name (each set once: a run resumed on other kernels shows
+    both); a run, or an older record, whose results name none is described by the describing
+    process's kernel set. Naming them moves no result against a record made before they were named."""
+    from prunebench import provenance as provenance_module
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(provenance_module, "kernels", lambda: None)
+    before = reference.record(_run(tmp_path / "before"))
+    assert before["machine"]["job_kernels"] is None
+    assert reference.kernels_described(before["machine"]) == f"{before['machine']['torch_cpu_capability']} kernels"
+
+    blocks = {"dense": {"aten": "AVX512", "blas": "MKL 2024.2"},
+              "wanda-0.5": {"aten": "AVX2", "blas": "MKL 2024.2", "MKL_CBWR": "AVX2"}}
+    monkeypatch.setattr(provenance_module, "kernels", lambda: blocks["dense"])
+    run = _run(tmp_path / "run")
+    monkeypatch.setattr(provenance_module, "kernels", lambda: blocks["wanda-0.5"])
+    _evaluate(run, "wanda-0.5", "sgr", [i % 3 == 0 for i in range(40)])   # the same cell again, on other kernels
+    described = reference.machine(run)
+    assert described["job_kernels"] == [blocks["wanda-0.5"], blocks["dense"]]
+    assert reference.kernels_described(described) == (
+        "AVX2 kernels, MKL 2024.2, MKL_CBWR=AVX2 and AVX512 kernels, MKL 2024.2")
+    result = reference.compare(before, run)
+    assert "AVX2 kernels, MKL 2024.2, MKL_CBWR=AVX2 and AVX512" in reference.summary_lines(result)[1]
+    assert _statuses(result) == {reference.SAME_BUT_COMMIT} and not reference.failures(result)
 
 
 def _checkpoint(folder: Path, shift: float = 0.0) -> dict:

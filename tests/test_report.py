@@ -457,11 +457,12 @@ def test_the_comparison_with_a_reference_is_shown_and_a_difference_is_not_hidden
     the evidence (made inert), the checkpoint that moved, and the metric beyond noise."""
     from prunebench import reference
 
-    machine = {"cpu": "CPU <x>", "torch_cpu_capability": "AVX512", "threads": 2, "job_threads": [1]}
+    machine = {"cpu": "CPU <x>", "torch_cpu_capability": "AVX512", "threads": 2, "job_threads": [1],
+               "job_kernels": [{"aten": "AVX512", "blas": "MKL 2024.2", "MKL_CBWR": "AVX2"}]}
     metric = "results/eval/m/wanda-0.5/sgr/wordproblems.json"
     write_json(paths.verify("reproduce.json"), {
         "reference_commit": "a" * 40, "rebuild_commit": "b" * 40, "reference_machine": machine,
-        "machine": {**machine, "torch_cpu_capability": "AVX2", "job_threads": None},
+        "machine": {**machine, "torch_cpu_capability": "AVX2", "job_threads": None, "job_kernels": None},
         "counts": {reference.IDENTICAL: 5, reference.DIFFERS: 2},
         "first_divergences": [{"path": "results/pruned/m/wanda-0.5/sgr.json", "stage": "pruned", "status": "differs"}],
         "weights": [{"record": "results/pruned/m/wanda-0.5/sgr.json", "tensors": 3, "differing": 1,
@@ -481,13 +482,15 @@ def test_the_comparison_with_a_reference_is_shown_and_a_difference_is_not_hidden
                   paths.report("index.html"), paths.report("paper.tex"))
     html = (results / paths.report("index.html")).read_text().split('id="reproduction"', 1)[1].split("<h2", 1)[0]
     assert "This run did <strong>not</strong> reproduce" in html and "CPU &lt;x&gt;" in html
-    assert "AVX512, model jobs on 1 thread; this run" in html and "AVX2, model jobs&#39; threads not recorded" in html
+    assert "AVX512 kernels, MKL 2024.2, MKL_CBWR=AVX2, model jobs on 1 thread; this run" in html
+    assert "AVX2 kernels, model jobs&#39; threads not recorded" in html
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert f"<td class=\"label\">{OUTPUTS['table2'].label}</td><td class=\"label\">different</td>" in html
     assert "1 of 3" in html and "2.5e-07 (model.safetensors:w)" in html and "+25.00 (5.0 SE" in html
     assert "+100.00 (no standard error to judge it by, paired" in html
     tex = (results / paths.report("paper.tex")).read_text()
     assert "This run did not reproduce" in tex and "\\input{/etc/passwd}" not in tex
+    assert "AVX512 kernels, MKL 2024.2, MKL\\_CBWR=AVX2" in tex
 
 
 def test_columns_whose_dense_accuracy_is_within_two_standard_errors_are_too_small_to_read():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import torch
 from safetensors.torch import save_file
@@ -12,6 +14,8 @@ from safetensors.torch import save_file
 from prunebench import verify
 from prunebench.config import validate
 from prunebench.io import write_json, write_jsonl
+
+from .conftest import ROOT
 
 
 def test_a_byte_identical_rerun_is_identical(tmp_path):
@@ -189,6 +193,47 @@ def test_compare_runs_sets_the_code_commit_aside(tmp_path):
                         "results/report/paper.pdf": SAME_BUT_COMMIT, "results/only-a.txt": MISSING,
                         "results/figure.svg": SAME_BUT_COMMIT, "results/figure.pdf": SAME_BUT_COMMIT,
                         "results/downstream.json": SAME_BUT_COMMIT}
+
+
+def _provenance_in_a_fresh_process(tmp_path, torch_loaded: bool, **env: str) -> dict:
+    """The provenance block a prunebench process writes, with or without PyTorch loaded."""
+    code = ("import json, sys" + (", torch" if torch_loaded else "")
+            + "; from prunebench.provenance import provenance; print(json.dumps(provenance()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **env})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_results_name_their_kernels_and_a_comparison_sets_them_aside(tmp_path):
+    """A process that computed with PyTorch names its kernels: the ATen set it ran (ATEN_CPU_CAPABILITY
+    forcing a narrower one shows), the BLAS, and a variable steering that BLAS where one is set; one
+    that never loaded PyTorch names none. Comparisons set the block aside, so a result the same on two
+    kernel sets, or against a record made before results named their kernels, is the same."""
+    from prunebench.reference import narrower_kernel_sets
+    from prunebench.verify import DIFFERS, SAME_BUT_COMMIT, compare_runs, comparable_text
+
+    picked = torch.backends.cpu.get_cpu_capability()
+    native = _provenance_in_a_fresh_process(tmp_path, True)
+    assert native["kernels"]["aten"] == picked and native["kernels"]["blas"] != "unknown"
+    assert "kernels" not in _provenance_in_a_fresh_process(tmp_path, False)
+    narrower = (narrower_kernel_sets(picked) or ["default"])[0]
+    forced = _provenance_in_a_fresh_process(tmp_path, True, ATEN_CPU_CAPABILITY=narrower, MKL_CBWR="COMPATIBLE")
+    assert forced["kernels"] == {**native["kernels"], "aten": narrower.upper(), "MKL_CBWR": "COMPATIBLE"}
+
+    before = {key: value for key, value in native.items() if key != "kernels"}   # no kernels recorded
+    for run, prov in (("a", native), ("b", forced), ("old", before)):
+        results = tmp_path / run / "results"
+        write_json(results / "eval" / "m.json", {"pass@1": 50.0, "provenance": prov})
+        write_json(results / "eval" / "moved.json", {"pass@1": 50.0 if run == "a" else 51.0, "provenance": prov})
+        write_jsonl(results / "eval" / "m.jsonl", [{"id": "p0", "correct": True}], provenance=prov)
+    for other in ("b", "old"):
+        statuses = compare_runs(tmp_path / "a", tmp_path / other)
+        assert statuses == {"results/eval/m.json": SAME_BUT_COMMIT, "results/eval/m.jsonl": SAME_BUT_COMMIT,
+                            "results/eval/moved.json": DIFFERS}, other
+    for name in ("m.json", "m.jsonl"):
+        texts = {run: comparable_text(tmp_path / run / "results" / "eval" / name, []) for run in ("a", "b", "old")}
+        assert texts["a"] == texts["b"] == texts["old"] and b"kernels" not in texts["a"]
 
 
 def test_prunebench_compare_exits_nonzero_where_results_differ(tmp_path, capsys):

@@ -416,9 +416,13 @@ def test_e2e_every_result_carries_provenance(e2e):
     for path in list(results.glob("*/tiny/**/*.jsonl")) + list(results.glob("data/*.jsonl")):
         prov = read_provenance(path)
         assert prov and "code_commit" in prov and "versions" in prov, path
+    import torch
+
     for path in results.glob("eval/tiny/**/*.json"):
         prov = json.loads(path.read_text())["provenance"]
         assert prov["seed"] == 0 and prov["model"]["revision"] and prov["inputs"], path
+        # computed with the kernels this machine picks, and saying so
+        assert prov["kernels"]["aten"] == torch.backends.cpu.get_cpu_capability() and prov["kernels"]["blas"], path
 
 
 @pytest.mark.e2e

@@ -6,7 +6,9 @@ import functools
 import hashlib
 import importlib.metadata
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -157,6 +159,43 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+# Environment variables that steer which code path the BLAS (MKL) or oneDNN takes, and with it
+# the order its sums run in; ATEN_CPU_CAPABILITY's effect is read back from PyTorch itself.
+KERNEL_VARIABLES = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+@functools.lru_cache(maxsize=1)
+def _blas() -> str:
+    """The BLAS PyTorch was built with, as its build configuration names it (MKL with its version)."""
+    import torch
+
+    shown = torch.__config__.show()
+    mkl = re.search(r"Math Kernel Library Version ([0-9.]+)", shown)
+    if mkl:
+        return f"MKL {mkl.group(1)}"
+    blas = re.search(r"BLAS_INFO=([^,\s]+)", shown)
+    return blas.group(1) if blas else "unknown"
+
+
+def kernels() -> dict | None:
+    """The CPU kernels the writing process computed with, where it loaded PyTorch (None where it did
+    not: a table or figure computes nothing with them). Two machines compute different bytes through
+    these alone (docs/reproducing.md): ATen's vectorized set (AVX512, AVX2, or the scalar DEFAULT;
+    ATEN_CPU_CAPABILITY forces a narrower one), the BLAS that runs the matrix products, and the
+    variables that steer that BLAS's code path where they are set; the GPU where it used one. Flat, so that a comparison can
+    set the block aside (verify.comparable_text)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    block = {"aten": torch.backends.cpu.get_cpu_capability(), "blas": _blas()}
+    for name in KERNEL_VARIABLES:
+        if os.environ.get(name):
+            block[name] = os.environ[name]
+    if torch.cuda.is_initialized():   # it computed on a GPU
+        block["gpu"] = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    return block
+
+
 def provenance(
     inputs: Iterable[str | os.PathLike] = (),
     *,
@@ -164,12 +203,13 @@ def provenance(
     seed: int | None = None,
     params: dict | None = None,
 ) -> dict:
-    """The provenance block stored in every result file; no clock time, so reruns stay byte-identical."""
-    block = {
-        "code_commit": code_commit(),
-        "versions": package_versions(),
-        "inputs": input_hashes(inputs),
-    }
+    """The provenance block stored in every result file; no clock time, so reruns stay byte-identical.
+    `kernels` stands between the versions and the inputs, each of which every block has."""
+    block = {"code_commit": code_commit(), "versions": package_versions()}
+    computed_with = kernels()
+    if computed_with is not None:
+        block["kernels"] = computed_with
+    block["inputs"] = input_hashes(inputs)
     if model is not None:
         block["model"] = model
     if seed is not None:

@@ -37,7 +37,7 @@ from .evaluation import mean_and_se
 from .io import InputError, iter_jsonl, read_json
 from .outputs import OUTPUTS
 from .provenance import package_versions
-from .verify import DIFFERS, IDENTICAL, SAME_BUT_COMMIT, _commits, _provenance_of, _without_commits, pdfs_as_their_sources, result_files
+from .verify import DIFFERS, IDENTICAL, SAME_BUT_COMMIT, _commits, _provenance_of, comparable_text, pdfs_as_their_sources, result_files
 
 FORMAT = 1
 Z = 2.0   # a metric differs beyond noise at |difference| > Z standard errors of the paired difference
@@ -70,6 +70,7 @@ def machine(root: str | Path | None = None) -> dict:
     return {"cpu": model, "isa": flags, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY"),
             "threads": torch.get_num_threads(), "job_threads": None if root is None else job_threads(root),
+            "job_kernels": None if root is None else job_kernels(root),
             "cores": os.cpu_count(), "cuda": torch.cuda.is_available(), "versions": package_versions()}
 
 
@@ -81,6 +82,29 @@ def job_threads(root: str | Path) -> list[int] | None:
         if isinstance(threads, int):
             found.add(threads)
     return sorted(found) or None
+
+
+def job_kernels(root: str | Path) -> list[dict] | None:
+    """The kernels the run's results name (provenance.kernels), each set once: more than one where
+    jobs ran on other kernels (a run resumed on another machine, or with ATEN_CPU_CAPABILITY set)."""
+    beside = functools.cache(lambda record: read_json(record).get("provenance"))
+    found = {}
+    for path in result_files(root):
+        block = (_provenance_of(path, beside) or {}).get("kernels")
+        if isinstance(block, dict):
+            found.setdefault(json.dumps(block, sort_keys=True), block)
+    return [found[key] for key in sorted(found)] or None
+
+
+def kernels_described(described: dict) -> str:
+    """A machine's kernels as the comparison prints them: those its results name, else (records
+    older than `job_kernels`) the kernel set PyTorch picked for the describing process."""
+    blocks = described.get("job_kernels")
+    if not blocks:
+        return f"{described.get('torch_cpu_capability')} kernels"
+    return " and ".join(", ".join([f"{b.get('aten')} kernels", str(b.get("blas"))]
+                                  + [f"{k}={v}" for k, v in b.items() if k not in ("aten", "blas")])
+                        for b in blocks)
 
 
 def threads_described(described: dict) -> str:
@@ -179,7 +203,7 @@ def record(root: str | Path = ".") -> dict:
         name = str(path.relative_to(root))
         if name == paths.MANIFEST or name.startswith(paths.report("")):
             continue   # the report renders the tables and figures compared one by one, and holds this comparison
-        plain = _without_commits(path, commits)
+        plain = comparable_text(path, commits)
         entries[name] = {"sha256": _sha(path.read_bytes()), "plain": _sha(plain) if plain is not None else None,
                          "inputs": _inputs(path, name, beside, outputs)}
         found = _metrics(path)
@@ -365,9 +389,9 @@ def summary_lines(result: dict) -> list[str]:
     """What `prunebench reproduce` prints."""
     counts = result["counts"]
     lines = [f"reference: commit {(result['reference_commit'] or '?')[:12]} on {result['reference_machine']['cpu']} "
-             f"({result['reference_machine']['torch_cpu_capability']}, {threads_described(result['reference_machine'])})",
+             f"({kernels_described(result['reference_machine'])}; {threads_described(result['reference_machine'])})",
              f"this run:  commit {(result['rebuild_commit'] or '?')[:12]} on {result['machine']['cpu']} "
-             f"({result['machine']['torch_cpu_capability']}, {threads_described(result['machine'])})",
+             f"({kernels_described(result['machine'])}; {threads_described(result['machine'])})",
              "; ".join(f"{n} {status}" for status, n in counts.items() if n)]
     for item in result["first_divergences"]:
         lines.append(f"first divergence: {item['path']} ({item['stage']}: {item['status']})")

@@ -288,7 +288,9 @@ def _reproduction(root: Path, report_dir: str) -> dict | None:
     outputs = {output.name: output for output in OUTPUTS.values()}
     return {"reference_commit": result["reference_commit"], "reference_machine": result["reference_machine"],
             "machine": result["machine"], "reference_threads": reference.threads_described(result["reference_machine"]),
-            "threads": reference.threads_described(result["machine"]), "counts": {k: v for k, v in result["counts"].items() if v},
+            "threads": reference.threads_described(result["machine"]),
+            "reference_kernels": reference.kernels_described(result["reference_machine"]),
+            "kernels": reference.kernels_described(result["machine"]), "counts": {k: v for k, v in result["counts"].items() if v},
             "outputs": [{**v, "label": outputs[v["output"]].label if v["output"] in outputs else v["output"]}
                         for v in result["outputs"]],
             "reproduced": all(v["verdict"] != reference.DIFFERENT for v in result["outputs"])

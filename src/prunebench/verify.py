@@ -342,7 +342,7 @@ def result_files(root: str | Path, leave_out: Path | None = None) -> list[Path]:
             and not any(path.is_relative_to(s) for s in skipped)]
 
 
-SAME_BUT_COMMIT = "identical but the code commit"
+SAME_BUT_COMMIT = "identical but the code commit and kernels recorded"
 COMMIT_MARK = "<code commit>"
 
 
@@ -360,18 +360,22 @@ def _commits(root: Path, files: list[Path]) -> set[str]:
 _INPUT_HASHES = re.compile(r'("inputs": \{)[^{}]*(\})')
 _FILE_HASH = re.compile(r'("sha256": ")[0-9a-f]{64}(")')
 _FILE_SIZE = re.compile(r'("bytes": )[0-9]+()')
+# A provenance block's kernels (provenance.kernels): what the machine computed with, set aside whole
+# so that a result the same on two kernel sets counts as the same, and records made before results
+# named their kernels still compare. The block is flat and always followed by the inputs.
+_KERNELS = re.compile(r'\s*"kernels": \{[^{}]*\},')
 
 
-def _without_commits(path: Path, commits: list[str]) -> bytes | None:
-    """A text file's bytes with every recorded commit replaced by one mark, and the hashes that
-    follow from it set aside (None for binary files)."""
+def comparable_text(path: Path, commits: list[str]) -> bytes | None:
+    """A text file's bytes with every recorded commit replaced by one mark, the hashes that follow
+    from it and the kernels it records set aside (None for binary files)."""
     try:
         text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     for commit in commits:  # longest first: a -dirty commit before the commit it extends
         text = text.replace(commit, COMMIT_MARK)
-    text = _INPUT_HASHES.sub(r"\1" + COMMIT_MARK + r"\2", text)
+    text = _KERNELS.sub("", _INPUT_HASHES.sub(r"\1" + COMMIT_MARK + r"\2", text))
     if path.name == Path(paths.MANIFEST).name:  # a PDF's size too: its compressed text holds the commit
         text = _FILE_SIZE.sub(r"\1" + COMMIT_MARK + r"\2", _FILE_HASH.sub(r"\1" + COMMIT_MARK + r"\2", text))
     return text.encode("utf-8")
@@ -379,14 +383,15 @@ def _without_commits(path: Path, commits: list[str]) -> bytes | None:
 
 def compare_runs(first: str | Path, second: str | Path) -> dict[str, str]:
     """Every result of two runs (working directories), as the manifest lists them, compared with the
-    code commit each records set aside: {relative path: status}. A refactor changes no result, so
+    code commit and the kernels each records set aside: {relative path: status}. A refactor changes no result, so
     between the runs of two commits of the code every status is IDENTICAL or SAME_BUT_COMMIT.
 
     Bytes first; then text with every commit either run records (in provenance blocks, table
     headers, the manifest, the report's pages) replaced by one mark, and with the hashes that follow
     from it set aside: the input hashes of provenance blocks (an input that records the commit
     hashes differently, and each input is compared in its own right) and the manifest's file
-    hashes and sizes. A PDF, whose text is compressed, counts as the same where its source beside
+    hashes and sizes. The kernels a provenance block names are set aside whole: where they differ,
+    so do the bytes of any result they changed. A PDF, whose text is compressed, counts as the same where its source beside
     it does (the LaTeX of the paper, the SVG of a figure drawn with it)."""
     first, second = Path(first), Path(second)
     listed = {root: {str(p.relative_to(root)): p for p in result_files(root)} for root in (first, second)}
@@ -400,7 +405,7 @@ def compare_runs(first: str | Path, second: str | Path) -> dict[str, str]:
         elif a.read_bytes() == b.read_bytes():
             statuses[name] = IDENTICAL
         else:
-            plain_a, plain_b = _without_commits(a, commits), _without_commits(b, commits)
+            plain_a, plain_b = comparable_text(a, commits), comparable_text(b, commits)
             statuses[name] = SAME_BUT_COMMIT if plain_a is not None and plain_a == plain_b else DIFFERS
     return pdfs_as_their_sources(statuses, DIFFERS)
 
