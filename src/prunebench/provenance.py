@@ -182,8 +182,8 @@ def kernels() -> dict | None:
     not: a table or figure computes nothing with them). Two machines compute different bytes through
     these alone (docs/reproducing.md): ATen's vectorized set (AVX512, AVX2, or the scalar DEFAULT;
     ATEN_CPU_CAPABILITY forces a narrower one), the BLAS that runs the matrix products, and the
-    variables that steer that BLAS's code path where they are set; the GPU where it used one. Flat, so that a comparison can
-    set the block aside (verify.comparable_text)."""
+    variables that steer that BLAS's code path where they are set; the GPU where it used one. Flat,
+    so that a comparison can set the block aside (verify.comparable_text)."""
     torch = sys.modules.get("torch")
     if torch is None:
         return None
