@@ -161,7 +161,8 @@ def package_versions() -> dict[str, str]:
 
 # Environment variables that steer which code path the BLAS (MKL) or oneDNN takes, and with it
 # the order its sums run in; ATEN_CPU_CAPABILITY's effect is read back from PyTorch itself.
-KERNEL_VARIABLES = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+KERNEL_VARIABLES = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE",
+                    "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
 @functools.lru_cache(maxsize=1)
