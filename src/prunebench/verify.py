@@ -383,16 +383,17 @@ def comparable_text(path: Path, commits: list[str]) -> bytes | None:
 
 def compare_runs(first: str | Path, second: str | Path) -> dict[str, str]:
     """Every result of two runs (working directories), as the manifest lists them, compared with the
-    code commit and the kernels each records set aside: {relative path: status}. A refactor changes no result, so
-    between the runs of two commits of the code every status is IDENTICAL or SAME_BUT_COMMIT.
+    code commit and the kernels each records set aside: {relative path: status}. A refactor changes
+    no result, so between the runs of two commits of the code every status is IDENTICAL or
+    SAME_BUT_COMMIT.
 
     Bytes first; then text with every commit either run records (in provenance blocks, table
     headers, the manifest, the report's pages) replaced by one mark, and with the hashes that follow
     from it set aside: the input hashes of provenance blocks (an input that records the commit
     hashes differently, and each input is compared in its own right) and the manifest's file
     hashes and sizes. The kernels a provenance block names are set aside whole: where they differ,
-    so do the bytes of any result they changed. A PDF, whose text is compressed, counts as the same where its source beside
-    it does (the LaTeX of the paper, the SVG of a figure drawn with it)."""
+    so do the bytes of any result they changed. A PDF, whose text is compressed, counts as the same
+    where its source beside it does (the LaTeX of the paper, the SVG of a figure drawn with it)."""
     first, second = Path(first), Path(second)
     listed = {root: {str(p.relative_to(root)): p for p in result_files(root)} for root in (first, second)}
     commits = sorted(_commits(first, list(listed[first].values())) | _commits(second, list(listed[second].values())),
